@@ -1,0 +1,299 @@
+"""Public entry points: argument checking, conventions, backend choice, then the iteration."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rlcore import _arrays, registry
+from rlcore.boundary import Grid, make_grid, place_psf
+from rlcore.errors import NumericalError
+from rlcore.iteration import Convolution, richardson_lucy
+from rlcore.validate import as_image, as_psf, check_iterations, to_numpy
+
+__all__ = ["deconvolve", "convolve", "GUARD_RELATIVE"]
+
+logger = logging.getLogger(__name__)
+
+#: Guard of the RL division, relative to the brightest image voxel: the ratio
+#: ``image / (H x)`` is set to 0 where ``H x <= GUARD_RELATIVE * max(image)``, i.e. where the
+#: model predicts less light than float32 rounding of the brightest voxel can resolve.
+GUARD_RELATIVE = 1e-6
+
+
+def _reject_dask(array: Any, name: str) -> None:
+    if _arrays.kind(array) == "dask":
+        raise TypeError(
+            f"{name}: dask arrays need the block scheduler (rlcore[dask]), which is not in "
+            "this version; pass numpy.asarray(image) or image.compute()"
+        )
+
+
+def _initial(init: Any, image_host_or_dev: Any, xp: Any, image_shape: tuple[int, ...]) -> Any:
+    """First estimate on the image region, float32, a new array (never the image itself)."""
+    if isinstance(init, str):
+        if init == "image":
+            return xp.asarray(image_host_or_dev, copy=True)
+        if init == "flat":
+            mean = float(xp.mean(image_host_or_dev))
+            return xp.full(image_shape, mean, dtype=xp.float32)
+        raise ValueError(f"init: must be 'image', 'flat', a number or an array, got {init!r}")
+    if isinstance(init, numbers.Real) and not isinstance(init, bool):
+        if not np.isfinite(init) or init < 0:
+            raise ValueError(f"init: a constant first estimate must be finite and >= 0, got {init}")
+        return xp.full(image_shape, float(init), dtype=xp.float32)
+    estimate, _ = as_image(init, "init")
+    if tuple(estimate.shape) != tuple(image_shape):
+        raise ValueError(
+            f"init: shape {tuple(estimate.shape)} differs from the image {tuple(image_shape)}; "
+            "pass a first estimate of the image's shape"
+        )
+    return xp.asarray(estimate, copy=True)
+
+
+def _on_grid(backend: Any, grid: Grid, array: Any) -> Any:
+    """The array embedded on the grid and moved to the backend's device."""
+    if not grid.padded:
+        return backend.to_device(array)
+    host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
+    return backend.to_device(grid.embed(host))
+
+
+def _select_backend(backend: str, device: Any, image: Any) -> Any:
+    kind = _arrays.kind(image)
+    like = image if kind != "numpy" else None
+    return registry.get_backend(backend, device=device, like=like)
+
+
+def _finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
+    result = estimate[grid.region] if grid.padded else estimate
+    if not backend.all_finite(result):
+        raise NumericalError(
+            "the estimate contains NaN or infinite values; the image or PSF is numerically "
+            "extreme (check its range and background)"
+        )
+    if _arrays.kind(image) == "numpy":
+        host = backend.to_host(result)
+        return np.ascontiguousarray(host, dtype=np.float32)
+    if backend.name == "array_api":
+        return result
+    return xp.asarray(backend.to_host(result))
+
+
+def _run(
+    image: Any,
+    psf: Any,
+    iterations: int,
+    *,
+    backend: str,
+    device: Any,
+    boundary: str,
+    init: Any,
+    callback: Callable[[int, int], object] | None,
+    progress: bool,
+    guard: float | None,
+    clip_negative: bool = True,
+) -> Any:
+    _reject_dask(image, "image")
+    iterations = check_iterations(iterations)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: must be callable(iteration, total), got {callback!r}")
+    y, xp = as_image(image, clip_negative=clip_negative)
+    shape = tuple(y.shape)
+    h = as_psf(psf, shape)
+    grid = make_grid(shape, h.shape, boundary)
+    be = _select_backend(backend, device, image)
+    estimate0 = _initial(init, y, xp, shape)
+
+    if guard is None:
+        guard = GUARD_RELATIVE * float(xp.max(y))
+    nbytes = int(np.prod(grid.shape)) * be.buffers_per_voxel
+    logger.info(
+        "deconvolve: backend=%s device=%s image=%s psf=%s grid=%s boundary=%s "
+        "iterations=%d guard=%.3g memory~%.1f MB",
+        be.name, be.device, shape, h.shape, grid.shape, boundary, iterations, guard,
+        nbytes / 1e6,
+    )
+    operator = Convolution(be, place_psf(h, grid.shape))
+    data = _on_grid(be, grid, y)
+    estimate = _on_grid(be, grid, estimate0)
+    del estimate0
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=iterations, desc="Richardson-Lucy", unit="it")
+
+    def step(k: int, total: int) -> None:
+        if bar is not None:
+            bar.update(1)
+        if callback is not None:
+            callback(k, total)
+
+    try:
+        estimate = richardson_lucy(operator, data, estimate, iterations, guard, step)
+    finally:
+        if bar is not None:
+            bar.close()
+    return _finish(be, grid, estimate, image, xp)
+
+
+def deconvolve(
+    image: Any,
+    psf: Any,
+    iterations: int = 10,
+    *,
+    backend: str = "auto",
+    boundary: str = "periodic",
+    init: Any = "image",
+    callback: Callable[[int, int], object] | None = None,
+    progress: bool = False,
+    device: Any = None,
+) -> Any:
+    """Richardson-Lucy deconvolution of a 2-D or 3-D image.
+
+    Runs ``iterations`` updates of ``x <- x * H^T(image / H x)`` (Richardson 1972; Lucy
+    1974), with ``H`` the convolution by the PSF computed with real FFTs (OTF computed
+    once) and ``H^T`` its exact adjoint (the correlation, conjugate OTF).
+
+    Parameters
+    ----------
+    image : array, shape ``(Z, Y, X)`` or ``(Y, X)`` (any number of axes >= 1)
+        The measured image, real dtype (integer or float). NumPy arrays, array-likes and
+        arrays of any array-API library (array-api-strict, PyTorch, JAX) are accepted.
+        Negative values are clipped to 0 with a warning. The image is never modified.
+    psf : array, same number of axes as ``image``
+        Point spread function, any real dtype, non-negative (negative values are clipped
+        with a warning). Conventions: normalised to sum 1 internally; its centre voxel is
+        index ``n // 2`` on each axis (for odd sizes the centring of
+        ``scipy.signal.fftconvolve(mode="same")``); a PSF smaller than the image is
+        zero-padded, a larger one centre-cropped to the image with a warning. Odd and even
+        sizes are both exact.
+    iterations : int, default 10
+        Number of RL updates (0 returns the first estimate).
+    backend : str, default ``"auto"``
+        ``"auto"`` picks the fastest backend that works here for this kind of array (see
+        :func:`rlcore.available_backends`); or a name such as ``"numpy"``, ``"array_api"``.
+    boundary : {"periodic", "zero", "reflect"}, default ``"periodic"``
+        How the image continues beyond its edges (:mod:`rlcore.boundary`): circular
+        wrap-around on the image grid; zero outside (linear convolution, on a grid padded
+        by the PSF size); or mirrored (same padded grid).
+    init : {"image", "flat"}, float or array, default ``"image"``
+        First estimate: the image itself, its mean everywhere, a constant, or an array of
+        the image's shape.
+    callback : callable, optional
+        ``callback(iteration, total)`` after every update, iteration counting from 1.
+        Raising an exception in it stops the run (the exception propagates).
+    progress : bool, default False
+        Show a tqdm progress bar.
+    device : object, optional
+        Backend-specific device choice (for ``"numpy"``: the number of threads).
+
+    Returns
+    -------
+    array, float32, shape ``image.shape``
+        The estimate. NumPy (or array-like) in gives NumPy out; an array-API array gives
+        an array of the same library. Never contains NaN or infinity.
+
+    Raises
+    ------
+    TypeError
+        ``image``/``psf`` of complex, boolean, object or string dtype; ``iterations`` not
+        an int; ``callback`` not callable; a dask array.
+    ValueError
+        Empty arrays, NaN/inf values, PSF with a different number of axes or a sum <= 0,
+        negative ``iterations``, unknown ``boundary``, ``init`` or ``backend``.
+    rlcore.errors.BackendUnavailableError
+        The named backend cannot run here.
+    rlcore.errors.NumericalError
+        The result would not be finite (extreme data).
+
+    Notes
+    -----
+    The division is guarded: the ratio ``image / (H x)`` is 0 wherever
+    ``H x <= 1e-6 * max(image)`` (:data:`GUARD_RELATIVE`), so every value stays finite and
+    the result scales exactly with the image. With ``boundary="periodic"`` the total flux
+    of the estimate equals the image's after every update.
+
+    References
+    ----------
+    W. H. Richardson, "Bayesian-based iterative method of image restoration", JOSA 62
+    (1972) 55-59. L. B. Lucy, "An iterative technique for the rectification of observed
+    distributions", AJ 79 (1974) 745. M. Bertero, P. Boccacci, "A simple method for the
+    reduction of boundary effects in the Richardson-Lucy approach to image
+    deconvolution", A&A 437 (2005) 369-374, eq. (4).
+
+    Examples
+    --------
+    >>> import numpy as np, rlcore
+    >>> image = np.zeros((16, 32, 32), np.float32); image[8, 16, 16] = 100.0
+    >>> psf = np.ones((3, 3, 3))
+    >>> blurred = rlcore.convolve(image, psf)
+    >>> result = rlcore.deconvolve(blurred, psf, iterations=20)
+    >>> result.shape, result.dtype
+    ((16, 32, 32), dtype('float32'))
+    >>> bool(result[8, 16, 16] > blurred[8, 16, 16])
+    True
+    """
+    return _run(
+        image, psf, iterations, backend=backend, device=device, boundary=boundary,
+        init=init, callback=callback, progress=progress, guard=None,
+    )
+
+
+def convolve(
+    image: Any,
+    psf: Any,
+    *,
+    adjoint: bool = False,
+    boundary: str = "periodic",
+    backend: str = "auto",
+    device: Any = None,
+) -> Any:
+    """Apply the forward model ``H`` (or its adjoint ``H^T``) that :func:`deconvolve` uses.
+
+    Useful to simulate a blurred image, and to check the adjoint:
+    ``<H x, y> == <x, H^T y>`` for every ``x``, ``y``.
+
+    Parameters
+    ----------
+    image : array, shape ``(Z, Y, X)`` or ``(Y, X)``
+        Real values (signed values allowed here).
+    psf : array
+        As in :func:`deconvolve` (normalised to sum 1, centre voxel ``n // 2``).
+    adjoint : bool, default False
+        Apply ``H^T`` (correlation, conjugate OTF) instead of ``H``.
+    boundary : {"periodic", "zero"}, default ``"periodic"``
+        ``"periodic"``: circular on the image grid. ``"zero"``: linear convolution with
+        zeros outside the image (for odd PSF sizes equal to
+        ``scipy.signal.fftconvolve(image, psf, mode="same")``).
+    backend, device
+        As in :func:`deconvolve`.
+
+    Returns
+    -------
+    array, float32, shape ``image.shape``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`deconvolve`, and ``boundary="reflect"`` (not a linear operator with an
+        adjoint on the image).
+    """
+    if boundary not in ("periodic", "zero"):
+        raise ValueError(f"boundary: convolve supports 'periodic' and 'zero', got {boundary!r}")
+    _reject_dask(image, "image")
+    x, xp = as_image(image, clip_negative=False)
+    shape = tuple(x.shape)
+    h = as_psf(psf, shape)
+    grid = make_grid(shape, h.shape, boundary)
+    be = _select_backend(backend, device, image)
+    operator = Convolution(be, place_psf(h, grid.shape))
+    data = _on_grid(be, grid, x)
+    out = operator.adjoint(data) if adjoint else operator.forward(data)
+    return _finish(be, grid, out, image, xp)

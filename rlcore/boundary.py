@@ -1,0 +1,119 @@
+"""Grids per boundary mode, and the PSF placed on a grid.
+
+RL runs with circular (FFT) convolutions on a *grid*. The boundary mode decides the grid
+and what the image and first estimate hold outside the image region:
+
+``"periodic"``
+    grid = image shape; the object wraps around (as RedLionfish, and as cudaDecon without
+    padding). Cheapest; ringing where opposite edges differ.
+``"zero"``
+    grid >= image + PSF - 1 on each axis (rounded up to a fast FFT length); image, estimate
+    and so the object are zero outside the image region. This is linear convolution with
+    zero padding: ``H x`` equals ``scipy.signal.fftconvolve(x, psf, mode="same")`` on the
+    image for odd PSF sizes, and scikit-image's ``richardson_lucy`` model.
+``"reflect"``
+    the same larger grid, filled by mirroring the image about its edges (half-sample
+    symmetric, as ``numpy.pad(mode="symmetric")``); both the data and the first estimate
+    are extended, and the result is the image region.
+
+PSF placement convention: the PSF's centre voxel is index ``n // 2`` on each axis of the
+PSF array; it is moved to grid index 0 (wrapping), so a PSF that is a single 1 at
+``n // 2`` is the identity operator for every size, odd or even. For odd sizes this is the
+centring of ``scipy.signal.fftconvolve(mode="same")``; for even sizes SciPy's "same" mode
+centres at ``(n - 1) // 2`` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+__all__ = ["BOUNDARIES", "Grid", "make_grid", "place_psf"]
+
+BOUNDARIES = ("periodic", "zero", "reflect")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where the image sits on the FFT grid.
+
+    Attributes
+    ----------
+    mode : str
+        Boundary mode (one of :data:`BOUNDARIES`).
+    image_shape, shape : tuple of int
+        Image shape and grid shape, in voxels, ``(Z, Y, X)`` order.
+    offset : tuple of int
+        Grid index of the image's first voxel.
+    """
+
+    mode: str
+    image_shape: tuple[int, ...]
+    shape: tuple[int, ...]
+    offset: tuple[int, ...]
+
+    @property
+    def region(self) -> tuple[slice, ...]:
+        """Index of the image region on the grid (works for any array kind)."""
+        return tuple(slice(o, o + n) for o, n in zip(self.offset, self.image_shape))
+
+    @property
+    def padded(self) -> bool:
+        return self.shape != self.image_shape
+
+    def embed(self, image: np.ndarray) -> np.ndarray:
+        """The image on the grid: itself, zero-padded, or mirror-extended (host, float32)."""
+        if not self.padded:
+            return image
+        widths = [
+            (o, g - n - o) for o, n, g in zip(self.offset, self.image_shape, self.shape)
+        ]
+        if self.mode == "zero":
+            return np.pad(image, widths, mode="constant")
+        return np.pad(image, widths, mode="symmetric")
+
+
+def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: str) -> Grid:
+    """Grid for ``mode`` (see module docstring); ``psf_shape`` already fits the image.
+
+    Raises
+    ------
+    ValueError
+        ``mode`` is not one of :data:`BOUNDARIES`.
+    """
+    if mode not in BOUNDARIES:
+        raise ValueError(f"boundary: must be one of {BOUNDARIES}, got {mode!r}")
+    if mode == "periodic":
+        return Grid(mode, tuple(image_shape), tuple(image_shape), (0,) * len(image_shape))
+    shape = tuple(
+        scipy.fft.next_fast_len(n + p - 1, real=True) for n, p in zip(image_shape, psf_shape)
+    )
+    if mode == "zero":
+        offset = (0,) * len(shape)
+    else:  # reflect: the image in the middle, mirrors on both sides
+        offset = tuple((g - n) // 2 for g, n in zip(shape, image_shape))
+    return Grid(mode, tuple(image_shape), shape, offset)
+
+
+def place_psf(psf: np.ndarray, grid_shape: tuple[int, ...]) -> np.ndarray:
+    """Zero-pad ``psf`` to ``grid_shape`` with its centre voxel (``n // 2``) at index 0.
+
+    Parameters
+    ----------
+    psf : ndarray, shape no larger than ``grid_shape`` on any axis
+        The PSF (any real dtype).
+    grid_shape : tuple of int
+        Grid shape in voxels.
+
+    Returns
+    -------
+    ndarray, float32, shape ``grid_shape``
+        The PSF wrapped around the grid origin, ready for ``rfftn`` (its OTF).
+    """
+    placed = np.zeros(grid_shape, dtype=np.float32)
+    # each PSF index i goes to grid index (i - n // 2) mod g
+    index = np.ix_(*[(np.arange(n) - n // 2) % g for n, g in zip(psf.shape, grid_shape)])
+    placed[index] = psf
+    return placed

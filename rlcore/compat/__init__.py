@@ -1,0 +1,1 @@
+"""Entry points compatible with other deconvolution libraries (switch by one import)."""

@@ -1,0 +1,140 @@
+"""The backend protocol: the few array operations one Richardson-Lucy iteration needs.
+
+A backend is any object with these methods. The RL iteration (:mod:`rlcore.iteration`) is
+written once against them; a backend knows nothing about RL.
+
+Conventions for every method:
+
+* real arrays are float32 of the *grid shape* ``(Z, Y, X)`` (or ``(Y, X)``) planned with
+  :meth:`Backend.plan`; spectra are complex64 half spectra of shape
+  ``grid[:-1] + (grid[-1] // 2 + 1,)`` (the layout of ``numpy.fft.rfftn``);
+* ``out=`` is a hint: a backend that can write in place returns ``out`` itself, one that
+  cannot (the generic array-API backend) returns a new array. Callers always use the
+  returned array;
+* a method may overwrite an argument only where its docstring says so.
+
+Why there is no ``flip``: the adjoint ``H^T`` of the convolution is applied as the conjugate
+OTF (``multiply_spectrum(..., conjugate=True)``), which is the exact correlation on the
+grid; flipping the PSF in space would give the same operator only up to the centring of
+even sizes, and costs a second OTF. So a spatial flip is not part of the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Array", "Backend", "BackendBase", "MemoryInfo", "spectrum_shape"]
+
+#: An array of the backend's own kind (numpy, CuPy, pyopencl, any array-API array).
+Array = Any
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    """Memory of the device a backend computes on.
+
+    Attributes
+    ----------
+    free : int
+        Bytes that can be allocated now.
+    total : int
+        Bytes of the device in all.
+    """
+
+    free: int
+    total: int
+
+
+def spectrum_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of the half spectrum of a real array of ``shape`` (last axis ``n // 2 + 1``)."""
+    return tuple(shape[:-1]) + (shape[-1] // 2 + 1,)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a backend provides. See the module docstring for shape and dtype conventions.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"numpy"``, ``"array_api"``, ``"cupy"``, ...).
+    device : str
+        Human-readable description of the device computing (for logs and ``rlcore info``).
+    buffers_per_voxel : float
+        Memory model: bytes of device memory one RL run needs per grid voxel, besides
+        transient FFT workspace (used to size blocks).
+    """
+
+    name: str
+    device: str
+    buffers_per_voxel: float
+
+    def plan(self, shape: tuple[int, ...]) -> None:
+        """Prepare (and cache) the real-to-complex transforms for real arrays of ``shape``."""
+
+    def to_device(self, host: np.ndarray) -> Array:
+        """Copy a host float32 array to the device (may return the same array on the host)."""
+
+    def to_host(self, array: Array) -> np.ndarray:
+        """Return a host ``numpy.ndarray`` with the values of ``array``."""
+
+    def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> Array:
+        """Allocate an uninitialised float32 (or complex64 when ``complex``) array."""
+
+    def rfftn(self, x: Array, out: Array | None = None) -> Array:
+        """Forward real FFT over all axes, unnormalised; ``x`` is left unchanged."""
+
+    def irfftn(self, spectrum: Array, shape: tuple[int, ...], out: Array | None = None) -> Array:
+        """Inverse real FFT over all axes, normalised by ``1 / prod(shape)``.
+
+        ``spectrum`` may be overwritten (it is a work buffer).
+        """
+
+    def multiply_spectrum(self, spectrum: Array, otf: Array, *, conjugate: bool = False) -> Array:
+        """``spectrum * otf`` (or ``spectrum * conj(otf)``), in place in ``spectrum``."""
+
+    def apply_otf(
+        self,
+        x: Array,
+        otf: Array,
+        *,
+        conjugate: bool = False,
+        work: Array | None = None,
+        out: Array | None = None,
+    ) -> Array:
+        """``irfftn(rfftn(x) * otf)`` (``conj(otf)`` when ``conjugate``): a circular
+        convolution (correlation) on the grid. ``work`` is a spectrum-shaped buffer the
+        backend may use; ``x`` is left unchanged. :class:`BackendBase` composes it from
+        the three methods above; a backend overrides it to fuse them.
+        """
+
+    def divide_guarded(
+        self, numerator: Array, denominator: Array, eps: float, out: Array | None = None
+    ) -> Array:
+        """``numerator / denominator`` where ``denominator > eps``, and 0 elsewhere.
+
+        ``out`` may be ``denominator`` itself. The guard makes the result finite for every
+        finite input.
+        """
+
+    def multiply(self, x: Array, y: Array) -> Array:
+        """``x * y``, in place in ``x``."""
+
+    def all_finite(self, x: Array) -> bool:
+        """True when no element of ``x`` is NaN or infinite."""
+
+    def memory(self) -> MemoryInfo:
+        """Free and total memory of the device, in bytes."""
+
+
+class BackendBase:
+    """Optional base class: composed defaults for the protocol's compound operations."""
+
+    def apply_otf(self, x, otf, *, conjugate=False, work=None, out=None):
+        shape = tuple(x.shape)
+        spectrum = self.rfftn(x, out=work)
+        spectrum = self.multiply_spectrum(spectrum, otf, conjugate=conjugate)
+        return self.irfftn(spectrum, shape, out=out)

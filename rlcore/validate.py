@@ -1,0 +1,151 @@
+"""Argument checking shared by the public functions.
+
+Every check raises with a message that names the argument, the value seen and the fix.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = ["as_image", "as_psf", "check_iterations", "to_numpy"]
+
+
+def to_numpy(array: Any, name: str) -> np.ndarray:
+    """Host copy (or view) of any supported array, for small arrays such as the PSF."""
+    if isinstance(array, np.ndarray):
+        return array
+    if hasattr(array, "get") and type(array).__module__.startswith("cupy"):
+        return array.get()
+    try:
+        return np.from_dlpack(array)
+    except (TypeError, AttributeError, RuntimeError, BufferError):
+        pass
+    try:
+        return np.asarray(array)
+    except Exception as exc:
+        raise TypeError(f"{name}: cannot read {type(array).__name__} as an array ({exc})") from exc
+
+
+def _check_dtype(xp: Any, array: Any, name: str) -> None:
+    dtype = array.dtype
+    if isinstance(array, np.ndarray) and dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name}: dtype {dtype} is not supported; pass real numbers "
+            f"(integer or float), e.g. {name}.astype(numpy.float32)"
+        )
+    if not isinstance(array, np.ndarray) and not xp.isdtype(dtype, ("integral", "real floating")):
+        raise TypeError(f"{name}: dtype {dtype} is not supported; pass integer or real float data")
+
+
+def _check_shape(array: Any, name: str) -> None:
+    if array.ndim < 1:
+        raise ValueError(f"{name}: must have at least 1 dimension, got a 0-d array")
+    if any(n == 0 for n in array.shape):
+        raise ValueError(f"{name}: is empty (shape {tuple(array.shape)}); pass a non-empty array")
+
+
+def as_image(image: Any, name: str = "image", *, clip_negative: bool = True) -> tuple[Any, Any]:
+    """Checked float32 image in its own namespace, and that namespace.
+
+    Never modifies ``image``; returns it unchanged (no copy) when it is already float32,
+    finite and non-negative.
+
+    Raises
+    ------
+    TypeError
+        Complex, boolean, object or string dtypes.
+    ValueError
+        Empty, 0-d, or containing NaN / infinity.
+    """
+    if not hasattr(image, "__array_namespace__") and not isinstance(image, np.ndarray):
+        if isinstance(image, (str, bytes)):
+            raise TypeError(f"{name}: got {type(image).__name__}; pass an array of numbers")
+        image = np.asarray(image)
+    xp = array_api_compat.array_namespace(image)
+    _check_dtype(xp, image, name)
+    _check_shape(image, name)
+    y = xp.astype(image, xp.float32, copy=False)
+    is_float = xp.isdtype(image.dtype, "real floating")
+    if is_float and not bool(xp.all(xp.isfinite(y))):
+        bad = int(xp.sum(xp.astype(~xp.isfinite(y), xp.int64)))
+        raise ValueError(
+            f"{name}: contains {bad} NaN or infinite values (after conversion to float32); "
+            "replace them, e.g. numpy.nan_to_num"
+        )
+    if clip_negative and not xp.isdtype(image.dtype, "unsigned integer") and bool(xp.any(y < 0)):
+        warnings.warn(
+            f"{name}: {int(xp.sum(xp.astype(y < 0, xp.int64)))} negative values clipped to 0 "
+            "(Richardson-Lucy assumes non-negative data; subtract less background)",
+            UserWarning,
+            stacklevel=3,
+        )
+        y = xp.where(y < 0, xp.zeros_like(y), y)
+    return y, xp
+
+
+def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndarray:
+    """Checked PSF on the host: float64, non-negative, centre-cropped to the image, sum 1.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype.
+    ValueError
+        Empty, NaN/inf, ndim different from the image's, or sum <= 0.
+    """
+    if isinstance(psf, (str, bytes)):
+        raise TypeError(f"{name}: got {type(psf).__name__}; pass an array of numbers")
+    host = to_numpy(psf, name)
+    xp = array_api_compat.array_namespace(host)
+    _check_dtype(xp, host, name)
+    _check_shape(host, name)
+    if host.ndim != len(image_shape):
+        raise ValueError(
+            f"{name}: has {host.ndim} dimensions but the image has {len(image_shape)}; "
+            "pass a PSF with one axis per image axis (Z, Y, X)"
+        )
+    h = host.astype(np.float64)
+    if not np.isfinite(h).all():
+        raise ValueError(f"{name}: contains NaN or infinite values; pass a finite PSF")
+    total = float(h.sum())
+    if total <= 0:
+        raise ValueError(
+            f"{name}: sum must be positive, got {total:g}; pass a non-negative PSF "
+            "(subtract less background)"
+        )
+    if (h < 0).any():
+        warnings.warn(
+            f"{name}: {int((h < 0).sum())} negative values clipped to 0 "
+            "(a PSF is an intensity; subtract less background)",
+            UserWarning,
+            stacklevel=3,
+        )
+        h = np.maximum(h, 0)
+    if any(p > n for p, n in zip(h.shape, image_shape)):
+        keep = tuple(min(p, n) for p, n in zip(h.shape, image_shape))
+        warnings.warn(
+            f"{name}: shape {h.shape} is larger than the image {tuple(image_shape)}; "
+            f"centre-cropped to {keep} (the centre voxel n // 2 is kept)",
+            UserWarning,
+            stacklevel=3,
+        )
+        h = h[tuple(slice(p // 2 - k // 2, p // 2 - k // 2 + k) for p, k in zip(h.shape, keep))]
+    total = float(h.sum())
+    if total <= 0:
+        raise ValueError(f"{name}: sum is {total:g} after cropping to the image; pass a PSF whose "
+                         "energy lies near its centre voxel n // 2")
+    return h / total
+
+
+def check_iterations(iterations: Any, name: str = "iterations") -> int:
+    """A non-negative int (bools refused)."""
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
+        raise TypeError(f"{name}: must be an int, got {type(iterations).__name__} {iterations!r}")
+    if iterations < 0:
+        raise ValueError(f"{name}: must be >= 0, got {iterations}")
+    return int(iterations)
