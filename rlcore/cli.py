@@ -1,0 +1,140 @@
+"""The ``rlcore`` command: a thin layer over the public API.
+
+``rlcore deconvolve IMAGE PSF -o OUT``, ``rlcore info``, ``rlcore sample -o DIR``.
+Errors in the input exit with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import shutil
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+_EXPECTED = (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError, MemoryError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from rlcore.boundary import BOUNDARIES
+
+    p = argparse.ArgumentParser(prog="rlcore", description="Richardson-Lucy deconvolution.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("deconvolve", help="deconvolve a TIFF / OME-TIFF stack")
+    d.add_argument("image", type=Path, help="image file, (Z, Y, X) or (Y, X)")
+    d.add_argument("psf", type=Path, help="PSF file, same number of axes")
+    d.add_argument("-o", "--output", type=Path, required=True,
+                   help="output file (.tif, or .ome.tif for OME-TIFF)")
+    d.add_argument("-n", "--iterations", type=int, default=10, help="RL iterations (10)")
+    d.add_argument("--backend", default="auto", help="backend name or 'auto' (see rlcore info)")
+    d.add_argument("--device", default=None, help="backend device (numpy: thread count)")
+    d.add_argument("--boundary", default="periodic", choices=BOUNDARIES)
+    d.add_argument("--background", type=float, default=0.0,
+                   help="constant subtracted from the image first (camera offset), 0")
+    d.add_argument("--psf-background", type=float, default=0.0,
+                   help="constant subtracted from the PSF first (camera offset), 0")
+    d.add_argument("--uint16", action="store_true",
+                   help="write uint16 scaled so the maximum is 65535 (default: float32)")
+    d.add_argument("--progress", action="store_true", help="show a progress bar")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    sub.add_parser("info", help="versions, backends and devices")
+
+    s = sub.add_parser("sample", help="write the shipped real sample (LLS image + PSF)")
+    s.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
+    return p
+
+
+def _device(value: str | None):
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _deconvolve(args: argparse.Namespace) -> int:
+    import rlcore
+    from rlcore.io import read_image, write_image
+
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    image, voxel = read_image(args.image)
+    psf, psf_voxel = read_image(args.psf)
+    if voxel.known and psf_voxel.known and voxel != psf_voxel:
+        warnings.warn(
+            f"psf: voxel size {psf_voxel} differs from the image's {voxel}; "
+            "resample the PSF to the image's voxel size for a correct result",
+            UserWarning,
+            stacklevel=1,
+        )
+    if args.background:
+        image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
+    if args.psf_background:
+        psf = np.clip(psf.astype(np.float32) - np.float32(args.psf_background), 0, None)
+    result = rlcore.deconvolve(
+        image, psf, args.iterations, backend=args.backend, boundary=args.boundary,
+        progress=args.progress, device=_device(args.device),
+    )
+    if args.uint16:
+        peak = float(result.max())
+        scale = 65535.0 / peak if peak > 0 else 0.0
+        result = np.round(result * scale).astype(np.uint16)
+    write_image(args.output, result, voxel, overwrite=args.overwrite)
+    print(f"wrote {args.output} {result.shape} {result.dtype}")
+    return 0
+
+
+def _info() -> int:
+    import rlcore
+
+    print(f"rlcore {rlcore.__version__}  python {platform.python_version()}  "
+          f"numpy {np.__version__}  {platform.platform()}")
+    for b in rlcore.available_backends():
+        state = ", ".join(b.devices) if b.available else f"unavailable: {b.reason}"
+        print(f"  {b.name:10s} {state}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from rlcore import data
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    for name in ("lls_image.tif", "lls_psf.tif"):
+        shutil.copyfile(data.path(name), args.output / name)
+        print(args.output / name)
+    print(f"image background (camera offset): {data.BACKGROUND:g}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="rlcore: %(message)s"
+    )
+    warnings.showwarning = lambda message, *a, **k: print(
+        f"rlcore: warning: {message}", file=sys.stderr
+    )
+    from rlcore.errors import RLCoreError
+
+    try:
+        if args.command == "deconvolve":
+            return _deconvolve(args)
+        if args.command == "info":
+            return _info()
+        return _sample(args)
+    except (*_EXPECTED, RLCoreError) as exc:
+        print(f"rlcore: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
