@@ -68,10 +68,10 @@ class ArrayAPIBackend(BackendBase):
         return self.xp.empty(shape, dtype=dtype)
 
     def rfftn(self, x: Any, out: Any = None) -> Any:
-        return self.xp.fft.rfftn(x)
+        return self.xp.fft.rfftn(x, axes=tuple(range(x.ndim)))
 
     def irfftn(self, spectrum: Any, shape: tuple[int, ...], out: Any = None) -> Any:
-        return self.xp.fft.irfftn(spectrum, s=tuple(shape))
+        return self.xp.fft.irfftn(spectrum, s=tuple(shape), axes=tuple(range(len(shape))))
 
     def multiply_spectrum(self, spectrum: Any, otf: Any, *, conjugate: bool = False) -> Any:
         return spectrum * (self.xp.conj(otf) if conjugate else otf)

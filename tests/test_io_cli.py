@@ -1,0 +1,131 @@
+"""TIFF / OME-TIFF I/O with voxel sizes, and the rlcore command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+import rlcore
+from rlcore.cli import main
+from rlcore.io import VoxelSize, read_image, write_image
+
+
+@pytest.mark.parametrize("name", ["a.tif", "a.ome.tif"])
+def test_voxel_size_round_trip(tmp_path, rng, name):
+    image = rng.random((5, 6, 7)).astype(np.float32)
+    write_image(tmp_path / name, image, VoxelSize(0.3, 0.1019, 0.1019))
+    back, voxel = read_image(tmp_path / name)
+    np.testing.assert_array_equal(back, image)
+    assert voxel.z == pytest.approx(0.3) and voxel.x == pytest.approx(0.1019, rel=1e-6)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_image(tmp_path / name, image)
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_image(tmp_path / "missing.tif")
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    with pytest.raises(ValueError, match="not a readable TIFF"):
+        read_image(tmp_path / "bad.tif")
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(Exception):
+        write_image(tmp_path / "x.tif", np.empty((2, 2), dtype=object))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _lls(shared_data):
+    """The LLS stack with its measured PSF, prepared as the data README says: camera
+    offset (median) subtracted, z resampled from 0.1 um to the image's plane spacing
+    0.3 * sin(31.5 deg) = 0.157 um, and cropped with its peak (7 voxels off-centre in y
+    in the file) at the centre voxel n // 2."""
+    import scipy.ndimage as ndi
+
+    folder = shared_data / "lls_pycudadecon"
+    psf = tifffile.imread(folder / "psf.tif").astype(np.float32)
+    psf = np.clip(psf - np.median(psf), 0, None)
+    psf = ndi.zoom(psf, (0.1 / 0.1567, 1, 1), order=1)
+    peak = np.unravel_index(np.argmax(ndi.gaussian_filter(psf, 1)), psf.shape)
+    half = (min(peak[0], psf.shape[0] - peak[0]), 32, 32)
+    psf = psf[tuple(slice(c - h, c + h) for c, h in zip(peak, half))]
+    assert np.unravel_index(np.argmax(ndi.gaussian_filter(psf, 1)), psf.shape) == half
+    return folder / "im_deskewed.tif", psf
+
+
+@pytest.mark.slow
+def test_cli_round_trip_on_lattice_light_sheet(tmp_path, shared_data):
+    image_path, psf = _lls(shared_data)
+    psf_path = tmp_path / "psf.tif"
+    tifffile.imwrite(psf_path, psf)
+    out = tmp_path / "decon.ome.tif"
+    src = tmp_path / "image.tif"  # the image with a voxel size the output must keep
+    raw = tifffile.imread(image_path)
+    write_image(src, raw, VoxelSize(0.1567, 0.1019, 0.1019))
+    assert main(["deconvolve", str(src), str(psf_path), "-o", str(out), "-n", "10",
+                 "--background", "98"]) == 0
+    result, voxel = read_image(out)
+    assert voxel == read_image(src)[1]
+    expected = rlcore.deconvolve(np.clip(raw.astype(np.float32) - 98, 0, None), psf, 10)
+    np.testing.assert_array_equal(result, expected)
+    assert result.dtype == np.float32 and result.shape == raw.shape
+    # the result is sharper than the data and closer to cudaDecon's (pycudadecon's
+    # reference, cropped to (84, 320, 480)) than the raw data is
+    reference = tifffile.imread(image_path.parent / "im_decon.tif")
+    crop = tuple(slice(0, n) for n in reference.shape)
+    data = raw[crop].astype(np.float64) - 98
+    ours = result[crop].astype(np.float64)
+
+    def corr(a, b):
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    assert corr(ours, reference) > corr(data, reference) + 0.01
+    # uint16 output, refusal to overwrite, and --overwrite
+    assert main(["deconvolve", str(src), str(psf_path), "-o", str(out), "-n", "1"]) == 2
+    assert main(["deconvolve", str(src), str(psf_path), "-o", str(out), "-n", "1", "--uint16",
+                 "--background", "98", "--overwrite"]) == 0
+    as16, _ = read_image(out)
+    assert as16.dtype == np.uint16 and as16.max() == 65535
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    img = tmp_path / "img.tif"
+    tifffile.imwrite(img, np.ones((4, 5, 6), np.float32))
+    psf2d = tmp_path / "psf.tif"
+    tifffile.imwrite(psf2d, np.ones((3, 3), np.float32))
+    assert main(["deconvolve", str(img), str(psf2d), "-o", str(tmp_path / "o.tif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rlcore: error: psf: has 2 dimensions")
+    assert not (tmp_path / "o.tif").exists()
+    assert main(["deconvolve", str(tmp_path / "nope.tif"), str(psf2d), "-o", "x.tif"]) == 2
+
+
+def test_cli_sample_and_info_and_module_entry(tmp_path):
+    assert main(["sample", "-o", str(tmp_path)]) == 0
+    out = tmp_path / "out.tif"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlcore", "deconvolve", str(tmp_path / "lls_image.tif"),
+         str(tmp_path / "lls_psf.tif"), "-o", str(out), "--background", "98", "-n", "5"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "wrote" in proc.stdout
+    result, voxel = read_image(out)
+    assert result.shape == (64, 128, 128) and voxel.x == pytest.approx(0.1019)
+    info = subprocess.run([sys.executable, "-m", "rlcore", "info"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "numpy" in info and "rlcore" in info
+
+
+def test_sample_loader():
+    from rlcore import data
+
+    image, psf, voxel = data.lls_sample()
+    assert image.shape == (64, 128, 128) and psf.shape == (32, 64, 64)
+    assert np.unravel_index(psf.argmax(), psf.shape) == (16, 32, 32)
+    assert psf.sum() == pytest.approx(1, rel=1e-5)
+    with pytest.raises(FileNotFoundError, match="name: no sample file"):
+        data.path("nope.tif")
