@@ -43,7 +43,8 @@ class Convolution:
         self.shape = tuple(placed_psf.shape)
         backend.plan(self.shape)
         psf_device = backend.to_device(placed_psf)
-        self.otf = backend.rfftn(psf_device, out=backend.empty(spectrum_shape(self.shape), complex=True))
+        otf = backend.empty(spectrum_shape(self.shape), complex=True)
+        self.otf = backend.rfftn(psf_device, out=otf)
         del psf_device
         self._spectrum = backend.empty(spectrum_shape(self.shape), complex=True)
 

@@ -4,9 +4,10 @@ float64 references, and the shared real data."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def _case(name: str) -> BackendCase:
         pytest.skip(f"backend {name!r} not available here: {info.reason}")
     if name == "array_api":
         strict = pytest.importorskip(
-            "array_api_strict", reason="array-api-strict is not installed (pip install rlcore[test])"
+            "array_api_strict", reason="array-api-strict not installed (pip install rlcore[test])"
         )
 
         def to_numpy(a: Any) -> np.ndarray:

@@ -31,7 +31,9 @@ def path(name: str) -> Path:
     """
     p = Path(__file__).with_name(name)
     if not p.is_file() or p.suffix != ".tif":
-        raise FileNotFoundError(f"name: no sample file {name!r}; use 'lls_image.tif' or 'lls_psf.tif'")
+        raise FileNotFoundError(
+            f"name: no sample file {name!r}; use 'lls_image.tif' or 'lls_psf.tif'"
+        )
     return p
 
 
