@@ -13,7 +13,7 @@ from rlcore import _arrays, registry
 from rlcore.boundary import Grid, make_grid, place_psf
 from rlcore.errors import NumericalError
 from rlcore.iteration import Convolution, richardson_lucy
-from rlcore.validate import as_image, as_psf, check_iterations, to_numpy
+from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
 
 __all__ = ["deconvolve", "convolve", "GUARD_RELATIVE"]
 
@@ -76,10 +76,11 @@ def _finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any
             "the estimate contains NaN or infinite values; the image or PSF is numerically "
             "extreme (check its range and background)"
         )
-    if _arrays.kind(image) == "numpy":
+    kind = _arrays.kind(image)
+    if kind == "numpy":
         host = backend.to_host(result)
         return np.ascontiguousarray(host, dtype=np.float32)
-    if backend.name == "array_api":
+    if _arrays.kind(result) == kind:
         return result
     return xp.asarray(backend.to_host(result))
 
@@ -102,11 +103,31 @@ def _run(
     iterations = check_iterations(iterations)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: must be callable(iteration, total), got {callback!r}")
-    y, xp = as_image(image, clip_negative=clip_negative)
+    be = _select_backend(backend, device, image)
+    with be.activate():
+        return _run_on(be, image, psf, iterations, boundary=boundary, init=init,
+                       callback=callback, progress=progress, guard=guard,
+                       clip_negative=clip_negative)
+
+
+def _source(be: Any, image: Any) -> Any:
+    """The caller's array as the backend checks it: on a device backend, uploaded first
+    (in its own dtype, so the checks run on the device and transfers move fewer bytes)."""
+    if _arrays.kind(image) == "numpy" and not getattr(be, "on_host", True):
+        if isinstance(image, (str, bytes)):
+            return image  # as_image names the problem
+        host = np.asarray(image)
+        check_kind(host, "image")  # dtype and shape, before any transfer
+        return be.upload(host)
+    return image
+
+
+def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, guard,
+            clip_negative):
+    y, xp = as_image(_source(be, image), clip_negative=clip_negative)
     shape = tuple(y.shape)
     h = as_psf(psf, shape)
     grid = make_grid(shape, h.shape, boundary)
-    be = _select_backend(backend, device, image)
     estimate0 = _initial(init, y, xp, shape)
 
     if guard is None:
@@ -288,12 +309,13 @@ def convolve(
     if boundary not in ("periodic", "zero"):
         raise ValueError(f"boundary: convolve supports 'periodic' and 'zero', got {boundary!r}")
     _reject_dask(image, "image")
-    x, xp = as_image(image, clip_negative=False)
-    shape = tuple(x.shape)
-    h = as_psf(psf, shape)
-    grid = make_grid(shape, h.shape, boundary)
     be = _select_backend(backend, device, image)
-    operator = Convolution(be, place_psf(h, grid.shape))
-    data = _on_grid(be, grid, x)
-    out = operator.adjoint(data) if adjoint else operator.forward(data)
-    return _finish(be, grid, out, image, xp)
+    with be.activate():
+        x, xp = as_image(_source(be, image), clip_negative=False)
+        shape = tuple(x.shape)
+        h = as_psf(psf, shape)
+        grid = make_grid(shape, h.shape, boundary)
+        operator = Convolution(be, place_psf(h, grid.shape))
+        data = _on_grid(be, grid, x)
+        out = operator.adjoint(data) if adjoint else operator.forward(data)
+        return _finish(be, grid, out, image, xp)

@@ -72,6 +72,14 @@ class Backend(Protocol):
     device: str
     buffers_per_voxel: float
 
+    on_host: bool
+
+    def activate(self) -> Any:
+        """Context manager: select the device; map out-of-memory to DeviceOutOfMemoryError."""
+
+    def upload(self, host: np.ndarray) -> Array:
+        """A host array on the device in its own dtype (validation then runs on the device)."""
+
     def plan(self, shape: tuple[int, ...]) -> None:
         """Prepare (and cache) the real-to-complex transforms for real arrays of ``shape``."""
 
@@ -131,7 +139,22 @@ class Backend(Protocol):
 
 
 class BackendBase:
-    """Optional base class: composed defaults for the protocol's compound operations."""
+    """Optional base class: defaults for host backends and the composed operations."""
+
+    #: True when arrays live in host memory (numpy, array-api-strict): checks then run on
+    #: the caller's array; False for device backends, which upload first and check there.
+    on_host = True
+
+    def activate(self):
+        """Context in which the backend computes: selects its device, and turns its
+        library's out-of-memory errors into :class:`rlcore.errors.DeviceOutOfMemoryError`."""
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def upload(self, host):
+        """The caller's host array on the device, in its own dtype (checks follow there)."""
+        return host
 
     def apply_otf(self, x, otf, *, conjugate=False, work=None, out=None):
         shape = tuple(x.shape)

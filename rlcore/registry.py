@@ -58,6 +58,7 @@ def register(name: str, module: str, *, auto_rank: int | None) -> None:
     _REGISTRY[name] = _Entry(name, module, auto_rank)
 
 
+register("cupy", "rlcore.backends.cupy", auto_rank=10)
 register("numpy", "rlcore.backends.numpy", auto_rank=100)
 register("array_api", "rlcore.backends.array_api", auto_rank=None)
 

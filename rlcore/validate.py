@@ -12,7 +12,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["as_image", "as_psf", "check_iterations", "to_numpy"]
+__all__ = ["as_image", "as_psf", "check_iterations", "check_kind", "to_numpy"]
 
 
 def to_numpy(array: Any, name: str) -> np.ndarray:
@@ -47,6 +47,20 @@ def _check_shape(array: Any, name: str) -> None:
         raise ValueError(f"{name}: must have at least 1 dimension, got a 0-d array")
     if any(n == 0 for n in array.shape):
         raise ValueError(f"{name}: is empty (shape {tuple(array.shape)}); pass a non-empty array")
+
+
+def check_kind(array: Any, name: str) -> None:
+    """Dtype and shape checks only (no pass over the data).
+
+    Raises
+    ------
+    TypeError
+        Complex, boolean, object or string dtypes.
+    ValueError
+        Empty or 0-d.
+    """
+    _check_dtype(array_api_compat.array_namespace(array), array, name)
+    _check_shape(array, name)
 
 
 def as_image(image: Any, name: str = "image", *, clip_negative: bool = True) -> tuple[Any, Any]:

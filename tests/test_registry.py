@@ -14,11 +14,16 @@ from rlcore.protocol import Backend
 from rlcore.registry import get_backend
 
 
-def test_available_backends_lists_numpy_first_with_devices():
-    infos = rlcore.available_backends()
-    assert infos[0].name == "numpy" and infos[0].available and infos[0].devices
-    for info in infos:
+def test_available_backends_lists_every_backend_with_devices_or_reason():
+    infos = {b.name: b for b in rlcore.available_backends()}
+    assert {"numpy", "array_api", "cupy"} <= set(infos)
+    assert infos["numpy"].available and infos["numpy"].devices
+    for info in infos.values():
         assert info.available == (info.reason is None)
+        assert info.available == bool(info.devices)
+    # "auto" order: GPU backends before numpy
+    names = [b.name for b in rlcore.available_backends()]
+    assert names.index("cupy") < names.index("numpy")
 
 
 def test_auto_picks_numpy_for_numpy_input_and_array_api_for_others():
@@ -71,3 +76,30 @@ def test_import_is_light_and_backends_live_inside_rlcore():
     assert importlib.util.find_spec("backends") is None or "rlcore" not in str(
         importlib.util.find_spec("backends").origin
     )
+
+
+def test_auto_falls_back_cleanly_and_logs_when_a_gpu_backend_fails(monkeypatch, caplog):
+    """A GPU library installed without a working driver: "auto" logs why, then uses numpy."""
+    import logging
+    import types
+
+    from rlcore import registry
+
+    fake = types.ModuleType("rlcore_fake_gpu")
+    fake.probe = lambda: (("GPU 0: fake",), None)
+
+    def create(device=None, like=None):
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    fake.create = create
+    monkeypatch.setitem(sys.modules, "rlcore_fake_gpu", fake)
+    registry.register("fake_gpu", "rlcore_fake_gpu", auto_rank=0)
+    try:
+        with caplog.at_level(logging.INFO, logger="rlcore.registry"):
+            chosen = get_backend("auto")
+        assert chosen.name != "fake_gpu"
+        assert "fake_gpu" in caplog.text and "cudaErrorNoDevice" in caplog.text
+        out = rlcore.deconvolve(np.ones((4, 5, 6), np.float32), np.ones((3, 3, 3)), 2)
+        assert isinstance(out, np.ndarray)
+    finally:
+        registry._REGISTRY.pop("fake_gpu")
