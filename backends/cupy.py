@@ -25,6 +25,15 @@ __all__ = ["CupyBackend", "probe", "create"]
 
 _MISSING = "CuPy is not installed: pip install cupy-cuda12x (or the wheel for your CUDA)"
 
+#: cuFFT plans per (shape, kind, device) and compiled kernels per device, for the process
+_PLANS: dict[tuple, Any] = {}
+_KERNELS: dict[int, dict[str, Any]] = {}
+
+
+def clear_plan_cache() -> None:
+    """Release every cached cuFFT plan (and its workspace)."""
+    _PLANS.clear()
+
 
 def _kernels(cp: Any) -> dict[str, Any]:
     return {
@@ -79,9 +88,11 @@ class CupyBackend(BackendBase):
         props = cp.cuda.runtime.getDeviceProperties(device)
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         self.device = f"GPU {device}: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB"
-        with self._device:
-            self._k = _kernels(cp)
-        self._plans: dict[tuple, Any] = {}
+        if device not in _KERNELS:
+            with self._device:
+                _KERNELS[device] = _kernels(cp)
+        self._k = _KERNELS[device]
+        self._plans = _PLANS
 
     # -- context: device selection and error translation ------------------------------
     @contextlib.contextmanager
@@ -133,6 +144,9 @@ class CupyBackend(BackendBase):
 
     def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> Any:
         return self.cp.empty(shape, dtype=np.complex64 if complex else np.float32)
+
+    def zeros(self, shape: tuple[int, ...]) -> Any:
+        return self.cp.zeros(shape, dtype=np.float32)
 
     def memory(self) -> MemoryInfo:
         with self._device:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rlcore import _arrays, registry
-from rlcore.boundary import Grid, make_grid, place_psf
+from rlcore.boundary import Grid, make_grid
 from rlcore.errors import NumericalError
 from rlcore.iteration import Convolution, richardson_lucy
 from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
@@ -139,7 +139,7 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
         be.name, be.device, shape, h.shape, grid.shape, boundary, iterations, guard,
         nbytes / 1e6,
     )
-    operator = Convolution(be, place_psf(h, grid.shape))
+    operator = Convolution(be, h, grid.shape)
     data = _on_grid(be, grid, y)
     estimate = _on_grid(be, grid, estimate0)
     del estimate0
@@ -315,7 +315,7 @@ def convolve(
         shape = tuple(x.shape)
         h = as_psf(psf, shape)
         grid = make_grid(shape, h.shape, boundary)
-        operator = Convolution(be, place_psf(h, grid.shape))
+        operator = Convolution(be, h, grid.shape)
         data = _on_grid(be, grid, x)
         out = operator.adjoint(data) if adjoint else operator.forward(data)
         return _finish(be, grid, out, image, xp)

@@ -25,7 +25,9 @@ centres at ``(n - 1) // 2`` instead.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -97,23 +99,39 @@ def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: st
     return Grid(mode, tuple(image_shape), shape, offset)
 
 
-def place_psf(psf: np.ndarray, grid_shape: tuple[int, ...]) -> np.ndarray:
+def place_psf(psf: Any, grid_shape: tuple[int, ...], zeros: Any = None) -> Any:
     """Zero-pad ``psf`` to ``grid_shape`` with its centre voxel (``n // 2``) at index 0.
+
+    PSF index ``i`` goes to grid index ``(i - n // 2) mod g`` on each axis: two contiguous
+    slabs per axis, so ``2**ndim`` slice copies, which any array library can do on its
+    own device (the PSF is never built grid-sized on the host for a GPU).
 
     Parameters
     ----------
-    psf : ndarray, shape no larger than ``grid_shape`` on any axis
-        The PSF (any real dtype).
+    psf : array, shape no larger than ``grid_shape`` on any axis
+        The PSF, float32, in the namespace of ``zeros``.
     grid_shape : tuple of int
         Grid shape in voxels.
+    zeros : callable, optional
+        ``zeros(shape)`` of the target library (default: float32 ``numpy.zeros``).
 
     Returns
     -------
-    ndarray, float32, shape ``grid_shape``
+    array, float32, shape ``grid_shape``
         The PSF wrapped around the grid origin, ready for ``rfftn`` (its OTF).
     """
-    placed = np.zeros(grid_shape, dtype=np.float32)
-    # each PSF index i goes to grid index (i - n // 2) mod g
-    index = np.ix_(*[(np.arange(n) - n // 2) % g for n, g in zip(psf.shape, grid_shape)])
-    placed[index] = psf
+    if zeros is None:
+        psf = np.asarray(psf, dtype=np.float32)
+        placed = np.zeros(grid_shape, dtype=np.float32)
+    else:
+        placed = zeros(tuple(grid_shape))
+    per_axis = []
+    for n, g in zip(psf.shape, grid_shape):
+        c = n // 2  # (source slice, destination slice) for i >= c and for i < c
+        pieces = [(slice(c, n), slice(0, n - c))]
+        if c:
+            pieces.append((slice(0, c), slice(g - c, g)))
+        per_axis.append(pieces)
+    for combo in itertools.product(*per_axis):
+        placed[tuple(d for _, d in combo)] = psf[tuple(s for s, _ in combo)]
     return placed

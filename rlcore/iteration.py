@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rlcore.boundary import place_psf
 from rlcore.protocol import Array, Backend, spectrum_shape
 
 __all__ = ["Convolution", "richardson_lucy"]
@@ -30,22 +31,26 @@ class Convolution:
     ----------
     backend : Backend
         Where to compute.
-    placed_psf : ndarray, float32, shape ``grid``
-        The PSF with its centre at index 0 (:func:`rlcore.boundary.place_psf`).
+    psf : ndarray, float32, no larger than ``grid_shape``
+        The normalised PSF, centre voxel at ``n // 2``; it is uploaded as is and placed on
+        the grid on the device (:func:`rlcore.boundary.place_psf`), then transformed once.
+    grid_shape : tuple of int
+        Shape of the (periodic) grid.
 
     Notes
     -----
     Holds the OTF (one half spectrum) and one half-spectrum work buffer.
     """
 
-    def __init__(self, backend: Backend, placed_psf: np.ndarray):
+    def __init__(self, backend: Backend, psf: np.ndarray, grid_shape: tuple[int, ...]):
         self.backend = backend
-        self.shape = tuple(placed_psf.shape)
+        self.shape = tuple(grid_shape)
         backend.plan(self.shape)
-        psf_device = backend.to_device(placed_psf)
+        placed = place_psf(backend.to_device(np.asarray(psf, np.float32)), self.shape,
+                           backend.zeros)
         otf = backend.empty(spectrum_shape(self.shape), complex=True)
-        self.otf = backend.rfftn(psf_device, out=otf)
-        del psf_device
+        self.otf = backend.rfftn(placed, out=otf)
+        del placed
         self._spectrum = backend.empty(spectrum_shape(self.shape), complex=True)
 
     def _apply(self, x: Array, out: Array | None, conjugate: bool) -> Array:

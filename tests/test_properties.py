@@ -188,3 +188,16 @@ def test_guard_keeps_sparse_data_finite(backend, rng):
     out = backend.deconvolve(np.clip(image, 0, None), psf, 60)
     assert np.isfinite(out).all() and out.min() >= -1e-3 * out.max()
     assert out[8, 16, 16] > 5 * image[8, 16, 16]  # the point sharpens back
+
+
+@pytest.mark.parametrize(("psf_shape", "grid"), [((3, 4, 5), (7, 8, 9)), ((6, 1), (6, 10)),
+                                                  ((5,), (5,))])
+def test_place_psf_matches_index_formula(rng, psf_shape, grid):
+    """Slab placement equals the definition: index i goes to (i - n // 2) mod g."""
+    from rlcore.boundary import place_psf
+
+    psf = rng.random(psf_shape).astype(np.float32)
+    expected = np.zeros(grid, np.float32)
+    index = np.ix_(*[(np.arange(n) - n // 2) % g for n, g in zip(psf_shape, grid)])
+    expected[index] = psf
+    np.testing.assert_array_equal(place_psf(psf, grid), expected)

@@ -1,0 +1,213 @@
+"""GPU measurements of the CuPy backend: ``python -m bench.gpu --out DIR``.
+
+One run measures, on the GPU it finds:
+
+1. end to end, numpy in -> numpy out, 10 iterations, interleaved with a straightforward
+   CuPy RL (cupy.fft, no fusion, no plan reuse beyond CuPy's cache) on the same data;
+2. per-iteration device time (CUDA events, arrays already on the device) against the
+   floor measured in the same run: 2 rfftn+irfftn pairs (cuFFT, same plans) plus 3
+   elementwise passes of 12 bytes per voxel at the measured device-to-device copy
+   bandwidth (bytes read + written);
+3. agreement with the numpy backend (rel. L2) and peak device memory in image-sized
+   float32 arrays (CuPy's memory pool, cuFFT workspace included);
+4. the largest (N, 2048, 2048) volume that deconvolves unblocked (CuPy in, CuPy out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import cupy as cp
+import numpy as np
+
+import rlcore
+from bench.compare import gaussian_psf, machine, make_image
+from rlcore.backends import cupy as cupy_backend
+from rlcore.errors import DeviceOutOfMemoryError
+from rlcore.iteration import Convolution, richardson_lucy
+from rlcore.registry import get_backend
+
+
+def event_ms(fn, repeats: int = 10, warmup: int = 2) -> float:
+    """Median device time of ``fn()`` in ms (CUDA events)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop))
+    return statistics.median(times)
+
+
+def naive_rl(image: np.ndarray, psf: np.ndarray, iterations: int) -> np.ndarray:
+    """A straightforward CuPy RL, the kind most users would write."""
+    shape = image.shape
+    y = cp.asarray(image, dtype=cp.float32)
+    placed = cp.zeros(shape, cp.float32)
+    placed[tuple(slice(0, n) for n in psf.shape)] = cp.asarray(psf)
+    placed = cp.roll(placed, tuple(-(n // 2) for n in psf.shape), axis=tuple(range(3)))
+    otf = cp.fft.rfftn(placed)
+    x = y.copy()
+    for _ in range(iterations):
+        hx = cp.fft.irfftn(cp.fft.rfftn(x) * otf, s=shape)
+        ratio = y / hx
+        x = x * cp.fft.irfftn(cp.fft.rfftn(ratio) * cp.conj(otf), s=shape)
+    return cp.asnumpy(x)
+
+
+def sync_time(fn) -> float:
+    cp.cuda.Device().synchronize()
+    t0 = time.perf_counter()
+    fn()
+    cp.cuda.Device().synchronize()
+    return time.perf_counter() - t0
+
+
+def measure_case(shape, psf_size, repeats, report):
+    image = make_image(shape)
+    psf = gaussian_psf(psf_size)
+    n = int(np.prod(shape))
+    row = {"shape": list(shape), "psf": psf_size, "voxels": n}
+
+    # 1. end to end, interleaved
+    runs = {"rlcore[cupy]": lambda: rlcore.deconvolve(image, psf, 10, backend="cupy"),
+            "naive cupy": lambda: naive_rl(image, psf, 10)}
+    for fn in runs.values():
+        fn()  # warm-up: plans, kernels, pools
+    times = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, fn in runs.items():
+            times[k].append(sync_time(fn))
+    row["end_to_end_s"] = {k: statistics.median(v) for k, v in times.items()}
+    row["end_to_end_min_s"] = {k: min(v) for k, v in times.items()}
+
+    # transfers alone (pageable host memory)
+    dev = cp.asarray(image)
+    row["h2d_ms"] = 1e3 * statistics.median(sync_time(lambda: cp.asarray(image)) for _ in range(5))
+    row["d2h_ms"] = 1e3 * statistics.median(sync_time(lambda: dev.get()) for _ in range(5))
+
+    # 2. per-iteration device time vs floor
+    be = get_backend("cupy")
+    op = Convolution(be, psf / psf.sum(), shape)
+    est = dev.copy()
+    eps = 1e-6 * float(dev.max())
+    iter_ms = event_ms(lambda: richardson_lucy(op, dev, est, 10, eps), repeats=5) / 10
+    real = be.empty(shape)
+    spec = be.empty(op.otf.shape, complex=True)
+    pair_ms = event_ms(lambda: (be.rfftn(dev, out=spec), be.irfftn(spec, shape, out=real)), 20)
+    big = cp.empty(1 << 28, cp.float32)  # 1 GiB
+    copy_ms = event_ms(lambda: big.copy(), 20)
+    bandwidth = 2 * big.nbytes / (copy_ms * 1e-3)
+    pass_ms = 12 * n / bandwidth * 1e3
+    floor = 2 * pair_ms + 3 * pass_ms
+    parts = {
+        "apply_otf": event_ms(lambda: be.apply_otf(dev, op.otf, work=spec, out=real), 20),
+        "divide": event_ms(lambda: be.divide_guarded(dev, real, eps, out=real), 20),
+        "multiply": event_ms(lambda: be.multiply(est, real), 20),
+    }
+    del big
+    row.update(iteration_ms=iter_ms, fft_pair_ms=pair_ms, copy_bandwidth_GBs=bandwidth / 1e9,
+               elementwise_pass_floor_ms=pass_ms, floor_iteration_ms=floor,
+               iteration_over_floor=iter_ms / floor, parts_ms=parts)
+    del op, est, real, spec
+
+    # 3. agreement with numpy, peak device memory
+    ours = rlcore.deconvolve(image, psf, 10, backend="cupy")
+    ref = rlcore.deconvolve(image, psf, 10, backend="numpy")
+    row["rel_l2_vs_numpy"] = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+    pool = cp.get_default_memory_pool()
+    del dev
+    cupy_backend.clear_plan_cache()
+    pool.free_all_blocks()
+    before = pool.used_bytes()
+    rlcore.deconvolve(image, psf, 10, backend="cupy")
+    workspace = sum(getattr(getattr(p, "work_area", None), "mem", None).size
+                    for p in cupy_backend._PLANS.values()
+                    if getattr(getattr(p, "work_area", None), "mem", None) is not None)
+    row["peak_pool_bytes"] = pool.total_bytes() - before
+    row["peak_image_arrays"] = row["peak_pool_bytes"] / (4 * n)
+    row["cufft_workspace_image_arrays"] = workspace / (4 * n)
+    cupy_backend.clear_plan_cache()
+    pool.free_all_blocks()
+    report["cases"].append(row)
+    print(json.dumps(row, indent=1), flush=True)
+
+
+def largest(report, sizes):
+    pool = cp.get_default_memory_pool()
+    psf = gaussian_psf(32)
+    found = []
+    for nz in sizes:
+        shape = (nz, 2048, 2048)
+        entry = {"shape": shape, "voxels": int(np.prod(shape))}
+        try:
+            x = cp.random.random(shape, dtype=cp.float32)
+            x += 0.1
+            t = sync_time(lambda: rlcore.deconvolve(x, psf, 10, backend="cupy"))
+            entry.update(ok=True, seconds=t)
+        except DeviceOutOfMemoryError as exc:
+            entry.update(ok=False, error=f"DeviceOutOfMemoryError: {str(exc)[:200]}")
+        except Exception as exc:  # cuFFT size limits and the like: record, do not hide
+            entry.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        finally:
+            x = None
+            cupy_backend.clear_plan_cache()
+            pool.free_all_blocks()
+        found.append(entry)
+        print(entry, flush=True)
+        if not entry["ok"]:
+            break
+    report["largest"] = found
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--sizes", type=int, nargs="*", default=[512, 640, 768, 832, 864, 896])
+    args = p.parse_args(argv)
+    info = machine()
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                          "--format=csv,noheader"], capture_output=True, text=True)
+    info.update(gpu=smi.stdout.strip(), cuda_runtime=cp.cuda.runtime.runtimeGetVersion(),
+                cupy=cp.__version__)
+    report = {"machine": info, "cases": []}
+    print(info, flush=True)
+    for shape, psf in [((256, 256, 256), 32), ((64, 1024, 1024), 64)]:
+        measure_case(shape, psf, args.repeats, report)
+    largest(report, args.sizes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu.json").write_text(json.dumps(report, indent=1, default=str))
+    lines = [f"# rlcore CuPy backend on {info['gpu']}", "",
+             f"CuPy {info['cupy']}, CUDA runtime {info['cuda_runtime']}, numpy {info['numpy']}",
+             "", "| case | rlcore e2e s | naive CuPy e2e s | naive / rlcore | iteration ms | "
+             "floor ms | iteration / floor | rel L2 vs numpy | peak device arrays |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["cases"]:
+        e = r["end_to_end_s"]
+        lines.append(
+            f"| {'x'.join(map(str, r['shape']))}, {r['psf']}^3 PSF | {e['rlcore[cupy]']:.4f} | "
+            f"{e['naive cupy']:.4f} | {e['naive cupy'] / e['rlcore[cupy]']:.2f} | "
+            f"{r['iteration_ms']:.3f} | {r['floor_iteration_ms']:.3f} | "
+            f"{r['iteration_over_floor']:.2f} | {r['rel_l2_vs_numpy']:.2e} | "
+            f"{r['peak_image_arrays']:.2f} |")
+    lines.append("")
+    for entry in report["largest"]:
+        lines.append(f"- {entry['shape']} ({entry['voxels'] / 1e9:.2f} G voxels): "
+                     + (f"ok, {entry['seconds']:.2f} s" if entry["ok"] else entry["error"]))
+    (args.out / "gpu.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
