@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 __all__ = ["kind"]
@@ -21,6 +22,6 @@ def kind(array: Any) -> str:
         return "cupy"
     if module == "dask":
         return "dask"
-    if hasattr(array, "__array_namespace__"):
+    if hasattr(array, "__array_namespace__") or array_api_compat.is_array_api_obj(array):
         return "array_api"
     return "numpy"

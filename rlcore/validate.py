@@ -76,7 +76,7 @@ def as_image(image: Any, name: str = "image", *, clip_negative: bool = True) -> 
     ValueError
         Empty, 0-d, or containing NaN / infinity.
     """
-    if not hasattr(image, "__array_namespace__") and not isinstance(image, np.ndarray):
+    if not array_api_compat.is_array_api_obj(image):
         if isinstance(image, (str, bytes)):
             raise TypeError(f"{name}: got {type(image).__name__}; pass an array of numbers")
         image = np.asarray(image)
