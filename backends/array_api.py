@@ -67,11 +67,6 @@ class ArrayAPIBackend(BackendBase):
             return self.xp.empty(shape, dtype=dtype, device=self._device)
         return self.xp.empty(shape, dtype=dtype)
 
-    def zeros(self, shape: tuple[int, ...]) -> Any:
-        if self._device is not None:
-            return self.xp.zeros(shape, dtype=self.xp.float32, device=self._device)
-        return self.xp.zeros(shape, dtype=self.xp.float32)
-
     def rfftn(self, x: Any, out: Any = None) -> Any:
         return self.xp.fft.rfftn(x, axes=tuple(range(x.ndim)))
 

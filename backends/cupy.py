@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,84 @@ _KERNELS: dict[int, dict[str, Any]] = {}
 def clear_plan_cache() -> None:
     """Release every cached cuFFT plan (and its workspace)."""
     _PLANS.clear()
+
+
+#: bytes per pinned staging buffer; transfers below 4 chunks go through plain CuPy copies
+_CHUNK = 1 << 25
+_STAGING: dict[int, _Staging] = {}
+
+
+class _Staging:
+    """Two pinned host buffers and a stream per device: host<->device copies run in
+    chunks, the DMA of one chunk overlapping the (multi-threaded) host copy of the other.
+
+    Copies from pageable NumPy memory run at a few GB/s here (the driver stages them, and
+    a fresh result array page-faults during the DMA); through pinned buffers the DMA runs
+    at the bus rate and the host copy is spread over several cores.
+    """
+
+    def __init__(self, cp: Any):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cp = cp
+        self.memory = [cp.cuda.alloc_pinned_memory(_CHUNK) for _ in range(2)]
+        self.views = [np.frombuffer(m, dtype=np.uint8, count=_CHUNK) for m in self.memory]
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.threads = max(1, min(8, len(os.sched_getaffinity(0))))
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rlcore-copy")
+
+    def _copy(self, dst: np.ndarray, src: np.ndarray) -> None:
+        """Host memcpy of byte views, split over threads (NumPy releases the GIL)."""
+        step = -(-dst.size // self.threads)
+        futures = [self.pool.submit(np.copyto, dst[i:i + step], src[i:i + step])
+                   for i in range(step, dst.size, step)]
+        np.copyto(dst[:step], src[:step])
+        for f in futures:
+            f.result()
+
+    def upload(self, host: np.ndarray, device_array: Any) -> None:
+        rt = self.cp.cuda.runtime
+        src = host.reshape(-1).view(np.uint8)
+        base = device_array.data.ptr
+        events: list[Any] = [None, None]
+        for i, start in enumerate(range(0, src.size, _CHUNK)):
+            k = i % 2
+            n = min(_CHUNK, src.size - start)
+            if events[k] is not None:
+                events[k].synchronize()  # its previous DMA has read the buffer
+            self._copy(self.views[k][:n], src[start:start + n])
+            rt.memcpyAsync(base + start, self.views[k].ctypes.data, n,
+                           rt.memcpyHostToDevice, self.stream.ptr)
+            events[k] = self.stream.record()
+        self.stream.synchronize()
+
+    def download(self, device_array: Any, host: np.ndarray) -> None:
+        rt = self.cp.cuda.runtime
+        dst = host.reshape(-1).view(np.uint8)
+        base = device_array.data.ptr
+        self.cp.cuda.get_current_stream().synchronize()  # the result is computed
+        pending = None
+        for i, start in enumerate(range(0, dst.size, _CHUNK)):
+            k = i % 2
+            n = min(_CHUNK, dst.size - start)
+            rt.memcpyAsync(self.views[k].ctypes.data, base + start, n,
+                           rt.memcpyDeviceToHost, self.stream.ptr)
+            event = self.stream.record()
+            if pending is not None:
+                self._drain(dst, *pending)
+            pending = (k, start, n, event)
+        if pending is not None:
+            self._drain(dst, *pending)
+
+    def _drain(self, dst: np.ndarray, k: int, start: int, n: int, event: Any) -> None:
+        event.synchronize()
+        self._copy(dst[start:start + n], self.views[k][:n])
+
+
+def _staging(cp: Any, device: int) -> _Staging:
+    if device not in _STAGING:
+        _STAGING[device] = _Staging(cp)
+    return _STAGING[device]
 
 
 def _kernels(cp: Any) -> dict[str, Any]:
@@ -133,20 +212,31 @@ class CupyBackend(BackendBase):
         return plan
 
     def upload(self, host: Any) -> Any:
-        return self.cp.asarray(host)
+        cp = self.cp
+        if isinstance(host, cp.ndarray):
+            return host
+        host = np.ascontiguousarray(host)
+        if host.nbytes < 4 * _CHUNK:
+            return cp.asarray(host)
+        out = cp.empty(host.shape, dtype=host.dtype)
+        _staging(cp, self._device.id).upload(host, out)
+        return out
 
     def to_device(self, host: Any) -> Any:
         cp = self.cp
-        return cp.ascontiguousarray(cp.asarray(host, dtype=cp.float32))
+        return cp.ascontiguousarray(cp.asarray(self.upload(host), dtype=cp.float32))
 
     def to_host(self, array: Any) -> np.ndarray:
-        return self.cp.asnumpy(array)
+        cp = self.cp
+        array = cp.ascontiguousarray(array)
+        if array.nbytes < 4 * _CHUNK:
+            return cp.asnumpy(array)
+        out = np.empty(array.shape, dtype=array.dtype)
+        _staging(cp, self._device.id).download(array, out)
+        return out
 
     def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> Any:
         return self.cp.empty(shape, dtype=np.complex64 if complex else np.float32)
-
-    def zeros(self, shape: tuple[int, ...]) -> Any:
-        return self.cp.zeros(shape, dtype=np.float32)
 
     def memory(self) -> MemoryInfo:
         with self._device:

@@ -107,9 +107,6 @@ class NumpyBackend(BackendBase):
     def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> np.ndarray:
         return np.empty(shape, dtype=np.complex64 if complex else np.float32)
 
-    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
-        return np.zeros(shape, dtype=np.float32)
-
     def memory(self) -> MemoryInfo:
         vm = psutil.virtual_memory()
         return MemoryInfo(free=int(vm.available), total=int(vm.total))

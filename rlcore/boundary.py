@@ -99,7 +99,7 @@ def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: st
     return Grid(mode, tuple(image_shape), shape, offset)
 
 
-def place_psf(psf: Any, grid_shape: tuple[int, ...], zeros: Any = None) -> Any:
+def place_psf(psf: Any, grid_shape: tuple[int, ...], out: Any = None) -> Any:
     """Zero-pad ``psf`` to ``grid_shape`` with its centre voxel (``n // 2``) at index 0.
 
     PSF index ``i`` goes to grid index ``(i - n // 2) mod g`` on each axis: two contiguous
@@ -109,22 +109,24 @@ def place_psf(psf: Any, grid_shape: tuple[int, ...], zeros: Any = None) -> Any:
     Parameters
     ----------
     psf : array, shape no larger than ``grid_shape`` on any axis
-        The PSF, float32, in the namespace of ``zeros``.
+        The PSF, float32, in the library of ``out``.
     grid_shape : tuple of int
         Grid shape in voxels.
-    zeros : callable, optional
-        ``zeros(shape)`` of the target library (default: float32 ``numpy.zeros``).
+    out : array, optional
+        A float32 array of ``grid_shape`` in the PSF's library to place into (it is
+        zeroed first); default: a new ``numpy`` array.
 
     Returns
     -------
     array, float32, shape ``grid_shape``
         The PSF wrapped around the grid origin, ready for ``rfftn`` (its OTF).
     """
-    if zeros is None:
+    if out is None:
         psf = np.asarray(psf, dtype=np.float32)
         placed = np.zeros(grid_shape, dtype=np.float32)
     else:
-        placed = zeros(tuple(grid_shape))
+        placed = out
+        placed[...] = 0
     per_axis = []
     for n, g in zip(psf.shape, grid_shape):
         c = n // 2  # (source slice, destination slice) for i >= c and for i < c

@@ -39,18 +39,20 @@ class Convolution:
 
     Notes
     -----
-    Holds the OTF (one half spectrum) and one half-spectrum work buffer.
+    Holds the OTF and one spectrum work buffer (half spectra), and one real work buffer
+    (:attr:`work`), which first holds the placed PSF while the OTF is computed, so that no
+    grid-sized PSF is ever allocated besides the buffers the iteration needs anyway.
     """
 
     def __init__(self, backend: Backend, psf: np.ndarray, grid_shape: tuple[int, ...]):
         self.backend = backend
         self.shape = tuple(grid_shape)
         backend.plan(self.shape)
-        placed = place_psf(backend.to_device(np.asarray(psf, np.float32)), self.shape,
-                           backend.zeros)
+        self.work = backend.empty(self.shape)
+        self.work = place_psf(backend.to_device(np.asarray(psf, np.float32)), self.shape,
+                              out=self.work)
         otf = backend.empty(spectrum_shape(self.shape), complex=True)
-        self.otf = backend.rfftn(placed, out=otf)
-        del placed
+        self.otf = backend.rfftn(self.work, out=otf)
         self._spectrum = backend.empty(spectrum_shape(self.shape), complex=True)
 
     def _apply(self, x: Array, out: Array | None, conjugate: bool) -> Array:
@@ -98,7 +100,7 @@ def richardson_lucy(
         The estimate after ``iterations`` updates.
     """
     b = operator.backend
-    work = b.empty(operator.shape)
+    work = operator.work
     for k in range(1, iterations + 1):
         work = operator.forward(estimate, out=work)
         work = b.divide_guarded(image, work, eps, out=work)

@@ -92,9 +92,6 @@ class Backend(Protocol):
     def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> Array:
         """Allocate an uninitialised float32 (or complex64 when ``complex``) array."""
 
-    def zeros(self, shape: tuple[int, ...]) -> Array:
-        """Allocate a float32 array of zeros."""
-
     def rfftn(self, x: Array, out: Array | None = None) -> Array:
         """Forward real FFT over all axes, unnormalised; ``x`` is left unchanged."""
 
