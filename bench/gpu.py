@@ -215,6 +215,13 @@ def main(argv=None) -> int:
             f"{r['iteration_over_floor']:.2f} | {r['rel_l2_vs_numpy']:.2e} | "
             f"{r['peak_image_arrays']:.2f} |")
     lines.append("")
+    for r in report["cases"]:
+        lines.append(f"- {'x'.join(map(str, r['shape']))}: FFT pair {r['fft_pair_ms']:.3f} ms, "
+                     f"copy bandwidth {r['copy_bandwidth_GBs']:.0f} GB/s, elementwise pass "
+                     f"floor {r['elementwise_pass_floor_ms']:.3f} ms, parts {r['parts_ms']}, "
+                     f"H2D {r['h2d_ms']} ms, D2H {r['d2h_ms']} ms, cuFFT workspace "
+                     f"{r['cufft_workspace_image_arrays']:.2f} image arrays")
+    lines.append("")
     for entry in report["largest"]:
         lines.append(f"- {entry['shape']} ({entry['voxels'] / 1e9:.2f} G voxels): "
                      + (f"ok, {entry['seconds']:.2f} s" if entry["ok"] else entry["error"]))

@@ -26,8 +26,9 @@ def test_available_backends_lists_every_backend_with_devices_or_reason():
     assert names.index("cupy") < names.index("numpy")
 
 
-def test_auto_picks_numpy_for_numpy_input_and_array_api_for_others():
-    assert get_backend("auto").name == "numpy"
+def test_auto_picks_the_first_working_backend_and_array_api_for_others():
+    first = next(b.name for b in rlcore.available_backends() if b.available)
+    assert get_backend("auto").name == first  # cupy on a GPU machine, else numpy
     strict = pytest.importorskip("array_api_strict", reason="array-api-strict not installed")
     assert get_backend("auto", like=strict.ones((2, 2))).name == "array_api"
 
