@@ -37,7 +37,7 @@ def clear_plan_cache() -> None:
 
 
 #: bytes per pinned staging buffer; transfers below 4 chunks go through plain CuPy copies
-_CHUNK = 1 << 25
+_CHUNK = 1 << 23
 _STAGING: dict[int, _Staging] = {}
 
 
@@ -130,6 +130,10 @@ def _kernels(cp: Any) -> dict[str, Any]:
             "out = d > eps ? n / d : 0.0f", "rlcore_divide_guarded_out"),
         "multiply": cp.ElementwiseKernel(
             "float32 y", "float32 x", "x = x * y", "rlcore_multiply"),
+        # one pass, no temporary (isfinite(x).all() would allocate a bool per voxel)
+        "all_finite": cp.ReductionKernel(
+            "float32 x", "bool y", "isfinite(x)", "a && b", "y = a", "true",
+            "rlcore_all_finite"),
     }
 
 
@@ -292,7 +296,7 @@ class CupyBackend(BackendBase):
         return x
 
     def all_finite(self, x: Any) -> bool:
-        return bool(self.cp.isfinite(x).all())
+        return bool(self._k["all_finite"](x))
 
 
 def probe() -> tuple[tuple[str, ...], str | None]:

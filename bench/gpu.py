@@ -97,7 +97,8 @@ def measure_case(shape, psf_size, repeats, report):
     def ms(fn):
         return 1e3 * statistics.median(sync_time(fn) for _ in range(5))
 
-    row["h2d_ms"] = {"pageable": ms(lambda: cp.asarray(image)), "rlcore": ms(lambda: be.upload(image))}
+    row["h2d_ms"] = {"pageable": ms(lambda: cp.asarray(image)),
+                     "rlcore": ms(lambda: be.upload(image))}
     row["d2h_ms"] = {"pageable": ms(lambda: dev.get()), "rlcore": ms(lambda: be.to_host(dev))}
 
     # 2. per-iteration device time vs floor
@@ -166,10 +167,17 @@ def largest(report, sizes):
         try:
             x = cp.random.random(shape, dtype=cp.float32)
             x += 0.1
+            base = pool.used_bytes()
+            get_backend("cupy").plan(shape)
+            entry["cufft_workspace_arrays"] = (pool.used_bytes() - base) / x.nbytes
+            free, total = cp.cuda.runtime.memGetInfo()
+            entry["driver_used_after_plans_arrays"] = (total - free) / x.nbytes
             t = sync_time(lambda x=x: rlcore.deconvolve(x, psf, 10, backend="cupy"))
-            entry.update(ok=True, seconds=t)
+            entry.update(ok=True, seconds=t, pool_total_arrays=pool.total_bytes() / x.nbytes)
         except DeviceOutOfMemoryError as exc:
-            entry.update(ok=False, error=f"DeviceOutOfMemoryError: {str(exc)[:200]}")
+            entry.update(ok=False, error=f"DeviceOutOfMemoryError: {str(exc)[:200]}",
+                         pool_used_arrays=pool.used_bytes() / (4 * entry["voxels"]),
+                         pool_total_arrays=pool.total_bytes() / (4 * entry["voxels"]))
         except Exception as exc:  # cuFFT size limits and the like: record, do not hide
             entry.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
         finally:
@@ -187,6 +195,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--cases", nargs="*", default=["256x256x256:32", "64x1024x1024:64"],
+                   help="SHAPE:PSF pairs")
     p.add_argument("--sizes", type=int, nargs="*", default=[704, 768, 800, 832, 864, 896])
     args = p.parse_args(argv)
     info = machine()
@@ -196,8 +206,9 @@ def main(argv=None) -> int:
                 cupy=cp.__version__)
     report = {"machine": info, "cases": []}
     print(info, flush=True)
-    for shape, psf in [((256, 256, 256), 32), ((64, 1024, 1024), 64)]:
-        measure_case(shape, psf, args.repeats, report)
+    for text in args.cases:
+        shape, psf = text.split(":")
+        measure_case(tuple(int(v) for v in shape.split("x")), int(psf), args.repeats, report)
     largest(report, args.sizes)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu.json").write_text(json.dumps(report, indent=1, default=str))
