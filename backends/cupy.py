@@ -36,8 +36,17 @@ def clear_plan_cache() -> None:
     _PLANS.clear()
 
 
-#: bytes per pinned staging buffer; transfers below 4 chunks go through plain CuPy copies
-_CHUNK = 1 << 23
+#: bytes per pinned staging buffer (the largest chunk); transfers of fewer than
+#: _PINNED_MIN bytes go through plain CuPy copies. Chunks are ~1/8 of a transfer, between
+#: 4 and 32 MiB: measured on the H100, 8 MiB chunks made 268 MB transfers 2-3x slower
+#: than 32 MiB chunks, and 32 MiB chunks left 67 MB transfers without overlap.
+_CHUNK = 1 << 25
+_CHUNK_MIN = 1 << 22
+_PINNED_MIN = 1 << 24
+
+
+def _chunk(nbytes: int) -> int:
+    return min(_CHUNK, max(_CHUNK_MIN, nbytes // 8))
 _STAGING: dict[int, _Staging] = {}
 
 
@@ -74,9 +83,10 @@ class _Staging:
         src = host.reshape(-1).view(np.uint8)
         base = device_array.data.ptr
         events: list[Any] = [None, None]
-        for i, start in enumerate(range(0, src.size, _CHUNK)):
+        chunk = _chunk(src.size)
+        for i, start in enumerate(range(0, src.size, chunk)):
             k = i % 2
-            n = min(_CHUNK, src.size - start)
+            n = min(chunk, src.size - start)
             if events[k] is not None:
                 events[k].synchronize()  # its previous DMA has read the buffer
             self._copy(self.views[k][:n], src[start:start + n])
@@ -91,9 +101,10 @@ class _Staging:
         base = device_array.data.ptr
         self.cp.cuda.get_current_stream().synchronize()  # the result is computed
         pending = None
-        for i, start in enumerate(range(0, dst.size, _CHUNK)):
+        chunk = _chunk(dst.size)
+        for i, start in enumerate(range(0, dst.size, chunk)):
             k = i % 2
-            n = min(_CHUNK, dst.size - start)
+            n = min(chunk, dst.size - start)
             rt.memcpyAsync(self.views[k].ctypes.data, base + start, n,
                            rt.memcpyDeviceToHost, self.stream.ptr)
             event = self.stream.record()
@@ -220,7 +231,7 @@ class CupyBackend(BackendBase):
         if isinstance(host, cp.ndarray):
             return host
         host = np.ascontiguousarray(host)
-        if host.nbytes < 4 * _CHUNK:
+        if host.nbytes < _PINNED_MIN:
             return cp.asarray(host)
         out = cp.empty(host.shape, dtype=host.dtype)
         _staging(cp, self._device.id).upload(host, out)
@@ -233,7 +244,7 @@ class CupyBackend(BackendBase):
     def to_host(self, array: Any) -> np.ndarray:
         cp = self.cp
         array = cp.ascontiguousarray(array)
-        if array.nbytes < 4 * _CHUNK:
+        if array.nbytes < _PINNED_MIN:
             return cp.asnumpy(array)
         out = np.empty(array.shape, dtype=array.dtype)
         _staging(cp, self._device.id).download(array, out)

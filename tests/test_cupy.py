@@ -66,3 +66,15 @@ def test_out_of_memory_becomes_rlcore_error():
     with pytest.raises(DeviceOutOfMemoryError, match="out of memory"):
         with be.activate():
             be.empty((1 << 40,))  # 4 TiB
+
+
+@pytest.mark.parametrize("nbytes", [1000, (1 << 24) + 12, (1 << 27) + 4 * 7])
+def test_pinned_chunked_transfers_round_trip(nbytes):
+    """Uploads and downloads through the pinned double buffer are exact, whatever the size
+    (below the threshold, one chunk, several chunks with a short last one)."""
+    _cupy()
+    be = registry.get_backend("cupy")
+    host = np.random.default_rng(nbytes).random(nbytes // 4, dtype=np.float32)
+    dev = be.upload(host)
+    np.testing.assert_array_equal(dev.get(), host)
+    np.testing.assert_array_equal(be.to_host(dev * 2), host * 2)
