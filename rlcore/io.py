@@ -177,6 +177,9 @@ def write_image(
             if voxel.x is not None and voxel.y is not None:
                 kwargs["resolution"] = (1.0 / voxel.x, 1.0 / voxel.y)
             tifffile.imwrite(tmp, image, **kwargs)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

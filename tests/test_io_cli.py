@@ -20,6 +20,7 @@ def test_voxel_size_round_trip(tmp_path, rng, name):
     write_image(tmp_path / name, image, VoxelSize(0.3, 0.1019, 0.1019))
     back, voxel = read_image(tmp_path / name)
     np.testing.assert_array_equal(back, image)
+    assert (tmp_path / name).stat().st_mode & 0o044  # readable by others, as a normal file
     assert voxel.z == pytest.approx(0.3) and voxel.x == pytest.approx(0.1019, rel=1e-6)
     with pytest.raises(FileExistsError, match="overwrite"):
         write_image(tmp_path / name, image)
