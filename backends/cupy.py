@@ -141,6 +141,20 @@ def _kernels(cp: Any) -> dict[str, Any]:
             "out = d > eps ? n / d : 0.0f", "rlcore_divide_guarded_out"),
         "multiply": cp.ElementwiseKernel(
             "float32 y", "float32 x", "x = x * y", "rlcore_multiply"),
+        "multiply_with_step": cp.ElementwiseKernel(
+            "float32 y", "float32 x, float32 s", "s = x * (y - 1.0f); x = x * y",
+            "rlcore_multiply_with_step"),
+        "extrapolate": cp.ElementwiseKernel(
+            "float32 x, float32 a", "float32 p",
+            "float v = x + a * (x - p); p = v > 0.0f ? v : 0.0f", "rlcore_extrapolate"),
+        "norms": cp.ReductionKernel(
+            "float32 x, float32 y", "complex128 r",
+            "complex<double>((double)(x * (y - 1.0f)) * (double)(x * (y - 1.0f)),"
+            " (double)x * (double)x)",
+            "a + b", "r = a", "complex<double>(0, 0)", "rlcore_norms"),
+        "step_dot": cp.ReductionKernel(
+            "float32 x, float32 y, float32 p", "float64 r",
+            "(double)(x * (y - 1.0f)) * (double)p", "a + b", "r = a", "0", "rlcore_step_dot"),
         # one pass, no temporary (isfinite(x).all() would allocate a bool per voxel)
         "all_finite": cp.ReductionKernel(
             "float32 x", "bool y", "isfinite(x)", "a && b", "y = a", "true",
@@ -172,6 +186,7 @@ class CupyBackend(BackendBase):
         from cupy.cuda import cufft
 
         self.cp = cp
+        self.xp = cp
         self._cufft = cufft
         count = cp.cuda.runtime.getDeviceCount()
         if device is None:
@@ -305,6 +320,23 @@ class CupyBackend(BackendBase):
     def multiply(self, x: Any, y: Any) -> Any:
         self._k["multiply"](y, x)
         return x
+
+    def multiply_with_step(self, x, y, step):
+        self._k["multiply_with_step"](y, x, step)
+        return x, step
+
+    def copy_into(self, src, dst):
+        self.cp.copyto(dst, src)
+        return dst
+
+    def extrapolate(self, x, previous, alpha):
+        self._k["extrapolate"](x, np.float32(alpha), previous)
+        return previous
+
+    def update_norms(self, x, y, previous_change=None):
+        both = complex(self._k["norms"](x, y))
+        dot = 0.0 if previous_change is None else float(self._k["step_dot"](x, y, previous_change))
+        return both.real, both.imag, dot
 
     def all_finite(self, x: Any) -> bool:
         return bool(self._k["all_finite"](x))

@@ -15,6 +15,12 @@ and what the image and first estimate hold outside the image region:
     the same larger grid, filled by mirroring the image about its edges (half-sample
     symmetric, as ``numpy.pad(mode="symmetric")``); both the data and the first estimate
     are extended, and the result is the image region.
+``"non-circulant"``
+    Bertero & Boccacci (2005): the object lives on the same larger grid (the image in its
+    middle), so light from beyond the field of view is modelled; the data term uses the
+    measured voxels only (the data is zero outside them and the ratio there is 0), and
+    every update is normalised by ``H^T M``, ``M`` the measured-voxel mask. The first
+    estimate outside the image is the image's mean.
 
 PSF placement convention: the PSF's centre voxel is index ``n // 2`` on each axis of the
 PSF array; it is moved to grid index 0 (wrapping), so a PSF that is a single 1 at
@@ -34,7 +40,7 @@ import scipy.fft
 
 __all__ = ["BOUNDARIES", "Grid", "make_grid", "place_psf"]
 
-BOUNDARIES = ("periodic", "zero", "reflect")
+BOUNDARIES = ("periodic", "zero", "reflect", "non-circulant")
 
 
 @dataclass(frozen=True)
@@ -65,16 +71,26 @@ class Grid:
     def padded(self) -> bool:
         return self.shape != self.image_shape
 
-    def embed(self, image: np.ndarray) -> np.ndarray:
-        """The image on the grid: itself, zero-padded, or mirror-extended (host, float32)."""
+    def embed(self, image: np.ndarray, *, estimate: bool = False) -> np.ndarray:
+        """An image-shaped array on the grid (host, float32): itself (periodic),
+        zero-padded (zero; non-circulant data), mirror-extended (reflect), or filled with
+        its mean (non-circulant first estimate, ``estimate=True``)."""
         if not self.padded:
             return image
         widths = [
             (o, g - n - o) for o, n, g in zip(self.offset, self.image_shape, self.shape)
         ]
-        if self.mode == "zero":
-            return np.pad(image, widths, mode="constant")
-        return np.pad(image, widths, mode="symmetric")
+        if self.mode == "reflect":
+            return np.pad(image, widths, mode="symmetric")
+        fill = float(np.mean(image, dtype=np.float64)) if (
+            estimate and self.mode == "non-circulant") else 0.0
+        return np.pad(image, widths, mode="constant", constant_values=fill)
+
+    def mask(self) -> np.ndarray:
+        """``M``: 1 on the measured voxels (the image region), 0 elsewhere on the grid."""
+        m = np.zeros(self.shape, np.float32)
+        m[self.region] = 1
+        return m
 
 
 def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: str) -> Grid:
@@ -94,7 +110,7 @@ def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: st
     )
     if mode == "zero":
         offset = (0,) * len(shape)
-    else:  # reflect: the image in the middle, mirrors on both sides
+    else:  # reflect, non-circulant: the image in the middle, room on both sides
         offset = tuple((g - n) // 2 for g, n in zip(shape, image_shape))
     return Grid(mode, tuple(image_shape), shape, offset)
 

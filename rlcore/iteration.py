@@ -15,13 +15,14 @@ Nothing here knows which backend runs it or which boundary mode built the grid.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from rlcore.boundary import place_psf
 from rlcore.protocol import Array, Backend, spectrum_shape
 
-__all__ = ["Convolution", "richardson_lucy"]
+__all__ = ["Convolution", "Options", "richardson_lucy"]
 
 
 class Convolution:
@@ -69,6 +70,36 @@ class Convolution:
         return self._apply(y, out, conjugate=True)
 
 
+@dataclass
+class Options:
+    """Variants of the update, all off by default (plain RL).
+
+    Attributes
+    ----------
+    normalization : array or None
+        ``1 / H^T M`` on the grid (``M`` the measured-voxel mask), multiplied into every
+        update: the non-circulant RL of Bertero & Boccacci (2005), eq. (9).
+    accelerate : bool
+        Biggs & Andrews (1997) first-order vector extrapolation: ``y = x_k + a (x_k -
+        x_{k-1})`` clipped to >= 0, RL applied to ``y``, and
+        ``a = sum(g_k g_{k-1}) / sum(g_{k-1}^2)`` clipped to [0, 1], where ``g_k`` is the
+        step RL made from ``y``; ``a = 0`` for the first two updates.
+    tv : float
+        RLTV weight (Dey et al. 2006, eq. 9): the update is divided by
+        ``1 - tv * div(grad x / |grad x|)``; 0 disables it.
+    tol : float or None
+        Stop when ``||x_{k+1} - y_k|| / ||y_k||`` (the relative change made by the RL
+        update; ``y_k = x_k`` without acceleration) falls below ``tol``.
+    """
+
+    normalization: Array | None = None
+    accelerate: bool = False
+    tv: float = 0.0
+    tol: float | None = None
+    #: internal (benchmarks): ``observe(k, x)`` with the grid estimate after update k
+    observe: Callable[[int, Array], object] | None = None
+
+
 def richardson_lucy(
     operator: Convolution,
     image: Array,
@@ -76,36 +107,78 @@ def richardson_lucy(
     iterations: int,
     eps: float,
     callback: Callable[[int, int], object] | None = None,
-) -> Array:
-    """Run ``iterations`` RL updates of ``estimate`` (updated in place where possible).
+    options: Options | None = None,
+) -> tuple[Array, int]:
+    """Run up to ``iterations`` RL updates of ``estimate`` (in place where possible).
 
     Parameters
     ----------
     operator : Convolution
         ``H`` and ``H^T`` on the grid.
     image : array, float32, grid shape
-        The measured image ``y`` (not modified).
+        The measured image ``y`` (not modified); zero outside the measured voxels.
     estimate : array, float32, grid shape
         First estimate ``x_0``; overwritten on backends that compute in place.
     iterations : int
-        Number of updates.
+        Maximum number of updates.
     eps : float
         Guard of the division (ratio 0 where ``H x <= eps``).
     callback : callable, optional
         ``callback(k, iterations)`` after update ``k`` (1-based).
+    options : Options, optional
+        Non-circulant normalisation, acceleration, TV, tolerance.
 
     Returns
     -------
-    array
-        The estimate after ``iterations`` updates.
+    estimate : array
+        The estimate after the last update.
+    done : int
+        Updates made (fewer than ``iterations`` when ``tol`` stopped the run).
     """
+    opt = options or Options()
     b = operator.backend
     work = operator.work
+    x = estimate
+    # acceleration state: the previous estimate, the last step and its squared norm
+    previous = step = None
+    alpha, step_norm2 = 0.0, 0.0
+    if opt.accelerate:
+        previous = b.empty(operator.shape)
+        step = b.empty(operator.shape)
+    done = 0
     for k in range(1, iterations + 1):
-        work = operator.forward(estimate, out=work)
+        if opt.accelerate:  # y = x_k + alpha (x_k - x_{k-1}), in the buffer of x_{k-1}
+            if alpha > 0:
+                y = b.extrapolate(x, previous, alpha)
+            else:
+                y = b.copy_into(x, previous)
+        else:
+            y = x
+        tv = b.tv_factor(y, opt.tv) if opt.tv else None
+        work = operator.forward(y, out=work)
         work = b.divide_guarded(image, work, eps, out=work)
         work = operator.adjoint(work, out=work)
-        estimate = b.multiply(estimate, work)
+        if opt.normalization is not None:
+            work = b.multiply(work, opt.normalization)
+        if tv is not None:
+            work = b.multiply(work, tv)
+            del tv
+        norms = None
+        if opt.accelerate or opt.tol is not None:
+            norms = b.update_norms(y, work, step if (opt.accelerate and k > 1) else None)
+        if opt.accelerate:
+            y, step = b.multiply_with_step(y, work, step)
+            if k > 1 and step_norm2 > 0:
+                alpha = min(max(norms[2] / step_norm2, 0.0), 1.0)
+            step_norm2 = norms[0]
+            previous, x = x, y  # x_k becomes the previous estimate; y now holds x_{k+1}
+        else:
+            x = b.multiply(y, work)
+        done = k
+        if opt.observe is not None:
+            opt.observe(k, x)
         if callback is not None:
             callback(k, iterations)
-    return estimate
+        if opt.tol is not None and norms[1] > 0 and (norms[0] / norms[1]) ** 0.5 < opt.tol:
+            break
+    return x, done

@@ -131,6 +131,25 @@ class Backend(Protocol):
     def multiply(self, x: Array, y: Array) -> Array:
         """``x * y``, in place in ``x``."""
 
+    def multiply_with_step(self, x: Array, y: Array, step: Array) -> tuple[Array, Array]:
+        """``(x * y, x * (y - 1))``, in place in ``x`` and ``step``: the update and the
+        step it made (``x`` before it is overwritten)."""
+
+    def copy_into(self, src: Array, dst: Array) -> Array:
+        """``dst[...] = src``; returns ``dst``."""
+
+    def extrapolate(self, x: Array, previous: Array, alpha: float) -> Array:
+        """``max(x + alpha * (x - previous), 0)``, in place in ``previous``."""
+
+    def update_norms(self, x: Array, y: Array, previous_change: Array | None = None):
+        """Sums for the step ``d = x * (y - 1)``: returns ``(sum d*d, sum x*x, sum d*p)``
+        with ``p = previous_change`` (0.0 when it is None), as Python floats."""
+
+    def tv_factor(self, x: Array, weight: float) -> Array:
+        """``1 / (1 - weight * div(grad x / |grad x|))`` (a new array): the total-variation
+        term of RLTV, with forward differences for the gradient, backward differences for
+        the divergence (its adjoint) and periodic ends."""
+
     def all_finite(self, x: Array) -> bool:
         """True when no element of ``x`` is NaN or infinite."""
 
@@ -139,7 +158,42 @@ class Backend(Protocol):
 
 
 class BackendBase:
-    """Optional base class: defaults for host backends and the composed operations."""
+    """Optional base class: defaults for host backends and the composed operations.
+
+    The defaults for the vector operations are written with the backend's array namespace
+    ``self.xp`` (NumPy, CuPy or any array-API namespace); a backend overrides them to fuse
+    passes or to work in place.
+    """
+
+    xp: Any
+
+    def multiply_with_step(self, x, y, step):
+        return x * y, x * (y - 1)
+
+    def copy_into(self, src, dst):
+        return self.xp.asarray(src, copy=True)
+
+    def extrapolate(self, x, previous, alpha):
+        xp = self.xp
+        y = x + alpha * (x - previous)
+        return xp.where(y > 0, y, xp.zeros_like(y))
+
+    def update_norms(self, x, y, previous_change=None):
+        xp = self.xp
+        d = x * (y - 1)
+        dot = 0.0
+        if previous_change is not None:
+            dot = float(xp.sum(xp.astype(d * previous_change, xp.float64)))
+        return (float(xp.sum(xp.astype(d * d, xp.float64))),
+                float(xp.sum(xp.astype(x * x, xp.float64))), dot)
+
+    def tv_factor(self, x, weight):
+        xp = self.xp
+        eps = 1e-8 * float(xp.max(xp.abs(x))) + 1e-30
+        grads = [xp.roll(x, -1, axis=a) - x for a in range(x.ndim)]
+        norm = xp.sqrt(sum(g * g for g in grads) + eps * eps)
+        div = sum((g / norm) - xp.roll(g / norm, 1, axis=a) for a, g in enumerate(grads))
+        return 1.0 / (1.0 - weight * div)
 
     #: True when arrays live in host memory (numpy, array-api-strict): checks then run on
     #: the caller's array; False for device backends, which upload first and check there.
