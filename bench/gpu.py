@@ -156,6 +156,28 @@ def measure_case(shape, psf_size, repeats, report):
     print(json.dumps(row, indent=1), flush=True)
 
 
+def variants_cost(report, shape=(256, 256, 256), psf_size=32, repeats=7):
+    """Per-iteration cost of each variant relative to plain periodic RL, CuPy in and out
+    (no transfers), interleaved rounds."""
+    x = cp.asarray(make_image(shape))
+    psf = gaussian_psf(psf_size)
+    variants = {"plain periodic": {}, "accelerate": {"accelerate": True},
+                "tv=0.002": {"tv": 0.002}, "non-circulant": {"boundary": "non-circulant"},
+                "zero": {"boundary": "zero"}}
+    for kw in variants.values():
+        rlcore.deconvolve(x, psf, 2, **kw)
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, kw in variants.items():
+            times[name].append(sync_time(lambda kw=kw: rlcore.deconvolve(x, psf, 20, **kw)))
+    base = times["plain periodic"]
+    report["variants"] = {
+        name: {"median_s": statistics.median(v),
+               "ratio_to_plain": statistics.median(a / b for a, b in zip(v, base))}
+        for name, v in times.items()}
+    print(json.dumps(report["variants"], indent=1), flush=True)
+
+
 def largest(report, sizes):
     pool = cp.get_default_memory_pool()
     psf = gaussian_psf(32)
@@ -197,6 +219,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--cases", nargs="*", default=["256x256x256:32", "64x1024x1024:64"],
                    help="SHAPE:PSF pairs")
+    p.add_argument("--variants-only", action="store_true",
+                   help="only the variants' cost (with --cases and --sizes empty)")
     p.add_argument("--sizes", type=int, nargs="*", default=[704, 768, 800, 832, 864, 896])
     args = p.parse_args(argv)
     info = machine()
@@ -209,7 +233,11 @@ def main(argv=None) -> int:
     for text in args.cases:
         shape, psf = text.split(":")
         measure_case(tuple(int(v) for v in shape.split("x")), int(psf), args.repeats, report)
+    variants_cost(report)
     largest(report, args.sizes)
+    if args.variants_only:
+        (args.out / "variants.json").write_text(json.dumps(report, indent=1, default=str))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu.json").write_text(json.dumps(report, indent=1, default=str))
     lines = [f"# rlcore CuPy backend on {info['gpu']}", "",
@@ -232,6 +260,11 @@ def main(argv=None) -> int:
                      f"floor {r['elementwise_pass_floor_ms']:.3f} ms, parts {r['parts_ms']}, "
                      f"H2D {r['h2d_ms']} ms, D2H {r['d2h_ms']} ms, cuFFT workspace "
                      f"{r['cufft_workspace_image_arrays']:.2f} image arrays")
+    lines.append("")
+    lines.append("Cost per iteration relative to plain periodic RL (256^3, 32^3 PSF, CuPy in "
+                 "and out, 20 iterations, medians of per-round ratios):")
+    for name, r in report.get("variants", {}).items():
+        lines.append(f"- {name}: {r['median_s']:.4f} s, {r['ratio_to_plain']:.2f}x")
     lines.append("")
     for entry in report["largest"]:
         lines.append(f"- {entry['shape']} ({entry['voxels'] / 1e9:.2f} G voxels): "
