@@ -156,6 +156,28 @@ def measure_case(shape, psf_size, repeats, report):
     print(json.dumps(row, indent=1), flush=True)
 
 
+def op_timings(report, shape=(256, 256, 256)):
+    """Device time of each protocol operation the variants add (CUDA events)."""
+    be = get_backend("cupy")
+    x = cp.asarray(make_image(shape))
+    y = x * 0.5 + 1
+    s, p = x.copy(), x.copy()
+    ops = {
+        "multiply": lambda: be.multiply(s, y),
+        "multiply_with_step": lambda: be.multiply_with_step(s, y, p),
+        "update_norms": lambda: be.update_norms(x, y, None),
+        "update_norms+dot": lambda: be.update_norms(x, y, p),
+        "extrapolate": lambda: be.extrapolate(x, p, 0.5),
+        "copy_into": lambda: be.copy_into(x, p),
+        "tv_factor": lambda: be.tv_factor(x, 0.002),
+        "all_finite": lambda: be.all_finite(x),
+        "cp.sum(x*y)": lambda: cp.sum(x * y),
+        "cp.dot(x,y)": lambda: cp.dot(x.ravel(), y.ravel()),
+    }
+    report["ops_ms"] = {k: event_ms(f, 10) for k, f in ops.items()}
+    print(json.dumps(report["ops_ms"], indent=1), flush=True)
+
+
 def variants_cost(report, shape=(256, 256, 256), psf_size=32, repeats=7):
     """Per-iteration cost of each variant relative to plain periodic RL, CuPy in and out
     (no transfers), interleaved rounds."""
@@ -233,6 +255,7 @@ def main(argv=None) -> int:
     for text in args.cases:
         shape, psf = text.split(":")
         measure_case(tuple(int(v) for v in shape.split("x")), int(psf), args.repeats, report)
+    op_timings(report)
     variants_cost(report)
     largest(report, args.sizes)
     if args.variants_only:

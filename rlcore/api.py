@@ -65,6 +65,9 @@ def _on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False) ->
     """The array embedded on the grid and moved to the backend's device."""
     if not grid.padded:
         return backend.to_device(array)
+    xp = getattr(backend, "xp", None)
+    if xp is not None and (grid.mode != "reflect" or hasattr(xp, "pad")):
+        return grid.embed(backend.to_device(array), estimate=estimate, xp=xp)  # on the device
     host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
     return backend.to_device(grid.embed(host, estimate=estimate))
 
@@ -206,8 +209,9 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
     if observe is not None:  # internal: the image region of the estimate after each update
         options.observe = lambda k, x: observe(k, x[grid.region] if grid.padded else x)
     if boundary == "non-circulant":  # 1 / H^T M, 0 where H^T M <= NONCIRCULANT_GUARD
-        weight = operator.adjoint(be.to_device(grid.mask()))
-        ones = be.to_device(np.ones(grid.shape, np.float32))
+        xp = getattr(be, "xp", np)
+        weight = operator.adjoint(grid.mask(xp))
+        ones = xp.ones(grid.shape, dtype=xp.float32)
         options.normalization = be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
         del ones
     bar = None

@@ -71,24 +71,30 @@ class Grid:
     def padded(self) -> bool:
         return self.shape != self.image_shape
 
-    def embed(self, image: np.ndarray, *, estimate: bool = False) -> np.ndarray:
-        """An image-shaped array on the grid (host, float32): itself (periodic),
-        zero-padded (zero; non-circulant data), mirror-extended (reflect), or filled with
-        its mean (non-circulant first estimate, ``estimate=True``)."""
+    def embed(self, image: Any, *, estimate: bool = False, xp: Any = np) -> Any:
+        """An image-shaped float32 array on the grid, in the namespace ``xp`` of ``image``
+        (so a GPU array stays on its device): itself (periodic), zero-padded (zero;
+        non-circulant data), mirror-extended (reflect), or filled with its mean outside
+        the image (non-circulant first estimate, ``estimate=True``)."""
         if not self.padded:
             return image
-        widths = [
-            (o, g - n - o) for o, n, g in zip(self.offset, self.image_shape, self.shape)
-        ]
         if self.mode == "reflect":
-            return np.pad(image, widths, mode="symmetric")
-        fill = float(np.mean(image, dtype=np.float64)) if (
-            estimate and self.mode == "non-circulant") else 0.0
-        return np.pad(image, widths, mode="constant", constant_values=fill)
+            widths = [
+                (o, g - n - o) for o, n, g in zip(self.offset, self.image_shape, self.shape)
+            ]
+            if not hasattr(xp, "pad"):  # the array API standard has no pad: via the host
+                raise NotImplementedError("reflect needs xp.pad")
+            return xp.pad(image, widths, mode="symmetric")
+        fill = 0.0
+        if estimate and self.mode == "non-circulant":
+            fill = float(xp.mean(xp.astype(image, xp.float64)))
+        out = xp.full(self.shape, fill, dtype=xp.float32)
+        out[self.region] = image
+        return out
 
-    def mask(self) -> np.ndarray:
+    def mask(self, xp: Any = np) -> Any:
         """``M``: 1 on the measured voxels (the image region), 0 elsewhere on the grid."""
-        m = np.zeros(self.shape, np.float32)
+        m = xp.zeros(self.shape, dtype=xp.float32)
         m[self.region] = 1
         return m
 
