@@ -125,6 +125,49 @@ def _staging(cp: Any, device: int) -> _Staging:
     return _STAGING[device]
 
 
+_NORMS_SOURCE = r"""
+extern "C" __global__ void rlcore_step_norms(const float* x, const float* y, const float* p,
+                                             double* out, long long n, int has_p) {
+    // sums of d*d, x*x and d*p with d = x * (y - 1): grid-stride loop, warp shuffles,
+    // one double atomicAdd per block and sum
+    double dd = 0.0, xx = 0.0, dp = 0.0;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float xi = x[i];
+        float d = xi * (y[i] - 1.0f);
+        dd += (double)d * (double)d;
+        xx += (double)xi * (double)xi;
+        if (has_p) dp += (double)d * (double)p[i];
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        dd += __shfl_down_sync(0xffffffffu, dd, o);
+        xx += __shfl_down_sync(0xffffffffu, xx, o);
+        dp += __shfl_down_sync(0xffffffffu, dp, o);
+    }
+    __shared__ double s[3][32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { s[0][warp] = dd; s[1][warp] = xx; s[2][warp] = dp; }
+    __syncthreads();
+    if (warp == 0) {
+        int warps = blockDim.x >> 5;
+        dd = lane < warps ? s[0][lane] : 0.0;
+        xx = lane < warps ? s[1][lane] : 0.0;
+        dp = lane < warps ? s[2][lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) {
+            dd += __shfl_down_sync(0xffffffffu, dd, o);
+            xx += __shfl_down_sync(0xffffffffu, xx, o);
+            dp += __shfl_down_sync(0xffffffffu, dp, o);
+        }
+        if (lane == 0) {
+            atomicAdd(&out[0], dd);
+            atomicAdd(&out[1], xx);
+            atomicAdd(&out[2], dp);
+        }
+    }
+}
+"""
+
+
 def _kernels(cp: Any) -> dict[str, Any]:
     return {
         "cmul": cp.ElementwiseKernel(
@@ -147,14 +190,9 @@ def _kernels(cp: Any) -> dict[str, Any]:
         "extrapolate": cp.ElementwiseKernel(
             "float32 x, float32 a", "float32 p",
             "float v = x + a * (x - p); p = v > 0.0f ? v : 0.0f", "rlcore_extrapolate"),
-        "norms": cp.ReductionKernel(
-            "float32 x, float32 y", "complex128 r",
-            "complex<double>((double)(x * (y - 1.0f)) * (double)(x * (y - 1.0f)),"
-            " (double)x * (double)x)",
-            "a + b", "r = a", "complex<double>(0, 0)", "rlcore_norms"),
-        "step_dot": cp.ReductionKernel(
-            "float32 x, float32 y, float32 p", "float64 r",
-            "(double)(x * (y - 1.0f)) * (double)p", "a + b", "r = a", "0", "rlcore_step_dot"),
+        # three sums in one pass (CuPy's ReductionKernel measured ~100x slower here for a
+        # float64 full reduction: 13.8 ms vs 0.1 ms for 16.7 M voxels on an H100)
+        "norms": cp.RawKernel(_NORMS_SOURCE, "rlcore_step_norms"),
         # one pass, no temporary (isfinite(x).all() would allocate a bool per voxel)
         "all_finite": cp.ReductionKernel(
             "float32 x", "bool y", "isfinite(x)", "a && b", "y = a", "true",
@@ -334,12 +372,23 @@ class CupyBackend(BackendBase):
         return previous
 
     def update_norms(self, x, y, previous_change=None):
-        both = complex(self._k["norms"](x, y))
-        dot = 0.0 if previous_change is None else float(self._k["step_dot"](x, y, previous_change))
-        return both.real, both.imag, dot
+        cp = self.cp
+        x, y = cp.ascontiguousarray(x), cp.ascontiguousarray(y)
+        p = x if previous_change is None else cp.ascontiguousarray(previous_change)
+        out = cp.zeros(3, dtype=cp.float64)
+        threads = 256
+        blocks = int(min(max(1, -(-x.size // threads)), 8 * _sm_count(cp)))
+        self._k["norms"]((blocks,), (threads,),
+                         (x, y, p, out, np.int64(x.size), np.int32(previous_change is not None)))
+        dd, xx, dp = (float(v) for v in out.get())
+        return dd, xx, dp
 
     def all_finite(self, x: Any) -> bool:
         return bool(self._k["all_finite"](x))
+
+
+def _sm_count(cp: Any) -> int:
+    return int(cp.cuda.Device().attributes["MultiProcessorCount"])
 
 
 def probe() -> tuple[tuple[str, ...], str | None]:

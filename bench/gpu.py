@@ -259,6 +259,7 @@ def main(argv=None) -> int:
     variants_cost(report)
     largest(report, args.sizes)
     if args.variants_only:
+        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "variants.json").write_text(json.dumps(report, indent=1, default=str))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
