@@ -387,8 +387,14 @@ class CupyBackend(BackendBase):
         return bool(self._k["all_finite"](x))
 
 
+_SM_COUNT: dict[int, int] = {}
+
+
 def _sm_count(cp: Any) -> int:
-    return int(cp.cuda.Device().attributes["MultiProcessorCount"])
+    device = cp.cuda.Device()
+    if device.id not in _SM_COUNT:
+        _SM_COUNT[device.id] = int(device.attributes["MultiProcessorCount"])
+    return _SM_COUNT[device.id]
 
 
 def probe() -> tuple[tuple[str, ...], str | None]:
