@@ -30,14 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("deconvolve", help="deconvolve a TIFF / OME-TIFF stack")
-    d.add_argument("image", type=Path, help="image file, (Z, Y, X) or (Y, X)")
+    d.add_argument("image", type=Path, help="image: TIFF, OME-TIFF or OME-Zarr, (Z, Y, X)")
     d.add_argument("psf", type=Path, help="PSF file, same number of axes")
     d.add_argument("-o", "--output", type=Path, required=True,
-                   help="output file (.tif, or .ome.tif for OME-TIFF)")
+                   help="output: .tif, .ome.tif (OME-TIFF) or .ome.zarr (OME-Zarr)")
     d.add_argument("-n", "--iterations", type=int, default=10, help="RL iterations (10)")
     d.add_argument("--backend", default="auto", help="backend name or 'auto' (see rlcore info)")
     d.add_argument("--device", default=None, help="backend device (numpy: thread count)")
     d.add_argument("--boundary", default="periodic", choices=BOUNDARIES)
+    d.add_argument("--accelerate", action="store_true", help="Biggs-Andrews acceleration")
+    d.add_argument("--tv", type=float, default=0.0, help="RLTV weight, 0 (off)")
     d.add_argument("--background", type=float, default=0.0,
                    help="constant subtracted from the image first (camera offset), 0")
     d.add_argument("--psf-background", type=float, default=0.0,
@@ -48,6 +50,28 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     sub.add_parser("info", help="versions, backends and devices")
+
+    p_psf = sub.add_parser("psf", help="make a PSF: distill from beads, gaussian, widefield")
+    kinds = p_psf.add_subparsers(dest="psf_command", required=True)
+    k = kinds.add_parser("distill", help="distil a PSF from an image of beads")
+    k.add_argument("beads", type=Path, help="bead image (TIFF, OME-TIFF, OME-Zarr)")
+    k.add_argument("--shape", type=int, nargs="+", default=None, help="PSF shape, voxels")
+    k.add_argument("--threshold", type=float, default=None,
+                   help="bead detection threshold over background (default: automatic)")
+    k.add_argument("--iterations", type=int, default=30)
+    g = kinds.add_parser("gaussian", help="a Gaussian PSF")
+    g.add_argument("--shape", type=int, nargs="+", required=True, help="shape, voxels")
+    g.add_argument("--sigma", type=float, nargs="+", required=True, help="sigma, voxels")
+    w = kinds.add_parser("widefield", help="theoretical widefield PSF (psfmodels)")
+    w.add_argument("--na", type=float, required=True)
+    w.add_argument("--wavelength", type=float, required=True, help="emission, microns")
+    w.add_argument("--ni", type=float, default=1.515, help="immersion refractive index")
+    w.add_argument("--voxel-size", type=float, nargs=3, required=True, metavar=("Z", "Y", "X"),
+                   help="microns")
+    w.add_argument("--shape", type=int, nargs=3, required=True, metavar=("Z", "Y", "X"))
+    for q in (k, g, w):
+        q.add_argument("-o", "--output", type=Path, required=True, help="output PSF file")
+        q.add_argument("--overwrite", action="store_true")
 
     s = sub.add_parser("sample", help="write the shipped real sample (LLS image + PSF)")
     s.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
@@ -81,13 +105,39 @@ def _deconvolve(args: argparse.Namespace) -> int:
         psf = np.clip(psf.astype(np.float32) - np.float32(args.psf_background), 0, None)
     result = rlcore.deconvolve(
         image, psf, args.iterations, backend=args.backend, boundary=args.boundary,
-        progress=args.progress, device=_device(args.device),
+        progress=args.progress, device=_device(args.device), accelerate=args.accelerate,
+        tv=args.tv,
     )
     if args.uint16:
         peak = float(result.max())
         scale = 65535.0 / peak if peak > 0 else 0.0
         result = np.round(result * scale).astype(np.uint16)
     write_image(args.output, result, voxel, overwrite=args.overwrite)
+    print(f"wrote {args.output} {result.shape} {result.dtype}")
+    return 0
+
+
+def _psf(args: argparse.Namespace) -> int:
+    from rlcore import psf as psf_tools
+    from rlcore.io import VoxelSize, read_image, write_image
+
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    voxel = None
+    if args.psf_command == "distill":
+        beads, voxel = read_image(args.beads)
+        result = psf_tools.distill(beads, args.shape, threshold=args.threshold,
+                                   iterations=args.iterations)
+    elif args.psf_command == "gaussian":
+        result = psf_tools.gaussian(args.shape, args.sigma)
+    else:
+        voxel = VoxelSize(*args.voxel_size)
+        result = psf_tools.widefield(args.shape, args.voxel_size, na=args.na,
+                                     wavelength=args.wavelength, ni=args.ni)
+    write_image(args.output, result, voxel, overwrite=args.overwrite)
+    if voxel is not None and voxel.known:
+        widths = psf_tools.fwhm(result, (voxel.z, voxel.y, voxel.x)[-result.ndim:])
+        print(f"FWHM (z, y, x) um: {', '.join(f'{w:.3f}' for w in widths)}")
     print(f"wrote {args.output} {result.shape} {result.dtype}")
     return 0
 
@@ -130,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _deconvolve(args)
         if args.command == "info":
             return _info()
+        if args.command == "psf":
+            return _psf(args)
         return _sample(args)
     except (*_EXPECTED, RLCoreError) as exc:
         print(f"rlcore: error: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Read and write TIFF / OME-TIFF images with their voxel size, through tifffile.
+"""Read and write TIFF / OME-TIFF (tifffile) and OME-Zarr (ome-zarr) images with their
+voxel size.
 
 Voxel sizes are in microns, ``(z, y, x)`` order; axes of the arrays are ``(Z, Y, X)``.
 Writes are atomic: the file is written under a temporary name in the destination folder
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ import tifffile
 
 __all__ = ["VoxelSize", "read_image", "write_image"]
 
+_NGFF_UNITS = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "meter": 1e6,
+               "angstrom": 1e-4}
 _TO_MICRONS = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "\\u00B5m": 1.0,
                "nm": 1e-3, "mm": 1e3, "m": 1e6, "cm": 1e4, "pixel": None, "": None}
 
@@ -82,21 +86,57 @@ def _tiff_voxel_size(tif: tifffile.TiffFile) -> VoxelSize:
     return VoxelSize(z, from_resolution("YResolution"), from_resolution("XResolution"))
 
 
+def _is_zarr(path: Path) -> bool:
+    return path.suffix.lower() == ".zarr" or path.name.lower().endswith(".ome.zarr")
+
+
+def _read_zarr(path: Path) -> tuple[np.ndarray, VoxelSize]:
+    try:
+        from ome_zarr.io import parse_url
+        from ome_zarr.reader import Reader
+    except ImportError as exc:
+        raise ImportError("OME-Zarr needs ome-zarr: pip install 'rlcore[dask]'") from exc
+    location = parse_url(str(path))
+    if location is None:
+        raise ValueError(f"{path}: not a readable OME-Zarr image")
+    nodes = list(Reader(location)())
+    if not nodes or not nodes[0].data:
+        raise ValueError(f"{path}: no OME-Zarr image found")
+    node = nodes[0]
+    data = np.asarray(node.data[0])  # full resolution
+    axes = [a["name"] if isinstance(a, dict) else a for a in node.metadata.get("axes", [])]
+    units = [a.get("unit") if isinstance(a, dict) else None
+             for a in node.metadata.get("axes", [])]
+    sizes: dict[str, float | None] = {}
+    transforms = node.metadata.get("coordinateTransformations") or [[]]
+    for t in transforms[0]:
+        if t.get("type") == "scale":
+            for name, unit, value in zip(axes, units, t["scale"]):
+                factor = _NGFF_UNITS.get(unit, 1.0 if unit is None else None)
+                sizes[name] = None if factor is None else float(value) * factor
+    keep = [i for i, n in enumerate(axes) if n in "zyx"] if axes else list(range(data.ndim))
+    if axes and len(keep) != data.ndim:  # drop singleton t / c axes
+        data = data.reshape([data.shape[i] for i in keep]) if all(
+            data.shape[i] == 1 for i in range(data.ndim) if i not in keep) else data
+    return data, VoxelSize(sizes.get("z"), sizes.get("y"), sizes.get("x"))
+
+
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
-    """Read a TIFF or OME-TIFF stack and its voxel size.
+    """Read a TIFF, OME-TIFF or OME-Zarr stack and its voxel size.
 
     Parameters
     ----------
     path : str or path
-        A ``.tif`` / ``.tiff`` / ``.ome.tif`` file holding one (Z, Y, X) or (Y, X) series.
+        A ``.tif`` / ``.tiff`` / ``.ome.tif`` file, or an ``.ome.zarr`` / ``.zarr`` folder
+        (OME-NGFF; full resolution), holding one (Z, Y, X) or (Y, X) image.
 
     Returns
     -------
     image : ndarray
         The first series, singleton axes removed, in the file's dtype.
     voxel_size : VoxelSize
-        In microns, from OME ``PhysicalSize*``, ImageJ ``spacing``/``unit`` and the
-        resolution tags; ``None`` for what the file does not state.
+        In microns, from OME ``PhysicalSize*``, ImageJ ``spacing``/``unit``, the
+        resolution tags, or the OME-Zarr scale transform; ``None`` where not stated.
 
     Raises
     ------
@@ -106,6 +146,10 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
         The file is not a readable TIFF, or holds more than 3 non-singleton axes.
     """
     path = Path(path)
+    if _is_zarr(path):
+        if not path.exists():
+            raise FileNotFoundError(f"image not found: {path}")
+        return _read_zarr(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
@@ -135,7 +179,8 @@ def write_image(
     Parameters
     ----------
     path : str or path
-        Destination; ``.ome.tif`` / ``.ome.tiff`` writes OME-TIFF, other names ImageJ TIFF.
+        Destination; ``.ome.tif`` / ``.ome.tiff`` writes OME-TIFF, ``.ome.zarr`` /
+        ``.zarr`` OME-Zarr (one resolution level), other names ImageJ TIFF.
     image : ndarray, shape (Z, Y, X) or (Y, X)
         Data (float32, uint16, uint8, ...).
     voxel_size : VoxelSize, optional
@@ -157,6 +202,8 @@ def write_image(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite)")
     voxel = voxel_size or VoxelSize()
+    if _is_zarr(path):
+        return _write_zarr(path, image, voxel)
     name = path.name.lower()
     is_ome = name.endswith((".ome.tif", ".ome.tiff"))
     axes = "ZYX"[-image.ndim:]
@@ -183,5 +230,30 @@ def write_image(
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_zarr(path: Path, image: np.ndarray, voxel: VoxelSize) -> Path:
+    try:
+        import zarr
+        from ome_zarr.io import parse_url
+        from ome_zarr.writer import write_image as ome_write
+    except ImportError as exc:
+        raise ImportError("OME-Zarr needs ome-zarr: pip install 'rlcore[dask]'") from exc
+    axes = "zyx"[-image.ndim:]
+    sizes = dict(zip("zyx", (voxel.z, voxel.y, voxel.x)))
+    scale = {a: float(sizes[a]) if sizes[a] is not None else 1.0 for a in axes}
+    units = {a: "micrometer" for a in axes if sizes[a] is not None}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        root = zarr.group(store=parse_url(str(tmp), mode="w").store, overwrite=True)
+        ome_write(image, root, scale_factors=[], axes=axes, scale=scale,
+                  axes_units=units or None)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path

@@ -1,0 +1,332 @@
+"""PSF tools: generate (Gaussian, widefield, confocal), tidy (centre, crop, normalise,
+background), measure (FWHM), and distil a PSF from an image of sub-resolution beads.
+
+Conventions: arrays are ``(Z, Y, X)``; the PSF centre is voxel ``n // 2`` on each axis;
+voxel sizes and wavelengths are in microns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.ndimage as ndi
+
+__all__ = [
+    "gaussian", "widefield", "confocal", "center", "crop", "normalize",
+    "background_subtract", "fwhm", "detect_beads", "distill",
+]
+
+
+def _shape(shape: Sequence[int], name: str = "shape") -> tuple[int, ...]:
+    shape = tuple(int(n) for n in np.atleast_1d(shape))
+    if not shape or any(n < 1 for n in shape):
+        raise ValueError(f"{name}: must be positive integers, got {shape}")
+    return shape
+
+
+def normalize(psf: np.ndarray) -> np.ndarray:
+    """The PSF divided by its sum, float32.
+
+    Raises
+    ------
+    ValueError
+        Negative values, NaN/inf, or a sum <= 0.
+    """
+    p = np.asarray(psf, dtype=np.float64)
+    if not np.isfinite(p).all():
+        raise ValueError("psf: contains NaN or infinite values")
+    if (p < 0).any():
+        raise ValueError("psf: has negative values; use background_subtract(..., clip) first")
+    total = p.sum()
+    if total <= 0:
+        raise ValueError(f"psf: sum must be positive, got {total:g}")
+    return (p / total).astype(np.float32)
+
+
+def gaussian(shape: Sequence[int], sigma: float | Sequence[float]) -> np.ndarray:
+    """A sampled Gaussian PSF, centre voxel ``n // 2``, sum 1.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Output shape in voxels, e.g. ``(Z, Y, X)``.
+    sigma : float or tuple of float
+        Standard deviation per axis, in voxels (> 0).
+
+    Returns
+    -------
+    ndarray, float32, ``shape``
+
+    Raises
+    ------
+    ValueError
+        Non-positive shape or sigma.
+    """
+    shape = _shape(shape)
+    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(shape),))
+    if not (np.isfinite(sig).all() and (sig > 0).all()):
+        raise ValueError(f"sigma: must be positive, got {sigma}")
+    g = np.ones((), np.float64)
+    for axis, (n, s) in enumerate(zip(shape, sig)):
+        profile = np.exp(-0.5 * ((np.arange(n) - n // 2) / s) ** 2)
+        g = np.multiply.outer(g, profile) if axis else profile
+    return normalize(g)
+
+
+def _optics(na: float, wavelength: float, ni: float, voxel_size: Sequence[float]) -> None:
+    if not 0 < na < ni:
+        raise ValueError(f"na: must be in (0, ni={ni}), got {na}")
+    if not 0.1 < wavelength < 2:
+        raise ValueError(f"wavelength: in microns, expected 0.1..2, got {wavelength}")
+    if len(voxel_size) != 3 or min(voxel_size) <= 0:
+        raise ValueError(f"voxel_size: (z, y, x) in microns, positive, got {voxel_size}")
+
+
+def widefield(
+    shape: Sequence[int],
+    voxel_size: Sequence[float],
+    *,
+    na: float,
+    wavelength: float,
+    ni: float = 1.515,
+    ns: float | None = None,
+    model: str = "vectorial",
+) -> np.ndarray:
+    """Theoretical widefield PSF (Gibson-Lanni / vectorial model, through ``psfmodels``).
+
+    Parameters
+    ----------
+    shape : (Z, Y, X)
+        Output shape in voxels; Y and X must be equal and odd-sized shapes are preferred.
+    voxel_size : (z, y, x)
+        Voxel size in microns (y must equal x).
+    na : float
+        Numerical aperture.
+    wavelength : float
+        Emission wavelength in microns.
+    ni : float, default 1.515
+        Refractive index of the immersion medium.
+    ns : float, optional
+        Refractive index of the sample (default: ``ni``, no spherical aberration).
+    model : {"vectorial", "scalar", "gaussian"}
+        psfmodels' model (Aguet et al. 2009 vectorial; Gibson & Lanni scalar).
+
+    Returns
+    -------
+    ndarray, float32, ``shape``: centre voxel ``n // 2``, sum 1.
+
+    Raises
+    ------
+    ImportError
+        psfmodels is not installed (``pip install 'rlcore[psf]'``).
+    ValueError
+        Inconsistent shape, voxel size or optics.
+    """
+    psfmodels = _psfmodels()
+    shape = _shape(shape)
+    _optics(na, wavelength, ni, voxel_size)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"shape: (Z, Y, X) with Y == X expected, got {shape}")
+    if abs(voxel_size[1] - voxel_size[2]) > 1e-9:
+        raise ValueError(f"voxel_size: y and x must be equal, got {voxel_size}")
+    psf = psfmodels.make_psf(shape[0], shape[1], dxy=voxel_size[2], dz=voxel_size[0],
+                             NA=na, wvl=wavelength, ni=ni, ni0=ni, ns=ns or ni, model=model)
+    return center(normalize(psf))
+
+
+def confocal(
+    shape: Sequence[int],
+    voxel_size: Sequence[float],
+    *,
+    na: float,
+    excitation: float,
+    emission: float,
+    ni: float = 1.515,
+    ns: float | None = None,
+    pinhole_au: float = 1.0,
+) -> np.ndarray:
+    """Theoretical confocal PSF (excitation x pinhole-filtered emission, ``psfmodels``).
+
+    Parameters are those of :func:`widefield`, with excitation and emission wavelengths in
+    microns and the pinhole diameter in Airy units.
+
+    Returns
+    -------
+    ndarray, float32, ``shape``: centre voxel ``n // 2``, sum 1.
+
+    Raises
+    ------
+    ImportError, ValueError
+        As :func:`widefield`.
+    """
+    psfmodels = _psfmodels()
+    shape = _shape(shape)
+    _optics(na, emission, ni, voxel_size)
+    psf = psfmodels.confocal_psf(shape[0], shape[1], dxy=voxel_size[2], dz=voxel_size[0],
+                                 NA=na, ex_wvl=excitation, em_wvl=emission, ni=ni, ni0=ni,
+                                 ns=ns or ni, pinhole_au=pinhole_au)
+    return center(normalize(psf))
+
+
+def center(psf: np.ndarray) -> np.ndarray:
+    """Roll the PSF so that its peak (found on a copy smoothed by a 1-voxel Gaussian, so
+    that noise does not decide it) sits at voxel ``n // 2``.
+
+    Integer shifts only: no interpolation, the values are kept exactly.
+    """
+    p = np.asarray(psf)
+    smooth = ndi.gaussian_filter(p.astype(np.float64), 1.0, mode="constant")
+    peak = np.unravel_index(np.argmax(smooth), p.shape)
+    shift = [n // 2 - int(c) for n, c in zip(p.shape, peak)]
+    return np.roll(p, shift, axis=tuple(range(p.ndim)))
+
+
+def crop(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Centre-crop to ``shape`` keeping voxel ``n // 2`` at the new ``n // 2``.
+
+    Raises
+    ------
+    ValueError
+        ``shape`` larger than the PSF on some axis.
+    """
+    shape = _shape(shape)
+    p = np.asarray(psf)
+    if len(shape) != p.ndim or any(k > n for k, n in zip(shape, p.shape)):
+        raise ValueError(f"shape: {shape} must not exceed the PSF's {p.shape}")
+    return p[tuple(slice(n // 2 - k // 2, n // 2 - k // 2 + k) for n, k in zip(p.shape, shape))]
+
+
+def background_subtract(psf: np.ndarray, background: float | None = None,
+                        border: int = 2) -> np.ndarray:
+    """Subtract a constant background (default: the median of the outer ``border``
+    voxels of every face), clip at 0; float32."""
+    p = np.asarray(psf, dtype=np.float32)
+    if background is None:
+        shell = np.ones(p.shape, bool)
+        shell[tuple(slice(border, n - border) for n in p.shape)] = False
+        background = float(np.median(p[shell])) if shell.any() else 0.0
+    return np.clip(p - np.float32(background), 0, None)
+
+
+def fwhm(psf: np.ndarray, voxel_size: Sequence[float] | None = None) -> tuple[float, ...]:
+    """Full width at half maximum along each axis through the peak, linearly interpolated;
+    in microns when ``voxel_size`` is given, else in voxels."""
+    p = np.asarray(psf, dtype=np.float64)
+    peak = np.unravel_index(np.argmax(p), p.shape)
+    half = p[peak] / 2
+    out = []
+    for axis in range(p.ndim):
+        index = list(peak)
+        index[axis] = slice(None)
+        line = p[tuple(index)]
+        i = peak[axis]
+        left = i
+        while left > 0 and line[left - 1] > half:
+            left -= 1
+        right = i
+        while right < len(line) - 1 and line[right + 1] > half:
+            right += 1
+        lo = left - 1 + (half - line[left - 1]) / (line[left] - line[left - 1]) if left > 0 else 0.0
+        hi = (right + (line[right] - half) / (line[right] - line[right + 1])
+              if right < len(line) - 1 else float(len(line) - 1))
+        width = hi - lo
+        out.append(width * (voxel_size[axis] if voxel_size is not None else 1.0))
+    return tuple(float(w) for w in out)
+
+
+def detect_beads(beads: np.ndarray, *, threshold: float | None = None,
+                 min_voxels: int = 8, margin: Sequence[int] | int = 0) -> np.ndarray:
+    """Centroids ``(n, ndim)`` of the beads: connected components above ``threshold``
+    (default: halfway between the median and the maximum) with at least ``min_voxels``
+    voxels, whose centroid lies at least ``margin`` voxels from every edge."""
+    b = np.asarray(beads, dtype=np.float64)
+    if threshold is None:
+        threshold = (np.median(b) + b.max()) / 2
+    labels, count = ndi.label(b > threshold)
+    if count == 0:
+        return np.zeros((0, b.ndim))
+    index = np.arange(1, count + 1)
+    sizes = ndi.sum_labels(np.ones_like(b), labels, index)
+    centroids = np.array(ndi.center_of_mass(b, labels, index)).reshape(count, b.ndim)
+    m = np.broadcast_to(np.asarray(margin), (b.ndim,))
+    keep = (sizes >= min_voxels) & np.all(
+        (centroids >= m) & (centroids <= np.array(b.shape) - 1 - m), axis=1)
+    return centroids[keep]
+
+
+def distill(
+    beads: np.ndarray,
+    shape: Sequence[int] | None = None,
+    *,
+    threshold: float | None = None,
+    min_voxels: int = 8,
+    iterations: int = 30,
+    background: float | None = None,
+    backend: str = "auto",
+) -> np.ndarray:
+    """Distil a PSF from an image of sub-resolution beads (reverse deconvolution).
+
+    The bead image is ``beads = points * PSF`` with ``points`` one voxel per bead, so RL
+    with the roles swapped (the bead image as the image, the points image as the "PSF")
+    estimates the PSF, centred at voxel ``n // 2`` of the image (rlcore's convention).
+    Steps: subtract the background (median, or ``background``), detect the beads
+    (:func:`detect_beads`), build the points image, run RL from a flat first estimate,
+    crop to ``shape`` around the centre, subtract the crop's own border background,
+    normalise to sum 1. As in the
+    "PSF distilling" notebook of the bio-image analysis community (R. Haase et al.).
+
+    Parameters
+    ----------
+    beads : ndarray, shape (Z, Y, X)
+        Image of isolated sub-resolution beads.
+    shape : tuple of int, optional
+        PSF shape in voxels (default: the image shape, cut to odd sizes).
+    threshold, min_voxels
+        Bead detection (:func:`detect_beads`).
+    iterations : int, default 30
+        RL iterations of the swapped deconvolution.
+    background : float, optional
+        Camera background of the bead image (default: its median).
+    backend : str
+        rlcore backend.
+
+    Returns
+    -------
+    ndarray, float32, ``shape``: non-negative, sum 1, centroid at voxel ``n // 2``.
+
+    Raises
+    ------
+    ValueError
+        No bead found (the message gives the threshold used), or bad ``shape``.
+    """
+    from rlcore.api import deconvolve
+
+    b = np.asarray(beads, dtype=np.float32)
+    bg = float(np.median(b)) if background is None else float(background)
+    b = np.clip(b - np.float32(bg), 0, None)
+    centroids = detect_beads(b, threshold=threshold, min_voxels=min_voxels)
+    if len(centroids) == 0:
+        used = threshold if threshold is not None else (np.median(b) + b.max()) / 2
+        raise ValueError(f"beads: no bead found above threshold {used:g}; pass a lower "
+                         "threshold or min_voxels")
+    points = np.zeros(b.shape, np.float32)
+    for c in np.round(centroids).astype(int):
+        points[tuple(c)] += 1.0
+    # a flat first estimate: RL is multiplicative, so the PSF can only grow where the
+    # first estimate is non-zero, and the background-subtracted bead image is 0 at the
+    # centre, where the PSF is estimated
+    estimate = deconvolve(b, points, iterations, backend=backend, init="flat")
+    if shape is None:
+        shape = tuple(n - (1 - n % 2) for n in b.shape)
+    out = crop(estimate, _shape(shape))
+    return normalize(center(background_subtract(out)))
+
+
+def _psfmodels() -> Any:
+    try:
+        import psfmodels
+    except ImportError as exc:
+        raise ImportError("theoretical PSFs need psfmodels: pip install 'rlcore[psf]'") from exc
+    return psfmodels
