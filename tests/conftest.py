@@ -4,6 +4,7 @@ float64 references, and the shared real data."""
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,9 @@ def backend(request) -> BackendCase:
 
 @pytest.fixture
 def rng(request) -> np.random.Generator:
-    """Fresh random inputs per test (seeded by the test name, so failures replay)."""
-    return np.random.default_rng(abs(hash(request.node.nodeid)) % 2**32)
+    """Fresh random inputs per test, seeded by the test's id (crc32, stable across
+    processes, unlike hash()), so a failure replays."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 @pytest.fixture

@@ -53,6 +53,13 @@ def test_gpu_method_falls_back_to_cpu_with_a_log(rng, caplog):
                                                          backend="numpy"))
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_uint8_rescale_reaches_255(seed):
+    x = np.random.default_rng(seed).random((7, 9, 11)).astype(np.float32) * 1000 - 17
+    out = rlf.to_uint8_full_range(x)
+    assert out.min() == 0 and out.max() == 255
+
+
 def test_uint8_rescale_matches_redlionfish(rng):
     helpers = pytest.importorskip("RedLionfishDeconv.helperfunctions",
                                   reason="redlionfish not installed (rlcore[test])")

@@ -39,9 +39,10 @@ def to_uint8_full_range(data: np.ndarray) -> np.ndarray:
     """RedLionfish's ``resAsUint8``: shift the minimum to 0, scale the maximum to 255,
     truncate to uint8 (a constant array gives zeros)."""
     shifted = np.asarray(data, dtype=np.float32) - np.float32(np.min(data))
-    peak = float(shifted.max())
-    if peak > 0:
-        shifted *= np.float32(255.0 / peak)
+    peak = shifted.max()
+    if peak > 0:  # divide first (as RedLionfish): the maximum becomes exactly 1, so 255
+        shifted /= peak
+        shifted *= np.float32(255)
     return shifted.astype(np.uint8)
 
 
