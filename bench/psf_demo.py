@@ -45,14 +45,18 @@ def main(argv=None) -> int:
     grid = tifffile.imread(folder / "DeconvolutionSampleVerticalGrid1AU-crop.tif")
     found = P.detect_beads(beads - np.median(beads), threshold=20)
     psf = P.distill(beads, (31, 41, 41), threshold=20)
-    smooth_peak = tuple(int(v) for v in np.unravel_index(
-        np.argmax(__import__("scipy.ndimage").ndimage.gaussian_filter(psf, 1.0)), psf.shape))
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(psf, 1.0)
+    smooth_peak = tuple(int(v) for v in np.unravel_index(np.argmax(smooth), psf.shape))
+    centre = tuple(n // 2 for n in psf.shape)
     fz, fy, fx = P.fwhm(psf, BEAD_VOXEL)
     lines += [f"Distilled from {len(found)} beads (threshold 20 over the median): shape "
-              f"{psf.shape}, smoothed peak at {smooth_peak} (centre {tuple(n // 2 for n in psf.shape)}), "
+              f"{psf.shape}, smoothed peak at {smooth_peak} (centre {centre}), "
               f"sum {psf.sum():.6f}, min {psf.min():.3g}; FWHM z {fz:.3f} um, y {fy:.3f} um, "
               f"x {fx:.3f} um (z / x = {fz / fx:.1f}).", ""]
-    lines += ["| image | Michelson before | after | RMS before | after |", "|---|---:|---:|---:|---:|"]
+    lines += ["| image | Michelson before | after | RMS before | after |",
+              "|---|---:|---:|---:|---:|"]
     for name, img in (("beads", beads), ("line grid (1 AU)", grid)):
         data = img.astype(np.float32)
         out = rlcore.deconvolve(data, psf, 50, backend="numpy")
