@@ -81,7 +81,7 @@ class RunInfo:
     iterations : int
         Updates made (fewer than asked when ``tol`` stopped the run).
     converged : bool
-        True when ``tol`` stopped the run.
+        True when the last update changed the estimate by less than ``tol``.
     backend, device : str
         Where it ran.
     boundary : str
@@ -227,13 +227,12 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
             callback(k, total)
 
     try:
-        estimate, done = richardson_lucy(operator, data, estimate, iterations, guard, step,
-                                         options)
+        estimate, done, converged = richardson_lucy(operator, data, estimate, iterations,
+                                                    guard, step, options)
     finally:
         if bar is not None:
             bar.close()
-    info = RunInfo(done, tol is not None and done < iterations, be.name, be.device, boundary,
-                   grid.shape)
+    info = RunInfo(done, converged, be.name, be.device, boundary, grid.shape)
     return _finish(be, grid, estimate, image, xp), info
 
 

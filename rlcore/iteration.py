@@ -108,7 +108,7 @@ def richardson_lucy(
     eps: float,
     callback: Callable[[int, int], object] | None = None,
     options: Options | None = None,
-) -> tuple[Array, int]:
+) -> tuple[Array, int, bool]:
     """Run up to ``iterations`` RL updates of ``estimate`` (in place where possible).
 
     Parameters
@@ -134,6 +134,8 @@ def richardson_lucy(
         The estimate after the last update.
     done : int
         Updates made (fewer than ``iterations`` when ``tol`` stopped the run).
+    converged : bool
+        True when the last update changed the estimate by less than ``tol``.
     """
     opt = options or Options()
     b = operator.backend
@@ -180,5 +182,5 @@ def richardson_lucy(
         if callback is not None:
             callback(k, iterations)
         if opt.tol is not None and norms[1] > 0 and (norms[0] / norms[1]) ** 0.5 < opt.tol:
-            break
-    return x, done
+            return x, done, True
+    return x, done, False

@@ -37,6 +37,13 @@ def test_defaults_and_value_range(rng):
     assert rel_l2(ours, theirs) < 1e-4
 
 
+def test_clip_applies_to_array_api_results(rng):
+    strict = pytest.importorskip("array_api_strict", reason="array-api-strict not installed")
+    image = strict.asarray(rng.random((16, 18)).astype(np.float32) * 5)
+    out = rlcore.richardson_lucy(image, np.ones((3, 3)) / 9, 5)
+    assert float(strict.max(out)) <= 1.0 and float(strict.min(out)) >= -1.0
+
+
 def test_filter_epsilon(rng):
     image = rng.random((20, 22)).astype(np.float32)
     image[:5] = 0

@@ -122,6 +122,8 @@ def test_tol_stops_early_and_reports(backend, case):
     assert rel_l2(result, backend.deconvolve(image, psf, info.iterations)) < 1e-6
     _, full = rlcore.deconvolve(image, psf, 3, tol=1e-12, return_info=True)
     assert full.iterations == 3 and not full.converged
+    _, last = rlcore.deconvolve(image, psf, info.iterations, tol=1e-3, return_info=True)
+    assert last.iterations == info.iterations and last.converged  # met on the last update
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from rlcore.api import _run
@@ -76,5 +77,9 @@ def richardson_lucy(
         callback=None, progress=False, guard=guard,
     )
     if clip:
-        result = np.clip(result, -1, 1, out=result) if isinstance(result, np.ndarray) else result
+        if isinstance(result, np.ndarray):
+            np.clip(result, -1, 1, out=result)
+        else:  # CuPy or another array-API library
+            xp = array_api_compat.array_namespace(result)
+            result = xp.clip(result, -1.0, 1.0)
     return result
