@@ -77,14 +77,73 @@ class PeakRSS:
         return self.peak - self.base
 
 
-def contenders(iterations: int) -> dict[str, Callable[[np.ndarray, np.ndarray], object]]:
-    """Every runnable contender: rlcore on each available backend, then the peers."""
+#: the model each contender computes, for the accuracy column: "periodic" = circular
+#: convolution with the first estimate = the image (rlcore's default, RedLionfish, sdeconv);
+#: "skimage" = zero boundary (linear convolution) with a first estimate of 0.5
+MODEL = {"skimage": "skimage"}
+
+#: RedLionfish's OpenCL path keeps every array complex64 with work-groups of (1,1,1): on
+#: PoCL (CPU) it takes ~14 s for 64x256x256, so it runs on cases up to this size only
+OPENCL_PEER_MAX_VOXELS = 5e6
+
+
+def _sdeconv(device: str) -> Callable | None:
+    try:
+        import torch
+        from sdeconv.deconv import SRichardsonLucy
+    except ImportError:
+        return None
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
+
+    def run(im: np.ndarray, psf: np.ndarray, iterations: int) -> np.ndarray:
+        # sdeconv wants the PSF on the image grid, centre at n // 2
+        padded = np.zeros(im.shape, np.float32)
+        padded[tuple(slice(n // 2 - p // 2, n // 2 - p // 2 + p) for n, p in
+                     zip(im.shape, psf.shape))] = psf
+        filt = SRichardsonLucy(torch.from_numpy(padded).to(device), niter=iterations, pad=0)
+        out = filt(torch.from_numpy(np.asarray(im, np.float32)).to(device))
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out.cpu().numpy()
+
+    return run
+
+
+def _redlionfish_opencl() -> Callable | None:
+    try:
+        import pyopencl as cl
+        import RedLionfishDeconv.RLDeconv3DReiknaOCL as ocl
+    except Exception:
+        return None
+    try:
+        if not cl.get_platforms():
+            return None
+    except Exception:  # no ICD: pyopencl's wheel brings no platform
+        return None
+    return lambda im, psf, iterations: ocl.nonBlock_RLDeconvolutionReiknaOCL(
+        im, psf, niter=iterations)
+
+
+def contenders(iterations: int, peers_max_voxels: float = float("inf"), voxels: int = 0
+               ) -> dict[str, Callable[[np.ndarray, np.ndarray], object]]:
+    """Every runnable contender: rlcore on each available backend, then the peers (those
+    skipped above ``peers_max_voxels`` voxels, where they take minutes)."""
     out: dict[str, Callable] = {}
     for info in rlcore.available_backends():
         if info.available and info.name not in ("array_api",):
             out[f"rlcore[{info.name}]"] = (
                 lambda im, psf, name=info.name: rlcore.deconvolve(im, psf, iterations, backend=name)
             )
+    if voxels > peers_max_voxels:
+        return out
+    for device in ("cpu", "cuda"):
+        run = _sdeconv(device)
+        if run is not None:
+            out[f"sdeconv[{device}]"] = lambda im, psf, run=run: run(im, psf, iterations)
+    ocl = _redlionfish_opencl()
+    if ocl is not None and voxels <= OPENCL_PEER_MAX_VOXELS:
+        out["redlionfish-opencl"] = lambda im, psf: ocl(im, psf, iterations)
     try:
         from skimage.restoration import richardson_lucy as sk_rl
 
@@ -136,23 +195,59 @@ def floors(shape: tuple[int, ...], iterations: int) -> dict[str, Callable]:
     return out
 
 
-def run_case(shape, psf_size, iterations, repeats, skip=()):
+def reference(image: np.ndarray, psf: np.ndarray, iterations: int, model: str) -> np.ndarray:
+    """Float64 RL of the given model (numpy FFTs, independent of rlcore's code)."""
+    h = psf.astype(np.float64) / psf.sum()
+    y = image.astype(np.float64)
+    if model == "skimage":  # zero boundary: pad by the PSF size, object zero outside
+        shape = tuple(n + p - 1 for n, p in zip(y.shape, h.shape))
+        region = tuple(slice(0, n) for n in y.shape)
+        x = np.zeros(shape)
+        x[region] = 0.5
+        data = np.zeros(shape)
+        data[region] = y
+    else:
+        shape, region, x, data = y.shape, tuple(slice(None) for _ in y.shape), y.copy(), y
+    placed = np.zeros(shape)
+    placed[tuple(slice(0, p) for p in h.shape)] = h
+    placed = np.roll(placed, [-(p // 2) for p in h.shape], axis=tuple(range(h.ndim)))
+    otf = np.fft.rfftn(placed)
+    axes = tuple(range(len(shape)))
+    for _ in range(iterations):
+        hx = np.fft.irfftn(np.fft.rfftn(x) * otf, s=shape, axes=axes)
+        ratio = np.divide(data, hx, out=np.zeros(shape), where=hx > 1e-12)
+        x *= np.fft.irfftn(np.fft.rfftn(ratio) * np.conj(otf), s=shape, axes=axes)
+    return x[region]
+
+
+def run_case(shape, psf_size, iterations, repeats, skip=(), peers_max_voxels=float("inf"),
+             accuracy_max_voxels=2e7):
     image = make_image(shape)
     psf = gaussian_psf(psf_size)
-    runs = {**contenders(iterations), **floors(shape, iterations)}
+    voxels = int(np.prod(shape))
+    runs = {**contenders(iterations, peers_max_voxels, voxels), **floors(shape, iterations)}
     runs = {k: v for k, v in runs.items() if not any(s in k for s in skip)}
     times: dict[str, list[float]] = {k: [] for k in runs}
     memory: dict[str, int] = {}
+    accuracy: dict[str, float] = {}
+    refs: dict[str, np.ndarray] = {}
     for name, fn in runs.items():  # warm-up round, untimed: peak memory is sampled here
         with PeakRSS() as mem:
-            fn(image, psf)
+            result = fn(image, psf)
         memory[name] = mem.growth
+        if result is not None and not name.startswith("floor") and voxels <= accuracy_max_voxels:
+            model = MODEL.get(name, "periodic")
+            if model not in refs:
+                refs[model] = reference(image, psf, iterations, model)
+            r = np.asarray(result, dtype=np.float64)
+            accuracy[name] = float(np.linalg.norm(r - refs[model]) / np.linalg.norm(refs[model]))
+        del result
     for _ in range(repeats):  # timed rounds, no sampling thread competing for the cores
         for name, fn in runs.items():
             t0 = time.perf_counter()
             fn(image, psf)
             times[name].append(time.perf_counter() - t0)
-    return image.nbytes, times, memory
+    return image.nbytes, times, memory, accuracy
 
 
 def machine() -> dict:
@@ -176,7 +271,7 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    for mod in ("skimage", "RedLionfishDeconv", "cupy"):
+    for mod in ("skimage", "RedLionfishDeconv", "cupy", "sdeconv", "torch", "pyopencl"):
         try:
             info[mod] = __import__(mod).__version__
         except Exception:
@@ -192,13 +287,16 @@ def table(results: list[dict], baseline: str = "rlcore[numpy]") -> str:
         lines.append(f"\n### {case['shape']} image, {case['psf']}^3 PSF, "
                      f"{case['iterations']} iterations, {case['repeats']} interleaved rounds\n")
         lines.append(f"| run | median s | min s | time / {baseline} | peak RSS growth "
-                     "(image arrays) |")
-        lines.append("|---|---:|---:|---:|---:|")
+                     "(image arrays) | rel. L2 to float64 reference (model) |")
+        lines.append("|---|---:|---:|---:|---:|---|")
         for name, values in t.items():
             med = statistics.median(values)
             ratio = f"{med / base:.2f}" if base else "-"
             mem = case["memory"][name] / case["image_bytes"]
-            lines.append(f"| {name} | {med:.3f} | {min(values):.3f} | {ratio} | {mem:.2f} |")
+            acc = case.get("accuracy", {}).get(name)
+            acc_text = f"{acc:.2e} ({MODEL.get(name, 'periodic')})" if acc is not None else "-"
+            lines.append(f"| {name} | {med:.3f} | {min(values):.3f} | {ratio} | {mem:.2f} | "
+                         f"{acc_text} |")
         if base:
             per_round = {
                 name: statistics.median(
@@ -211,6 +309,72 @@ def table(results: list[dict], baseline: str = "rlcore[numpy]") -> str:
     return "\n".join(lines)
 
 
+def ground_truth(data: Path, iterations: int) -> str:
+    """NRMSE to the truth of every contender on the EPFL bars set (flowdec_epfl)."""
+    import tifffile
+
+    folder = data / "flowdec_epfl" / "bars-25pct"
+    image = tifffile.imread(folder / "data.tif").astype(np.float32)
+    psf = tifffile.imread(folder / "kernel.tif").astype(np.float32)
+    truth = tifffile.imread(folder / "actual.tif").astype(np.float64)
+    lines = [f"\n### NRMSE to ground truth, EPFL bars-25pct, {iterations} iterations\n",
+             "NRMSE = ||s x - t|| / ||t||, s = flux of the truth / flux of x.\n",
+             "| run | NRMSE |", "|---|---:|"]
+    scale = float(image.max())
+    for name, fn in contenders(iterations).items():
+        # scikit-image clips nothing with clip=False but expects data near [0, 1]
+        x = np.asarray(fn(image / scale if name == "skimage" else image, psf), np.float64)
+        x *= truth.sum() / x.sum()
+        lines.append(f"| {name} | {np.linalg.norm(x - truth) / np.linalg.norm(truth):.4f} |")
+    return "\n".join(lines)
+
+
+def sweep(sizes: list[int], psf_size: int, iterations: int, repeats: int,
+          peers_max_voxels: float, out: Path | None) -> str:
+    """Time per run against voxels, cubes of edge ``n`` for n in ``sizes``."""
+    rows = []
+    for n in sizes:
+        shape = (n, n, n)
+        _, times, _, _ = run_case(shape, min(psf_size, n), iterations, repeats,
+                                  skip=("floor",), peers_max_voxels=peers_max_voxels,
+                                  accuracy_max_voxels=0)
+        rows.append({"shape": shape, "voxels": n**3,
+                     "times": {k: statistics.median(v) for k, v in times.items()}})
+        print(rows[-1], flush=True)
+    names = sorted({k for r in rows for k in r["times"]})
+    lines = [f"\n### Size sweep, {psf_size}^3 PSF, {iterations} iterations, medians of "
+             f"{repeats}\n", "| voxels | " + " | ".join(names) + " | rlcore s / (N log2 N) ns |",
+             "|---:|" + "---:|" * (len(names) + 1)]
+    for r in rows:
+        cells = [f"{r['times'][k]:.3f}" if k in r["times"] else "-" for k in names]
+        base = r["times"].get("rlcore[cupy]", r["times"].get("rlcore[numpy]"))
+        nlogn = r["voxels"] * np.log2(r["voxels"])
+        lines.append(f"| {r['voxels']:.2e} | " + " | ".join(cells) +
+                     f" | {base / nlogn * 1e9:.2f} |")
+    if out is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for k in names:
+            pts = [(r["voxels"], r["times"][k]) for r in rows if k in r["times"]]
+            ax.loglog(*zip(*pts), "o-", label=k)
+        v = np.array([r["voxels"] for r in rows], float)
+        ref = [r["times"].get("rlcore[cupy]", r["times"].get("rlcore[numpy]")) for r in rows]
+        ax.loglog(v, ref[-1] * v * np.log2(v) / (v[-1] * np.log2(v[-1])), "k--",
+                  label="N log N through the largest rlcore point")
+        ax.set_xlabel("voxels")
+        ax.set_ylabel(f"seconds for {iterations} iterations")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out.with_name(out.name + "-sweep.png"), dpi=90)
+        plt.close(fig)
+        out.with_name(out.name + "-sweep.json").write_text(json.dumps(rows, indent=1))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -220,21 +384,40 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--iterations", type=int, default=10)
     c.add_argument("--repeats", type=int, default=5)
     c.add_argument("--skip", nargs="*", default=[], help="skip runs whose name contains this")
+    c.add_argument("--peers-max-voxels", type=float, default=float("inf"),
+                   help="run the peers only on cases up to this many voxels")
+    c.add_argument("--data", type=Path, default=None,
+                   help="../shared/data: also NRMSE to the EPFL bars ground truth")
+    c.add_argument("--sweep", type=int, nargs="*", default=[],
+                   help="also a size sweep over cubes of these edges")
     c.add_argument("--out", type=Path, default=None, help="write OUT.md and OUT.json")
     args = p.parse_args(argv)
 
     results = []
     for text in args.shapes:
         shape = tuple(int(v) for v in text.split("x"))
-        nbytes, times, memory = run_case(shape, args.psf, args.iterations, args.repeats,
-                                         args.skip)
-        results.append({"shape": text, "psf": args.psf, "iterations": args.iterations,
+        psf = 64 if shape == (64, 1024, 1024) else args.psf
+        nbytes, times, memory, accuracy = run_case(shape, psf, args.iterations, args.repeats,
+                                                   args.skip, args.peers_max_voxels)
+        results.append({"shape": text, "psf": psf, "iterations": args.iterations,
                         "repeats": args.repeats, "image_bytes": nbytes, "times": times,
-                        "memory": memory})
+                        "memory": memory, "accuracy": accuracy})
         print(table(results[-1:]), flush=True)
     info = machine()
     report = ["# rlcore comparison", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in
                                                                info.items()), table(results)]
+    if args.data is not None:
+        report.append(ground_truth(args.data, 50))
+        report.append("\nscikit-image's difference to the float64 reference of its own model "
+                      "comes from even-sized PSFs: `convolve(mode=\"same\")` centres them at "
+                      "(n-1)//2 and its flipped-kernel adjoint is then off by one voxel; with "
+                      "odd PSFs rlcore.richardson_lucy equals it to 1e-4 "
+                      "(tests/test_skimage_compat.py).")
+        print(report[-1], flush=True)
+    if args.sweep:
+        report.append(sweep(args.sweep, args.psf, args.iterations, max(1, args.repeats // 2),
+                            args.peers_max_voxels, args.out))
+        print(report[-1], flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".md").write_text("\n".join(report) + "\n")
