@@ -330,13 +330,13 @@ def ground_truth(data: Path, iterations: int) -> str:
 
 
 def sweep(sizes: list[int], psf_size: int, iterations: int, repeats: int,
-          peers_max_voxels: float, out: Path | None) -> str:
+          peers_max_voxels: float, out: Path | None, skip: tuple[str, ...] = ()) -> str:
     """Time per run against voxels, cubes of edge ``n`` for n in ``sizes``."""
     rows = []
     for n in sizes:
         shape = (n, n, n)
         _, times, _, _ = run_case(shape, min(psf_size, n), iterations, repeats,
-                                  skip=("floor",), peers_max_voxels=peers_max_voxels,
+                                  skip=("floor", *skip), peers_max_voxels=peers_max_voxels,
                                   accuracy_max_voxels=0)
         rows.append({"shape": shape, "voxels": n**3,
                      "times": {k: statistics.median(v) for k, v in times.items()}})
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("compare", help="rlcore beside its peers, interleaved")
-    c.add_argument("--shapes", nargs="+", default=["64x256x256", "256x256x256"])
+    c.add_argument("--shapes", nargs="*", default=["64x256x256", "256x256x256"])
     c.add_argument("--psf", type=int, default=32)
     c.add_argument("--iterations", type=int, default=10)
     c.add_argument("--repeats", type=int, default=5)
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report[-1], flush=True)
     if args.sweep:
         report.append(sweep(args.sweep, args.psf, args.iterations, max(1, args.repeats // 2),
-                            args.peers_max_voxels, args.out))
+                            args.peers_max_voxels, args.out, tuple(args.skip)))
         print(report[-1], flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
