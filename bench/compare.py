@@ -125,6 +125,40 @@ def _redlionfish_opencl() -> Callable | None:
         im, psf, niter=iterations)
 
 
+class PeakDevice:
+    """Peak GPU memory of a run: CuPy's pool (rlcore[cupy], cuFFT workspace included) or
+    torch's allocator (sdeconv[cuda]); ``peak`` is None for host runs."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.peak = None
+
+    def __enter__(self) -> PeakDevice:
+        if self.name == "rlcore[cupy]":
+            import cupy as cp
+            from rlcore.backends import cupy as cupy_backend
+
+            cupy_backend.clear_plan_cache()
+            cp.get_default_memory_pool().free_all_blocks()
+            self._base = cp.get_default_memory_pool().used_bytes()
+        elif self.name == "sdeconv[cuda]":
+            import torch
+
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.name == "rlcore[cupy]":
+            import cupy as cp
+
+            self.peak = cp.get_default_memory_pool().total_bytes() - self._base
+        elif self.name == "sdeconv[cuda]":
+            import torch
+
+            self.peak = int(torch.cuda.max_memory_allocated())
+
+
 def contenders(iterations: int, peers_max_voxels: float = float("inf"), voxels: int = 0
                ) -> dict[str, Callable[[np.ndarray, np.ndarray], object]]:
     """Every runnable contender: rlcore on each available backend, then the peers (those
@@ -220,21 +254,42 @@ def reference(image: np.ndarray, psf: np.ndarray, iterations: int, model: str) -
     return x[region]
 
 
+def lls_case(data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The real lattice light-sheet stack (88, 320, 481) with its measured PSF: camera
+    offsets removed (image 98, PSF median), PSF cropped around its peak (61, 64, 64)."""
+    import tifffile
+
+    folder = data / "lls_pycudadecon"
+    image = np.clip(tifffile.imread(folder / "im_deskewed.tif").astype(np.float32) - 98, 0, None)
+    psf = tifffile.imread(folder / "psf.tif").astype(np.float32)
+    psf = np.clip(psf - np.median(psf), 0, None)
+    peak = np.unravel_index(np.argmax(psf), psf.shape)
+    psf = psf[:, peak[1] - 32:peak[1] + 32, peak[2] - 32:peak[2] + 32]
+    return image, psf / psf.sum()
+
+
 def run_case(shape, psf_size, iterations, repeats, skip=(), peers_max_voxels=float("inf"),
-             accuracy_max_voxels=2e7):
-    image = make_image(shape)
-    psf = gaussian_psf(psf_size)
+             accuracy_max_voxels=2e7, data=None):
+    if data is not None:
+        image, psf = data
+        shape = image.shape
+    else:
+        image = make_image(shape)
+        psf = gaussian_psf(psf_size)
     voxels = int(np.prod(shape))
     runs = {**contenders(iterations, peers_max_voxels, voxels), **floors(shape, iterations)}
     runs = {k: v for k, v in runs.items() if not any(s in k for s in skip)}
     times: dict[str, list[float]] = {k: [] for k in runs}
     memory: dict[str, int] = {}
+    device_memory: dict[str, int] = {}
     accuracy: dict[str, float] = {}
     refs: dict[str, np.ndarray] = {}
     for name, fn in runs.items():  # warm-up round, untimed: peak memory is sampled here
-        with PeakRSS() as mem:
+        with PeakRSS() as mem, PeakDevice(name) as dev:
             result = fn(image, psf)
         memory[name] = mem.growth
+        if dev.peak is not None:
+            device_memory[name] = dev.peak
         if result is not None and not name.startswith("floor") and voxels <= accuracy_max_voxels:
             model = MODEL.get(name, "periodic")
             if model not in refs:
@@ -247,6 +302,7 @@ def run_case(shape, psf_size, iterations, repeats, skip=(), peers_max_voxels=flo
             t0 = time.perf_counter()
             fn(image, psf)
             times[name].append(time.perf_counter() - t0)
+    accuracy["_device_memory"] = device_memory  # carried with the case (see table())
     return image.nbytes, times, memory, accuracy
 
 
@@ -286,17 +342,21 @@ def table(results: list[dict], baseline: str = "rlcore[numpy]") -> str:
         base = statistics.median(t[baseline]) if baseline in t else None
         lines.append(f"\n### {case['shape']} image, {case['psf']}^3 PSF, "
                      f"{case['iterations']} iterations, {case['repeats']} interleaved rounds\n")
+        dev_mem = case.get("accuracy", {}).get("_device_memory", {})
         lines.append(f"| run | median s | min s | time / {baseline} | peak RSS growth "
-                     "(image arrays) | rel. L2 to float64 reference (model) |")
-        lines.append("|---|---:|---:|---:|---:|---|")
+                     "(image arrays) | peak GPU memory (image arrays) | rel. L2 to float64 "
+                     "reference (model) |")
+        lines.append("|---|---:|---:|---:|---:|---:|---|")
         for name, values in t.items():
             med = statistics.median(values)
             ratio = f"{med / base:.2f}" if base else "-"
             mem = case["memory"][name] / case["image_bytes"]
             acc = case.get("accuracy", {}).get(name)
+            acc = acc if isinstance(acc, float) else None
             acc_text = f"{acc:.2e} ({MODEL.get(name, 'periodic')})" if acc is not None else "-"
+            gpu = (f"{dev_mem[name] / case['image_bytes']:.2f}" if name in dev_mem else "-")
             lines.append(f"| {name} | {med:.3f} | {min(values):.3f} | {ratio} | {mem:.2f} | "
-                         f"{acc_text} |")
+                         f"{gpu} | {acc_text} |")
         if base:
             per_round = {
                 name: statistics.median(
@@ -379,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("compare", help="rlcore beside its peers, interleaved")
-    c.add_argument("--shapes", nargs="*", default=["64x256x256", "256x256x256"])
+    c.add_argument("--shapes", nargs="*", default=["64x256x256", "256x256x256"],
+                   help="ZxYxX cases, or 'lls' for the real lattice light-sheet stack")
     c.add_argument("--psf", type=int, default=32)
     c.add_argument("--iterations", type=int, default=10)
     c.add_argument("--repeats", type=int, default=5)
@@ -395,10 +456,17 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for text in args.shapes:
-        shape = tuple(int(v) for v in text.split("x"))
-        psf = 64 if shape == (64, 1024, 1024) else args.psf
+        real = None
+        if text == "lls":
+            if args.data is None:
+                p.error("--shapes lls needs --data ../shared/data")
+            real = lls_case(args.data)
+            shape, psf = real[0].shape, real[1].shape[0]
+        else:
+            shape = tuple(int(v) for v in text.split("x"))
+            psf = 64 if shape == (64, 1024, 1024) else args.psf
         nbytes, times, memory, accuracy = run_case(shape, psf, args.iterations, args.repeats,
-                                                   args.skip, args.peers_max_voxels)
+                                                   args.skip, args.peers_max_voxels, data=real)
         results.append({"shape": text, "psf": psf, "iterations": args.iterations,
                         "repeats": args.repeats, "image_bytes": nbytes, "times": times,
                         "memory": memory, "accuracy": accuracy})
