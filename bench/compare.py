@@ -136,6 +136,7 @@ class PeakDevice:
     def __enter__(self) -> PeakDevice:
         if self.name == "rlcore[cupy]":
             import cupy as cp
+
             from rlcore.backends import cupy as cupy_backend
 
             cupy_backend.clear_plan_cache()
@@ -231,7 +232,10 @@ def floors(shape: tuple[int, ...], iterations: int) -> dict[str, Callable]:
 
 def reference(image: np.ndarray, psf: np.ndarray, iterations: int, model: str) -> np.ndarray:
     """Float64 RL of the given model (numpy FFTs, independent of rlcore's code)."""
-    h = psf.astype(np.float64) / psf.sum()
+    h = psf.astype(np.float64)
+    keep = tuple(min(p, n) for p, n in zip(h.shape, image.shape))  # centre-crop, as rlcore
+    h = h[tuple(slice(p // 2 - k // 2, p // 2 - k // 2 + k) for p, k in zip(h.shape, keep))]
+    h = h / h.sum()
     y = image.astype(np.float64)
     if model == "skimage":  # zero boundary: pad by the PSF size, object zero outside
         shape = tuple(n + p - 1 for n, p in zip(y.shape, h.shape))
