@@ -111,6 +111,12 @@ def _sdeconv(device: str) -> Callable | None:
 
 
 def _redlionfish_opencl() -> Callable | None:
+    import sys
+
+    if "tensorflow" in sys.modules:
+        # seen here: enumerating PoCL's OpenCL platform after TensorFlow is loaded kills the
+        # process (SIGSEGV; both bring their own LLVM). Run the OpenCL peer in another process.
+        return None
     try:
         import pyopencl as cl
         import RedLionfishDeconv.RLDeconv3DReiknaOCL as ocl
