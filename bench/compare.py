@@ -80,7 +80,8 @@ class PeakRSS:
 #: the model each contender computes, for the accuracy column: "periodic" = circular
 #: convolution with the first estimate = the image (rlcore's default, RedLionfish, sdeconv);
 #: "skimage" = zero boundary (linear convolution) with a first estimate of 0.5
-MODEL = {"skimage": "skimage"}
+MODEL = {"skimage": "skimage", "flowdec": None}  # None: no float64 reference of its model
+#: (flowdec pads the volume to powers of 2 with its own boundary handling)
 
 #: RedLionfish's OpenCL path keeps every array complex64 with work-groups of (1,1,1): on
 #: PoCL (CPU) it takes ~14 s for 64x256x256, so it runs on cases up to this size only
@@ -316,8 +317,9 @@ def run_case(shape, psf_size, iterations, repeats, skip=(), peers_max_voxels=flo
         memory[name] = mem.growth
         if dev.peak is not None:
             device_memory[name] = dev.peak
-        if result is not None and not name.startswith("floor") and voxels <= accuracy_max_voxels:
-            model = MODEL.get(name, "periodic")
+        model = MODEL.get(name, "periodic")
+        if (result is not None and model is not None and not name.startswith("floor")
+                and voxels <= accuracy_max_voxels):
             if model not in refs:
                 refs[model] = reference(image, psf, iterations, model)
             r = np.asarray(result, dtype=np.float64)
