@@ -52,7 +52,7 @@ def _initial(init: Any, image_host_or_dev: Any, xp: Any, image_shape: tuple[int,
         if not np.isfinite(init) or init < 0:
             raise ValueError(f"init: a constant first estimate must be finite and >= 0, got {init}")
         return xp.full(image_shape, float(init), dtype=xp.float32)
-    estimate, _ = as_image(init, "init")
+    estimate, _, _ = as_image(init, "init")
     if tuple(estimate.shape) != tuple(image_shape):
         raise ValueError(
             f"init: shape {tuple(estimate.shape)} differs from the image {tuple(image_shape)}; "
@@ -185,7 +185,7 @@ def _source(be: Any, image: Any) -> Any:
 
 def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, guard,
             clip_negative, accelerate, tv, tol, observe=None):
-    y, xp = as_image(_source(be, image), clip_negative=clip_negative)
+    y, xp, peak = as_image(_source(be, image), clip_negative=clip_negative)
     shape = tuple(y.shape)
     accelerate, tv, tol = _check_options(accelerate, tv, tol, len(shape))
     h = as_psf(psf, shape)
@@ -193,7 +193,7 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
     estimate0 = _initial(init, y, xp, shape)
 
     if guard is None:
-        guard = GUARD_RELATIVE * float(xp.max(y))
+        guard = GUARD_RELATIVE * peak
     nbytes = int(np.prod(grid.shape)) * be.buffers_per_voxel
     logger.info(
         "deconvolve: backend=%s device=%s image=%s psf=%s grid=%s boundary=%s "
@@ -416,7 +416,7 @@ def convolve(
     _reject_dask(image, "image")
     be = _select_backend(backend, device, image)
     with be.activate():
-        x, xp = as_image(_source(be, image), clip_negative=False)
+        x, xp, _ = as_image(_source(be, image), clip_negative=False)
         shape = tuple(x.shape)
         h = as_psf(psf, shape)
         grid = make_grid(shape, h.shape, boundary)

@@ -64,8 +64,11 @@ def check_kind(array: Any, name: str) -> None:
     _check_shape(array, name)
 
 
-def as_image(image: Any, name: str = "image", *, clip_negative: bool = True) -> tuple[Any, Any]:
-    """Checked float32 image in its own namespace, and that namespace.
+def as_image(
+    image: Any, name: str = "image", *, clip_negative: bool = True
+) -> tuple[Any, Any, float]:
+    """Checked float32 image in its own namespace, that namespace, and its maximum (after
+    clipping; the check computes it anyway, callers need not pass over the data again).
 
     Never modifies ``image``; returns it unchanged (no copy) when it is already float32,
     finite and non-negative.
@@ -101,7 +104,8 @@ def as_image(image: Any, name: str = "image", *, clip_negative: bool = True) -> 
             stacklevel=3,
         )
         y = xp.where(y < 0, xp.zeros_like(y), y)
-    return y, xp
+        high = max(high, 0.0)
+    return y, xp, high
 
 
 def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndarray:
