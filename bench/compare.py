@@ -132,6 +132,27 @@ def _redlionfish_opencl() -> Callable | None:
         im, psf, niter=iterations)
 
 
+def _opencl_ffts() -> list[str]:
+    try:
+        import pyvkfft.opencl  # noqa: F401
+    except Exception:
+        return ["reikna"]
+    return ["reikna", "vkfft"]
+
+
+def _with_fft(fft: str, im: np.ndarray, psf: np.ndarray, iterations: int) -> np.ndarray:
+    """rlcore's OpenCL backend with the FFT provider ``fft`` (RLCORE_OPENCL_FFT)."""
+    old = os.environ.get("RLCORE_OPENCL_FFT")
+    os.environ["RLCORE_OPENCL_FFT"] = fft
+    try:
+        return rlcore.deconvolve(im, psf, iterations, backend="opencl")
+    finally:
+        if old is None:
+            del os.environ["RLCORE_OPENCL_FFT"]
+        else:
+            os.environ["RLCORE_OPENCL_FFT"] = old
+
+
 class PeakDevice:
     """Peak GPU memory of a run: CuPy's pool (rlcore[cupy], cuFFT workspace included) or
     torch's allocator (sdeconv[cuda]); ``peak`` is None for host runs."""
@@ -173,10 +194,16 @@ def contenders(iterations: int, peers_max_voxels: float = float("inf"), voxels: 
     skipped above ``peers_max_voxels`` voxels, where they take minutes)."""
     out: dict[str, Callable] = {}
     for info in rlcore.available_backends():
-        if info.available and info.name not in ("array_api",):
-            out[f"rlcore[{info.name}]"] = (
-                lambda im, psf, name=info.name: rlcore.deconvolve(im, psf, iterations, backend=name)
-            )
+        if not info.available or info.name == "array_api":
+            continue
+        if info.name == "opencl":  # one contender per FFT provider
+            for fft in _opencl_ffts():
+                out[f"rlcore[opencl-{fft}]"] = (
+                    lambda im, psf, fft=fft: _with_fft(fft, im, psf, iterations))
+            continue
+        out[f"rlcore[{info.name}]"] = (
+            lambda im, psf, name=info.name: rlcore.deconvolve(im, psf, iterations, backend=name)
+        )
     if voxels > peers_max_voxels:
         return out
     for device in ("cpu", "cuda"):

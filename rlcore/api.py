@@ -124,7 +124,11 @@ def _select_backend(backend: str, device: Any, image: Any) -> Any:
 
 
 def _finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
-    result = estimate[grid.region] if grid.padded else estimate
+    if getattr(backend, "xp", True) is None:  # no array namespace (pyopencl): crop on host
+        result = np.asarray(backend.to_host(estimate))
+        result = result[grid.region] if grid.padded else result
+    else:
+        result = estimate[grid.region] if grid.padded else estimate
     if not backend.all_finite(result):
         raise NumericalError(
             "the estimate contains NaN or infinite values; the image or PSF is numerically "
@@ -189,7 +193,7 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
     shape = tuple(y.shape)
     accelerate, tv, tol = _check_options(accelerate, tv, tol, len(shape))
     h = as_psf(psf, shape)
-    grid = make_grid(shape, h.shape, boundary)
+    grid = make_grid(shape, h.shape, boundary, fast_len=be.fast_length)
     estimate0 = _initial(init, y, xp, shape)
 
     if guard is None:
@@ -209,9 +213,12 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
     if observe is not None:  # internal: the image region of the estimate after each update
         options.observe = lambda k, x: observe(k, x[grid.region] if grid.padded else x)
     if boundary == "non-circulant":  # 1 / H^T M, 0 where H^T M <= NONCIRCULANT_GUARD
-        xp = getattr(be, "xp", np)
-        weight = operator.adjoint(grid.mask(xp))
-        ones = xp.ones(grid.shape, dtype=xp.float32)
+        if getattr(be, "xp", None) is not None:  # built on the device
+            weight = operator.adjoint(grid.mask(be.xp))
+            ones = be.xp.ones(grid.shape, dtype=be.xp.float32)
+        else:  # no array namespace (pyopencl): built on the host, uploaded
+            weight = operator.adjoint(be.to_device(grid.mask(np)))
+            ones = be.to_device(np.ones(grid.shape, dtype=np.float32))
         options.normalization = be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
         del ones
     bar = None
@@ -419,7 +426,7 @@ def convolve(
         x, xp, _ = as_image(_source(be, image), clip_negative=False)
         shape = tuple(x.shape)
         h = as_psf(psf, shape)
-        grid = make_grid(shape, h.shape, boundary)
+        grid = make_grid(shape, h.shape, boundary, fast_len=be.fast_length)
         operator = Convolution(be, h, grid.shape)
         data = _on_grid(be, grid, x)
         out = operator.adjoint(data) if adjoint else operator.forward(data)

@@ -32,6 +32,7 @@ centres at ``(n - 1) // 2`` instead.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,8 +100,13 @@ class Grid:
         return m
 
 
-def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: str) -> Grid:
+def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: str,
+              fast_len: Callable[[int], int] | None = None) -> Grid:
     """Grid for ``mode`` (see module docstring); ``psf_shape`` already fits the image.
+
+    ``fast_len(n)`` gives the smallest FFT-friendly length >= ``n`` for the backend
+    (:meth:`rlcore.protocol.BackendBase.fast_length`); default ``scipy.fft.next_fast_len``
+    for real transforms (5-smooth).
 
     Raises
     ------
@@ -111,9 +117,14 @@ def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: st
         raise ValueError(f"boundary: must be one of {BOUNDARIES}, got {mode!r}")
     if mode == "periodic":
         return Grid(mode, tuple(image_shape), tuple(image_shape), (0,) * len(image_shape))
-    shape = tuple(
-        scipy.fft.next_fast_len(n + p - 1, real=True) for n, p in zip(image_shape, psf_shape)
-    )
+    if fast_len is None or mode == "reflect":
+        # reflect's result depends on its grid (how far the mirror extends before the
+        # grid wraps), so its grid is the same on every backend; zero and non-circulant
+        # give the same result on any grid >= image + PSF - 1, so each backend pads to
+        # the lengths its FFT handles fastest
+        def fast_len(n: int) -> int:
+            return scipy.fft.next_fast_len(n, real=True)
+    shape = tuple(fast_len(n + p - 1) for n, p in zip(image_shape, psf_shape))
     if mode == "zero":
         offset = (0,) * len(shape)
     else:  # reflect, non-circulant: the image in the middle, room on both sides

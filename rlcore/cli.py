@@ -147,9 +147,16 @@ def _info() -> int:
 
     print(f"rlcore {rlcore.__version__}  python {platform.python_version()}  "
           f"numpy {np.__version__}  {platform.platform()}")
-    for b in rlcore.available_backends():
-        state = ", ".join(b.devices) if b.available else f"unavailable: {b.reason}"
-        print(f"  {b.name:10s} {state}")
+    backends = rlcore.available_backends()
+    auto = next((b.name for b in backends if b.available and b.auto), "numpy")
+    for b in backends:
+        if not b.available:
+            print(f"  {b.name:10s} unavailable: {b.reason}")
+            continue
+        mark = "  <- auto" if b.name == auto else ""
+        print(f"  {b.name:10s} {b.devices[0] if b.devices else ''}{mark}")
+        for d in b.devices[1:]:  # one device per line (OpenCL lists every platform/device)
+            print(f"  {'':10s} {d}")
     return 0
 
 

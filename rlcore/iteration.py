@@ -50,8 +50,12 @@ class Convolution:
         self.shape = tuple(grid_shape)
         backend.plan(self.shape)
         self.work = backend.empty(self.shape)
-        self.work = place_psf(backend.to_device(np.asarray(psf, np.float32)), self.shape,
-                              out=self.work)
+        placer = getattr(backend, "place_psf", None)  # a backend may place on the host
+        if placer is not None:
+            self.work = placer(psf, self.shape, self.work)
+        else:
+            self.work = place_psf(backend.to_device(np.asarray(psf, np.float32)), self.shape,
+                                  out=self.work)
         otf = backend.empty(spectrum_shape(self.shape), complex=True)
         self.otf = backend.rfftn(self.work, out=otf)
         self._spectrum = backend.empty(spectrum_shape(self.shape), complex=True)

@@ -210,6 +210,13 @@ class BackendBase:
         """The caller's host array on the device, in its own dtype (checks follow there)."""
         return host
 
+    def fast_length(self, n: int) -> int:
+        """Smallest length >= ``n`` the backend's FFT handles fast (padded grids use it):
+        5-smooth, as ``scipy.fft.next_fast_len(n, real=True)``."""
+        import scipy.fft
+
+        return scipy.fft.next_fast_len(int(n), real=True)
+
     def apply_otf(self, x, otf, *, conjugate=False, work=None, out=None):
         shape = tuple(x.shape)
         spectrum = self.rfftn(x, out=work)

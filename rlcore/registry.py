@@ -35,12 +35,16 @@ class BackendInfo:
         Devices it can use (empty when unavailable).
     reason : str or None
         Why it is unavailable, and what to install; None when available.
+    auto : bool
+        True when ``backend="auto"`` may choose it for numpy input here (an OpenCL
+        backend with only CPU devices is left to numpy, which is faster there).
     """
 
     name: str
     available: bool
     devices: tuple[str, ...]
     reason: str | None
+    auto: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ def register(name: str, module: str, *, auto_rank: int | None) -> None:
 
 
 register("cupy", "rlcore.backends.cupy", auto_rank=10)
+register("opencl", "rlcore.backends.opencl", auto_rank=20)  # GPUs only (auto_skip_reason)
 register("numpy", "rlcore.backends.numpy", auto_rank=100)
 register("array_api", "rlcore.backends.array_api", auto_rank=None)
 
@@ -73,11 +78,19 @@ def _module(entry: _Entry) -> Any:
 
 
 def _probe(entry: _Entry) -> BackendInfo:
+    auto = False
     try:
-        devices, reason = _module(entry).probe()
+        module = _module(entry)
+        devices, reason = module.probe()
+        if reason is None and entry.auto_rank is not None:
+            skip = getattr(module, "auto_skip_reason", None)
+            why_not = skip() if skip is not None else None
+            if why_not is not None:
+                logger.info("backend %r not for 'auto': %s", entry.name, why_not)
+            auto = why_not is None
     except Exception as exc:  # a broken optional install must not break discovery
         devices, reason = (), f"{type(exc).__name__}: {exc}"
-    return BackendInfo(entry.name, reason is None, tuple(devices), reason)
+    return BackendInfo(entry.name, reason is None, tuple(devices), reason, auto)
 
 
 def available_backends() -> list[BackendInfo]:
@@ -150,6 +163,8 @@ def _auto(*, device: Any, like: Any) -> Backend:
         info = _probe(entry)
         if not info.available:
             logger.info("backend %r skipped by 'auto': %s", entry.name, info.reason)
+            continue
+        if not info.auto:
             continue
         try:
             return _module(entry).create(device=device, like=None)

@@ -33,12 +33,35 @@ class BackendCase:
         out = rlcore.deconvolve(self.to_input(image), psf, *args, backend=self.name, **kwargs)
         return self.to_numpy(out)
 
+    def fast_len(self, n: int) -> int:
+        """The padded-grid length this backend chooses (its FFT's fast sizes)."""
+        from rlcore.registry import get_backend
+
+        return get_backend(self.name).fast_length(n)
+
     def convolve(self, image: np.ndarray, psf: np.ndarray, **kwargs) -> np.ndarray:
         out = rlcore.convolve(self.to_input(image), psf, backend=self.name, **kwargs)
         return self.to_numpy(out)
 
 
-def _case(name: str) -> BackendCase:
+#: the OpenCL backend runs the suite once per FFT provider
+_OPENCL_FFTS = ("reikna", "vkfft")
+
+
+def _params() -> list[str]:
+    names = []
+    for name in backend_names():
+        names += [f"opencl-{f}" for f in _OPENCL_FFTS] if name == "opencl" else [name]
+    return names
+
+
+def _case(name: str, monkeypatch: pytest.MonkeyPatch) -> BackendCase:
+    if name.startswith("opencl-"):
+        name, fft = name.split("-", 1)
+        if fft == "vkfft":
+            pytest.importorskip("pyvkfft.opencl", reason="pyvkfft is not installed (VkFFT is "
+                                "optional: VKFFT_BACKEND=opencl pip install pyvkfft)")
+        monkeypatch.setenv("RLCORE_OPENCL_FFT", fft)
     info = {b.name: b for b in rlcore.available_backends()}[name]
     if not info.available:
         pytest.skip(f"backend {name!r} not available here: {info.reason}")
@@ -68,10 +91,11 @@ def _case(name: str) -> BackendCase:
     return BackendCase(name, lambda a: a, to_numpy_np)
 
 
-@pytest.fixture(params=backend_names())
-def backend(request) -> BackendCase:
-    """Every registered backend; unavailable ones are skipped with their reason."""
-    return _case(request.param)
+@pytest.fixture(params=_params())
+def backend(request, monkeypatch) -> BackendCase:
+    """Every registered backend (OpenCL once per FFT provider); unavailable ones are
+    skipped with their reason."""
+    return _case(request.param, monkeypatch)
 
 
 @pytest.fixture

@@ -31,10 +31,6 @@ __all__ = ["doRLDeconvolutionFromNpArrays", "doRLDeconvolutionFromFiles", "to_ui
 
 logger = logging.getLogger(__name__)
 
-#: GPU backends in the order method="gpu" tries them
-_GPU_BACKENDS = ("cupy", "opencl")
-
-
 def to_uint8_full_range(data: np.ndarray) -> np.ndarray:
     """RedLionfish's ``resAsUint8``: shift the minimum to 0, scale the maximum to 255,
     truncate to uint8 (a constant array gives zeros)."""
@@ -51,10 +47,9 @@ def _backend_for(method: str) -> str:
         return "numpy"
     if method != "gpu":
         raise ValueError(f"method: must be 'gpu' or 'cpu', got {method!r}")
-    available = {b.name for b in registry.available_backends() if b.available}
-    for name in _GPU_BACKENDS:
-        if name in available:
-            return name
+    name = registry.get_backend("auto").name  # CuPy, else OpenCL on a GPU, else numpy
+    if name != "numpy":
+        return name
     logger.info("method='gpu': no GPU backend works here, falling back to the CPU (numpy)")
     return "numpy"
 
