@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from rlcore import _arrays, registry
 from rlcore.boundary import Grid, make_grid
-from rlcore.errors import NumericalError
+from rlcore.errors import DeviceOutOfMemoryError, NumericalError
 from rlcore.iteration import Convolution, Options, richardson_lucy
 from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
 
@@ -34,8 +35,8 @@ NONCIRCULANT_GUARD = 1e-3
 def _reject_dask(array: Any, name: str) -> None:
     if _arrays.kind(array) == "dask":
         raise TypeError(
-            f"{name}: dask arrays need the block scheduler (rlcore[dask]), which is not in "
-            "this version; pass numpy.asarray(image) or image.compute()"
+            f"{name}: convolve takes in-memory arrays; pass numpy.asarray(image) or "
+            "image.compute() (deconvolve takes dask arrays)"
         )
 
 
@@ -87,7 +88,11 @@ class RunInfo:
     boundary : str
         Boundary mode.
     grid_shape : tuple of int
-        Shape of the FFT grid, voxels (larger than the image except for "periodic").
+        Shape of the FFT grid, voxels (larger than the image except for "periodic"); for
+        a blocked run, the grid of the largest block.
+    blocks : rlcore.blocks.BlockPlan or None
+        How the image was cut into blocks, or None for an unblocked run. Set also when an
+        unblocked run ran out of device memory and was retried in blocks.
     """
 
     iterations: int
@@ -96,6 +101,7 @@ class RunInfo:
     device: str
     boundary: str
     grid_shape: tuple[int, ...]
+    blocks: Any = None
 
 
 def _check_options(accelerate: Any, tv: Any, tol: Any, ndim: int) -> tuple[bool, float, Any]:
@@ -161,18 +167,143 @@ def _run(
     tol: float | None = None,
     return_info: bool = False,
     observe: Callable[[int, Any], object] | None = None,
+    block_shape: Any = None,
+    overlap: Any = "auto",
+    max_memory: int | None = None,
 ) -> Any:
-    _reject_dask(image, "image")
     iterations = check_iterations(iterations)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: must be callable(iteration, total), got {callback!r}")
+    options = dict(boundary=boundary, guard=guard, clip_negative=clip_negative,
+                   accelerate=accelerate, tv=tv, tol=tol)
+    if _arrays.kind(image) == "dask":
+        return _run_dask(image, psf, iterations, backend=backend, device=device,
+                         block_shape=block_shape, overlap=overlap, max_memory=max_memory,
+                         init=init, return_info=return_info, **options)
     be = _select_backend(backend, device, image)
+    blocked = dict(block_shape=block_shape, overlap=overlap, max_memory=max_memory)
     with be.activate():
-        result, info = _run_on(be, image, psf, iterations, boundary=boundary, init=init,
-                               callback=callback, progress=progress, guard=guard,
-                               clip_negative=clip_negative, accelerate=accelerate, tv=tv,
-                               tol=tol, observe=observe)
+        if block_shape is None and max_memory is None:
+            try:
+                result, info = _run_on(be, image, psf, iterations, init=init,
+                                       callback=callback, progress=progress, observe=observe,
+                                       **options)
+            except DeviceOutOfMemoryError as exc:
+                logger.warning("deconvolve: out of memory unblocked on %s (%s); retrying in "
+                               "blocks", be.device, exc)
+                result, info = _retry_in_blocks(be, image, psf, iterations, init, callback,
+                                                progress, overlap, options)
+        else:
+            result, info = _run_blocked(be, image, psf, iterations, init, callback, progress,
+                                        blocked, options)
     return (result, info) if return_info else result
+
+
+def _blocked_input(image: Any, init: Any, options: dict) -> tuple[Any, tuple[int, ...]]:
+    if not (isinstance(init, str) and init == "image"):
+        raise ValueError(f"init: blocked runs start from the image, got {init!r}")
+    if options.get("tol") is not None:
+        raise ValueError("tol: not available with blocks (blocks would stop at different "
+                         "iterations); use a fixed iteration count")
+    if not hasattr(image, "shape") or not hasattr(image, "__getitem__"):
+        image = np.asarray(image)
+    return image, tuple(int(n) for n in image.shape)
+
+
+def _run_blocked(be, image, psf, iterations, init, callback, progress, blocked, options,
+                 max_memory=None):
+    from rlcore import blocks
+    from rlcore.scheduler import run_blocked
+
+    image, shape = _blocked_input(image, init, options)
+    h = as_psf(psf, shape)
+    block_shape = blocked["block_shape"] or "auto"
+    p = blocks.plan(shape, h.shape, block_shape=block_shape, overlap=blocked["overlap"],
+                    max_memory=max_memory or blocked["max_memory"],
+                    boundary=options["boundary"], bytes_per_voxel=be.buffers_per_voxel,
+                    free_memory=be.memory().free if block_shape == "auto" else None,
+                    host=getattr(be, "on_host", True), fast_len=be.fast_length)
+    logger.info("deconvolve: blocks: %s", p)
+    if options["guard"] is None and isinstance(image, np.ndarray) and image.size:
+        options = dict(options, guard=GUARD_RELATIVE * max(float(np.max(image)), 0.0))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=iterations * p.n_blocks, desc=f"RL, {p.n_blocks} blocks", unit="it")
+
+    def step(k: int, total: int) -> None:
+        if bar is not None:
+            bar.update(1)
+        if callback is not None:
+            callback(k, total)
+
+    try:
+        result = run_blocked(be, image, h, iterations, p, callback=step, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+    info = RunInfo(iterations, False, be.name, be.device, options["boundary"], p.grid_shape,
+                   p)
+    kind = _arrays.kind(image)
+    if kind not in ("numpy", "dask") and hasattr(image, "__array_namespace__"):
+        result = array_api_compat.array_namespace(image).asarray(result)
+    return result, info
+
+
+def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overlap, options):
+    """After an out-of-memory error: blocks for half the free memory, then smaller."""
+    free = be.memory().free
+    for fraction in (0.5, 0.25, 0.125, 0.0625, 0.03125):
+        budget = int(free * fraction)
+        try:
+            result, info = _run_blocked(be, image, psf, iterations, init, callback, progress,
+                                        dict(block_shape="auto", overlap=overlap,
+                                             max_memory=budget), options, budget)
+        except DeviceOutOfMemoryError as exc:
+            logger.warning("deconvolve: blocks for %.0f MiB also ran out of memory (%s)",
+                           budget / 2**20, exc)
+            continue
+        except ValueError:  # no plan fits in so little memory
+            break
+        logger.warning("deconvolve: computed in blocks after the out-of-memory error: %s",
+                       info.blocks)
+        return result, info
+    raise DeviceOutOfMemoryError(
+        f"out of memory on {be.device}, unblocked and in blocks down to "
+        f"{free * 0.03125 / 2**20:.0f} MiB per block; use a smaller block_shape or another "
+        "backend")
+
+
+def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, max_memory,
+              init, return_info, **options):
+    from rlcore import blocks
+    from rlcore.registry import get_backend
+    from rlcore.scheduler import run_dask
+
+    _blocked_input(image, init, options)
+    shape = tuple(int(n) for n in image.shape)
+    if image.ndim not in (2, 3) and image.ndim < 1:
+        raise ValueError(f"image: needs at least 1 axis, got shape {shape}")
+    h = as_psf(psf, shape)
+    be = get_backend(backend, device=device)  # checks the name here, not in the workers
+    _check_options(options["accelerate"], options["tv"], options["tol"], len(shape))
+    p = None
+    if block_shape is not None or max_memory is not None:
+        p = blocks.plan(shape, h.shape, block_shape=block_shape or "auto", overlap=overlap,
+                        max_memory=max_memory, boundary=options["boundary"],
+                        bytes_per_voxel=be.buffers_per_voxel,
+                        free_memory=be.memory().free, host=getattr(be, "on_host", True),
+                        fast_len=be.fast_length)
+    elif overlap != "auto":
+        p = blocks.plan(shape, h.shape, block_shape=tuple(max(c) for c in image.chunks),
+                        overlap=overlap, boundary=options["boundary"])
+    result = run_dask(image, h, iterations, p, backend=backend, device=device, **options)
+    if return_info:
+        info = RunInfo(iterations, False, backend, str(device), options["boundary"],
+                       p.grid_shape if p else tuple(max(c) for c in image.chunks), p)
+        return result, info
+    return result
 
 
 def _source(be: Any, image: Any) -> Any:
@@ -258,6 +389,9 @@ def deconvolve(
     tv: float = 0.0,
     tol: float | None = None,
     return_info: bool = False,
+    block_shape: Any = None,
+    overlap: Any = "auto",
+    max_memory: int | None = None,
 ) -> Any:
     """Richardson-Lucy deconvolution of a 2-D or 3-D image.
 
@@ -321,13 +455,27 @@ def deconvolve(
         ``||x_{k+1} - x_k|| / ||x_k||``, falls below ``tol`` (in (0, 1)).
     return_info : bool, default False
         Also return a :class:`RunInfo` (iterations actually done, whether ``tol``
-        stopped the run, backend, device, grid shape).
+        stopped the run, backend, device, grid shape, blocks).
+    block_shape : None, "auto" or tuple of int, default None
+        Compute in blocks (:mod:`rlcore.blocks`): the core of each block in voxels
+        ``(Z, Y, X)`` (the result voxels it produces; the overlap is added around it), or
+        "auto" to size blocks from ``max_memory`` or the backend's free memory. None: one
+        block, unless the backend runs out of memory, when the run is retried in blocks
+        (logged as a warning; ``RunInfo.blocks`` says so). For a dask array, None keeps
+        its chunks as the block cores.
+    overlap : "auto", int or tuple of int, default "auto"
+        Halo of each block in voxels per side; "auto" is the PSF's extent on each split
+        axis (measured seam error: bench/results/blocks.md).
+    max_memory : int, optional
+        Bytes one block's run may use (implies blocks, sized automatically).
 
     Returns
     -------
     array, float32, shape ``image.shape``
         The estimate. NumPy (or array-like) in gives NumPy out; an array-API array gives
-        an array of the same library. Never contains NaN or infinity.
+        an array of the same library; a ``dask.array`` gives a lazy ``dask.array``
+        (``map_overlap`` over the blocks; any Dask scheduler, ``dask.distributed`` too).
+        Never contains NaN or infinity.
     info : RunInfo
         Only with ``return_info=True``: ``(result, info)`` is returned.
 
@@ -335,11 +483,14 @@ def deconvolve(
     ------
     TypeError
         ``image``/``psf`` of complex, boolean, object or string dtype; ``iterations`` not
-        an int; ``callback`` not callable; a dask array.
+        an int; ``callback`` not callable; ``block_shape``/``overlap`` not ints.
     ValueError
         Empty arrays, NaN/inf values, PSF with a different number of axes or a sum <= 0,
         negative ``iterations``, unknown ``boundary``, ``init`` or ``backend``, ``tv``
-        outside ``[0, 1 / (2 * ndim))``, ``tol`` outside (0, 1).
+        outside ``[0, 1 / (2 * ndim))``, ``tol`` outside (0, 1); ``tol`` or an ``init``
+        other than "image" with blocks; ``max_memory`` too small for any block.
+    rlcore.errors.DeviceOutOfMemoryError
+        Out of memory even in the smallest blocks.
     rlcore.errors.BackendUnavailableError
         The named backend cannot run here.
     rlcore.errors.NumericalError
@@ -376,6 +527,7 @@ def deconvolve(
         image, psf, iterations, backend=backend, device=device, boundary=boundary,
         init=init, callback=callback, progress=progress, guard=None,
         accelerate=accelerate, tv=tv, tol=tol, return_info=return_info,
+        block_shape=block_shape, overlap=overlap, max_memory=max_memory,
     )
 
 
