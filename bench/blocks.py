@@ -24,12 +24,12 @@ from rlcore.io import read_image
 
 
 def load(data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The deskewed LLS stack (background 98 removed) and its measured PSF (offset removed,
-    centred, cropped to where it has light)."""
+    """The deskewed LLS stack (background 98 removed) and its measured PSF (offset and
+    noise floor removed: median of the border + 3 robust sigmas; centred)."""
     image, _ = read_image(data / "lls_pycudadecon" / "im_deskewed.tif")
     psf, _ = read_image(data / "lls_pycudadecon" / "psf.tif")
     image = np.clip(image.astype(np.float32) - 98.0, 0, None)
-    psf = P.center(P.background_subtract(psf.astype(np.float32)))
+    psf = P.center(P.background_subtract(psf.astype(np.float32), noise=3.0))
     return image, psf
 
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--iterations", type=int, nargs="*", default=[10])
-    ap.add_argument("--block", type=int, nargs=3, default=[32, 96, 96])
+    ap.add_argument("--block", type=int, nargs=3, default=[88, 320, 120])
     ap.add_argument("--overlap-scale", type=float, nargs="*", default=[0.5, 1.0],
                     help="overlaps tried, as multiples of the automatic overlap")
     ap.add_argument("--boundaries", nargs="*", default=list(rlcore.boundary.BOUNDARIES))
@@ -50,13 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     image, psf = load(args.data)
-    auto = auto_overlap(psf)
     band = tuple(p // 2 for p in psf.shape)
     interior = tuple(slice(b, n - b) for b, n in zip(band, image.shape))
     rows = []
-    print(f"image {image.shape}, PSF {psf.shape}, auto overlap {auto}, block core "
-          f"{tuple(args.block)}", flush=True)
+    print(f"image {image.shape}, PSF {psf.shape}, block core {tuple(args.block)}", flush=True)
     for iterations in args.iterations:
+        auto = auto_overlap(psf.shape, iterations)
         for mode in args.boundaries:
             t = time.perf_counter()
             ref = rlcore.deconvolve(image, psf, iterations, boundary=mode, backend=args.backend)
@@ -86,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Image {image.shape} (lls_pycudadecon/im_deskewed.tif, background 98 removed), "
             f"measured PSF {psf.shape} (offset removed, centred), block cores "
-            f"{tuple(args.block)}, automatic overlap {auto} voxels per side; interior = "
+            f"{tuple(args.block)}, automatic overlap (rlcore.blocks.auto_overlap) "
+            f"{auto_overlap(psf.shape, args.iterations[0])} voxels per side; interior = "
             f"the volume less a band of PSF half-width {band}. Backend {args.backend}.",
             "",
             "| iterations | boundary | overlap | blocks | voxels computed / image | "

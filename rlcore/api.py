@@ -62,15 +62,17 @@ def _initial(init: Any, image_host_or_dev: Any, xp: Any, image_shape: tuple[int,
     return xp.asarray(estimate, copy=True)
 
 
-def _on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False) -> Any:
+def _on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
+             fill: float | None = None) -> Any:
     """The array embedded on the grid and moved to the backend's device."""
     if not grid.padded:
         return backend.to_device(array)
     xp = getattr(backend, "xp", None)
     if xp is not None and (grid.mode != "reflect" or hasattr(xp, "pad")):
-        return grid.embed(backend.to_device(array), estimate=estimate, xp=xp)  # on the device
+        return grid.embed(backend.to_device(array), estimate=estimate, xp=xp,
+                          fill=fill)  # on the device
     host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
-    return backend.to_device(grid.embed(host, estimate=estimate))
+    return backend.to_device(grid.embed(host, estimate=estimate, fill=fill))
 
 
 @dataclass(frozen=True)
@@ -220,12 +222,16 @@ def _run_blocked(be, image, psf, iterations, init, callback, progress, blocked, 
     block_shape = blocked["block_shape"] or "auto"
     p = blocks.plan(shape, h.shape, block_shape=block_shape, overlap=blocked["overlap"],
                     max_memory=max_memory or blocked["max_memory"],
-                    boundary=options["boundary"], bytes_per_voxel=be.buffers_per_voxel,
+                    boundary=options["boundary"], iterations=iterations,
+                    bytes_per_voxel=be.buffers_per_voxel,
                     free_memory=be.memory().free if block_shape == "auto" else None,
                     host=getattr(be, "on_host", True), fast_len=be.fast_length)
     logger.info("deconvolve: blocks: %s", p)
-    if options["guard"] is None and isinstance(image, np.ndarray) and image.size:
-        options = dict(options, guard=GUARD_RELATIVE * max(float(np.max(image)), 0.0))
+    if isinstance(image, np.ndarray) and image.size:  # whole-image values, as unblocked
+        if options["guard"] is None:
+            options = dict(options, guard=GUARD_RELATIVE * max(float(np.max(image)), 0.0))
+        if options["boundary"] == "non-circulant":
+            options = dict(options, outside=float(np.mean(image, dtype=np.float64)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -292,12 +298,14 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
     if block_shape is not None or max_memory is not None:
         p = blocks.plan(shape, h.shape, block_shape=block_shape or "auto", overlap=overlap,
                         max_memory=max_memory, boundary=options["boundary"],
-                        bytes_per_voxel=be.buffers_per_voxel,
+                        iterations=iterations, bytes_per_voxel=be.buffers_per_voxel,
                         free_memory=be.memory().free, host=getattr(be, "on_host", True),
                         fast_len=be.fast_length)
     elif overlap != "auto":
         p = blocks.plan(shape, h.shape, block_shape=tuple(max(c) for c in image.chunks),
-                        overlap=overlap, boundary=options["boundary"])
+                        overlap=overlap, boundary=options["boundary"], iterations=iterations)
+    if options["boundary"] == "non-circulant":  # the whole image's mean, as unblocked (one
+        options = dict(options, outside=float(image.mean(dtype=np.float64).compute()))  # pass)
     result = run_dask(image, h, iterations, p, backend=backend, device=device, **options)
     if return_info:
         info = RunInfo(iterations, False, backend, str(device), options["boundary"],
@@ -319,7 +327,9 @@ def _source(be: Any, image: Any) -> Any:
 
 
 def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, guard,
-            clip_negative, accelerate, tv, tol, observe=None):
+            clip_negative, accelerate, tv, tol, observe=None, outside=None):
+    """One unblocked run on backend ``be``; ``outside`` (blocks) is the non-circulant
+    first estimate beyond the image (default: the image's mean)."""
     y, xp, peak = as_image(_source(be, image), clip_negative=clip_negative)
     shape = tuple(y.shape)
     accelerate, tv, tol = _check_options(accelerate, tv, tol, len(shape))
@@ -338,7 +348,7 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
     )
     operator = Convolution(be, h, grid.shape)
     data = _on_grid(be, grid, y)
-    estimate = _on_grid(be, grid, estimate0, estimate=True)
+    estimate = _on_grid(be, grid, estimate0, estimate=True, fill=outside)
     del estimate0
     options = Options(accelerate=accelerate, tv=tv, tol=tol)
     if observe is not None:  # internal: the image region of the estimate after each update
@@ -464,8 +474,9 @@ def deconvolve(
         (logged as a warning; ``RunInfo.blocks`` says so). For a dask array, None keeps
         its chunks as the block cores.
     overlap : "auto", int or tuple of int, default "auto"
-        Halo of each block in voxels per side; "auto" is the PSF's extent on each split
-        axis (measured seam error: bench/results/blocks.md).
+        Halo of each block in voxels per side; "auto" is 1.5 PSF extents, growing with
+        the square root of ``iterations`` beyond 10 (:func:`rlcore.blocks.auto_overlap`;
+        measured seam error in :mod:`rlcore.blocks` and bench/results/blocks.md).
     max_memory : int, optional
         Bytes one block's run may use (implies blocks, sized automatically).
 

@@ -72,7 +72,8 @@ class Grid:
     def padded(self) -> bool:
         return self.shape != self.image_shape
 
-    def embed(self, image: Any, *, estimate: bool = False, xp: Any = np) -> Any:
+    def embed(self, image: Any, *, estimate: bool = False, xp: Any = np,
+              fill: float | None = None) -> Any:
         """An image-shaped float32 array on the grid, in the namespace ``xp`` of ``image``
         (so a GPU array stays on its device): itself (periodic), zero-padded (zero;
         non-circulant data), mirror-extended (reflect), or filled with its mean outside
@@ -86,9 +87,11 @@ class Grid:
             if not hasattr(xp, "pad"):  # the array API standard has no pad: via the host
                 raise NotImplementedError("reflect needs xp.pad")
             return xp.pad(image, widths, mode="symmetric")
-        fill = 0.0
-        if estimate and self.mode == "non-circulant":
-            fill = float(xp.mean(xp.astype(image, xp.float64)))
+        if estimate and self.mode == "non-circulant":  # the image's mean unless given
+            if fill is None:
+                fill = float(xp.mean(xp.astype(image, xp.float64)))
+        else:
+            fill = 0.0
         out = xp.full(self.shape, fill, dtype=xp.float32)
         out[self.region] = image
         return out

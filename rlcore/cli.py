@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="write uint16 scaled so the maximum is 65535 (default: float32)")
     d.add_argument("--progress", action="store_true", help="show a progress bar")
     d.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    d.add_argument("--block-shape", type=int, nargs="+", default=None, metavar="N",
+                   help="compute in blocks with these cores, voxels (Z Y X)")
+    d.add_argument("--overlap", type=int, nargs="+", default=None, metavar="N",
+                   help="block overlap per side, voxels (default: the PSF extent)")
+    d.add_argument("--max-memory", type=_bytes, default=None,
+                   help="bytes per block (e.g. 2G, 512M): blocks sized automatically")
+    d.add_argument("--dry-run", action="store_true",
+                   help="print the block plan and memory estimate, compute nothing")
 
     sub.add_parser("info", help="versions, backends and devices")
 
@@ -78,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _bytes(text: str) -> int:
+    """'2G', '512M', '1.5GiB', '1000000' -> bytes."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(float(t))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 2G)") from None
+
+
 def _device(value: str | None):
     if value is None:
         return None
@@ -90,7 +110,7 @@ def _deconvolve(args: argparse.Namespace) -> int:
 
     if args.output.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
-    image, voxel = read_image(args.image)
+    image, voxel = read_image(args.image, lazy=True)  # OME-Zarr stays lazy (dask)
     psf, psf_voxel = read_image(args.psf)
     if voxel.known and psf_voxel.known and voxel != psf_voxel:
         warnings.warn(
@@ -99,21 +119,51 @@ def _deconvolve(args: argparse.Namespace) -> int:
             UserWarning,
             stacklevel=1,
         )
+    blocks = dict(block_shape=tuple(args.block_shape) if args.block_shape else None,
+                  overlap=tuple(args.overlap) if args.overlap else "auto",
+                  max_memory=args.max_memory)
+    if args.dry_run:
+        return _dry_run(args, image, psf, blocks)
+    lazy = type(image).__module__.startswith("dask")
+    if lazy and args.uint16:
+        raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
+                         "input write float32 (drop --uint16)")
     if args.background:
         image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
     if args.psf_background:
         psf = np.clip(psf.astype(np.float32) - np.float32(args.psf_background), 0, None)
     result = rlcore.deconvolve(
         image, psf, args.iterations, backend=args.backend, boundary=args.boundary,
-        progress=args.progress, device=_device(args.device), accelerate=args.accelerate,
-        tv=args.tv,
+        progress=args.progress and not lazy, device=_device(args.device),
+        accelerate=args.accelerate, tv=args.tv, **blocks,
     )
+    if lazy and not str(args.output).lower().endswith(".zarr"):
+        result = result.compute()  # TIFF output: the whole result in memory
     if args.uint16:
         peak = float(result.max())
         scale = 65535.0 / peak if peak > 0 else 0.0
         result = np.round(result * scale).astype(np.uint16)
-    write_image(args.output, result, voxel, overwrite=args.overwrite)
+    write_image(args.output, result, voxel, overwrite=args.overwrite)  # zarr: chunk by chunk
     print(f"wrote {args.output} {result.shape} {result.dtype}")
+    return 0
+
+
+def _dry_run(args: argparse.Namespace, image, psf, blocks: dict) -> int:
+    from rlcore import blocks as block_plans
+    from rlcore.registry import get_backend
+
+    be = get_backend(args.backend, device=_device(args.device))
+    shape = tuple(image.shape)
+    psf_shape = tuple(min(p, n) for p, n in zip(psf.shape, shape))
+    free = be.memory().free
+    p = block_plans.plan(shape, psf_shape, block_shape=blocks["block_shape"] or "auto",
+                         overlap=blocks["overlap"], max_memory=blocks["max_memory"],
+                         boundary=args.boundary, bytes_per_voxel=be.buffers_per_voxel,
+                         free_memory=free, host=getattr(be, "on_host", True),
+                         fast_len=be.fast_length)
+    print(f"backend {be.name} on {be.device}: {free / 2**30:.1f} GiB free")
+    print(f"image {shape}, PSF {tuple(psf.shape)}, boundary {args.boundary}")
+    print(f"plan: {p}")
     return 0
 
 

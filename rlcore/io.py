@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -90,7 +91,7 @@ def _is_zarr(path: Path) -> bool:
     return path.suffix.lower() == ".zarr" or path.name.lower().endswith(".ome.zarr")
 
 
-def _read_zarr(path: Path) -> tuple[np.ndarray, VoxelSize]:
+def _read_zarr(path: Path, lazy: bool = False) -> tuple[Any, VoxelSize]:
     try:
         from ome_zarr.io import parse_url
         from ome_zarr.reader import Reader
@@ -103,7 +104,7 @@ def _read_zarr(path: Path) -> tuple[np.ndarray, VoxelSize]:
     if not nodes or not nodes[0].data:
         raise ValueError(f"{path}: no OME-Zarr image found")
     node = nodes[0]
-    data = np.asarray(node.data[0])  # full resolution
+    data = node.data[0] if lazy else np.asarray(node.data[0])  # full resolution
     axes = [a["name"] if isinstance(a, dict) else a for a in node.metadata.get("axes", [])]
     units = [a.get("unit") if isinstance(a, dict) else None
              for a in node.metadata.get("axes", [])]
@@ -121,7 +122,7 @@ def _read_zarr(path: Path) -> tuple[np.ndarray, VoxelSize]:
     return data, VoxelSize(sizes.get("z"), sizes.get("y"), sizes.get("x"))
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
+def read_image(path: str | os.PathLike, *, lazy: bool = False) -> tuple[Any, VoxelSize]:
     """Read a TIFF, OME-TIFF or OME-Zarr stack and its voxel size.
 
     Parameters
@@ -129,10 +130,13 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
     path : str or path
         A ``.tif`` / ``.tiff`` / ``.ome.tif`` file, or an ``.ome.zarr`` / ``.zarr`` folder
         (OME-NGFF; full resolution), holding one (Z, Y, X) or (Y, X) image.
+    lazy : bool, default False
+        For OME-Zarr: return the ``dask.array`` over the stored chunks without reading
+        them (for images larger than memory); TIFF is always read.
 
     Returns
     -------
-    image : ndarray
+    image : ndarray or dask.array.Array
         The first series, singleton axes removed, in the file's dtype.
     voxel_size : VoxelSize
         In microns, from OME ``PhysicalSize*``, ImageJ ``spacing``/``unit``, the
@@ -149,7 +153,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
     if _is_zarr(path):
         if not path.exists():
             raise FileNotFoundError(f"image not found: {path}")
-        return _read_zarr(path)
+        return _read_zarr(path, lazy=lazy)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:

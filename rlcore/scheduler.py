@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcore.blocks import BlockPlan, blocks_of, read_block
+from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block
 
 __all__ = ["run_blocked", "run_dask"]
 
@@ -41,11 +41,11 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
     total = iterations * len(blocks)
     lock = threading.Lock()
     with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader:
-        pending = reader.submit(read_block, image, blocks[0])
+        pending = reader.submit(read_block, image, blocks[0], p)
         for i, block in enumerate(blocks):
             data = pending.result()
             if i + 1 < len(blocks):  # read the next block while this one computes
-                pending = reader.submit(read_block, image, blocks[i + 1])
+                pending = reader.submit(read_block, image, blocks[i + 1], p)
             done = i * iterations
 
             def step(k: int, _: int, done: int = done) -> None:
@@ -54,7 +54,7 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
                         callback(done + k, total)
 
             result, _ = _run_on(be, data, psf, iterations, init="image", callback=step,
-                                progress=False, **options)
+                                progress=False, **dict(options, boundary=p.block_boundary))
             del data
             out[block.core] = np.asarray(result)[block.crop]
             logger.debug("block %s of %d done", block.index, len(blocks))
@@ -83,7 +83,7 @@ def run_dask(image: Any, psf: np.ndarray, iterations: int, p: BlockPlan | None, 
     """A lazy ``dask.array`` of the result: ``map_overlap`` with depth = the plan's overlap.
 
     With ``p`` None the image's own chunks are the block cores and the overlap is
-    ``p``'s rule (PSF extent on split axes). For ``"periodic"`` the halo at the volume's
+    :func:`rlcore.blocks.auto_overlap` on split axes. For ``"periodic"`` the halo at the volume's
     edges wraps around (``boundary="periodic"``); other modes leave edge blocks unpadded
     and their runs use the same boundary mode.
     """
@@ -93,8 +93,8 @@ def run_dask(image: Any, psf: np.ndarray, iterations: int, p: BlockPlan | None, 
         image = image.rechunk(p.core_shape)
         overlap = p.overlap
     else:
-        overlap = tuple(0 if len(c) == 1 else min(h, min(c))
-                        for c, h in zip(image.chunks, psf.shape))
+        overlap = tuple(0 if len(c) == 1 else h
+                        for c, h in zip(image.chunks, auto_overlap(psf.shape, iterations)))
     fn = _block_function(backend, device, psf, iterations, boundary, options)
     depth = {a: o for a, o in enumerate(overlap)}
     edge = "periodic" if boundary == "periodic" else "none"
