@@ -172,6 +172,7 @@ def _run(
     block_shape: Any = None,
     overlap: Any = "auto",
     max_memory: int | None = None,
+    out: Any = None,
 ) -> Any:
     iterations = check_iterations(iterations)
     if callback is not None and not callable(callback):
@@ -182,10 +183,18 @@ def _run(
         return _run_dask(image, psf, iterations, backend=backend, device=device,
                          block_shape=block_shape, overlap=overlap, max_memory=max_memory,
                          init=init, return_info=return_info, **options)
+    blocked = dict(block_shape=block_shape, overlap=overlap, max_memory=max_memory, out=out)
+    if isinstance(device, (list, tuple)):  # several devices: blocks spread over them
+        bes = [_select_backend(backend, d, image) for d in device]
+        if not bes:
+            raise ValueError("device: an empty list; give one device or several")
+        with bes[0].activate():
+            result, info = _run_blocked(bes, image, psf, iterations, init, callback,
+                                        progress, blocked, options)
+        return (result, info) if return_info else result
     be = _select_backend(backend, device, image)
-    blocked = dict(block_shape=block_shape, overlap=overlap, max_memory=max_memory)
     with be.activate():
-        if block_shape is None and max_memory is None:
+        if block_shape is None and max_memory is None and out is None:
             try:
                 result, info = _run_on(be, image, psf, iterations, init=init,
                                        callback=callback, progress=progress, observe=observe,
@@ -212,11 +221,12 @@ def _blocked_input(image: Any, init: Any, options: dict) -> tuple[Any, tuple[int
     return image, tuple(int(n) for n in image.shape)
 
 
-def _run_blocked(be, image, psf, iterations, init, callback, progress, blocked, options,
+def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked, options,
                  max_memory=None):
     from rlcore import blocks
     from rlcore.scheduler import run_blocked
 
+    be = bes[0] if isinstance(bes, list) else bes
     image, shape = _blocked_input(image, init, options)
     h = as_psf(psf, shape)
     block_shape = blocked["block_shape"] or "auto"
@@ -245,7 +255,8 @@ def _run_blocked(be, image, psf, iterations, init, callback, progress, blocked, 
             callback(k, total)
 
     try:
-        result = run_blocked(be, image, h, iterations, p, callback=step, **options)
+        result = run_blocked(bes, image, h, iterations, p, callback=step,
+                             out=blocked.get("out"), **options)
     finally:
         if bar is not None:
             bar.close()
@@ -265,7 +276,7 @@ def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overl
         try:
             result, info = _run_blocked(be, image, psf, iterations, init, callback, progress,
                                         dict(block_shape="auto", overlap=overlap,
-                                             max_memory=budget), options, budget)
+                                             max_memory=budget, out=None), options, budget)
         except DeviceOutOfMemoryError as exc:
             logger.warning("deconvolve: blocks for %.0f MiB also ran out of memory (%s)",
                            budget / 2**20, exc)
@@ -402,6 +413,7 @@ def deconvolve(
     block_shape: Any = None,
     overlap: Any = "auto",
     max_memory: int | None = None,
+    out: Any = None,
 ) -> Any:
     """Richardson-Lucy deconvolution of a 2-D or 3-D image.
 
@@ -448,8 +460,10 @@ def deconvolve(
         Raising an exception in it stops the run (the exception propagates).
     progress : bool, default False
         Show a tqdm progress bar.
-    device : object, optional
-        Backend-specific device choice (for ``"numpy"``: the number of threads).
+    device : object or list, optional
+        Backend-specific device choice (for ``"numpy"``: the number of threads; CuPy: the
+        GPU index; OpenCL: index or name). A list of devices (``[0, 1]``) computes in
+        blocks, one thread per device.
     accelerate : bool, default False
         Biggs & Andrews (1997) vector extrapolation (as cudaDecon): about the same
         restoration in half the iterations or fewer (docs/acceleration.png). Step clipped
@@ -479,6 +493,11 @@ def deconvolve(
         measured seam error in :mod:`rlcore.blocks` and bench/results/blocks.md).
     max_memory : int, optional
         Bytes one block's run may use (implies blocks, sized automatically).
+    out : array, optional
+        Blocked runs only (implies blocks): the result is written into it core by core
+        (a float32 NumPy array, ``numpy.memmap`` or zarr array of the image's shape), so
+        neither input nor output needs to fit in memory (``image`` may be any sliceable
+        array: memmap, zarr). ``out`` is returned.
 
     Returns
     -------
@@ -538,7 +557,7 @@ def deconvolve(
         image, psf, iterations, backend=backend, device=device, boundary=boundary,
         init=init, callback=callback, progress=progress, guard=None,
         accelerate=accelerate, tv=tv, tol=tol, return_info=return_info,
-        block_shape=block_shape, overlap=overlap, max_memory=max_memory,
+        block_shape=block_shape, overlap=overlap, max_memory=max_memory, out=out,
     )
 
 

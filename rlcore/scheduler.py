@@ -25,40 +25,61 @@ logger = logging.getLogger(__name__)
 def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan, *,
                 out: Any = None, callback: Callable[[int, int], object] | None = None,
                 **options: Any) -> Any:
-    """Deconvolve ``image`` block by block on backend ``be``; returns the float32 result.
+    """Deconvolve ``image`` block by block; returns the float32 result.
 
-    ``image`` is anything sliceable (NumPy, memmap, zarr); ``out`` (optional) receives the
-    result core by core (a NumPy array, memmap or zarr array of the image's shape), else a
-    new NumPy array is returned. The next block is read on a second thread while the
+    ``be`` is one backend, or a list of backends (one per GPU): then one thread per backend
+    computes every n-th block on its device. ``image`` is anything sliceable (NumPy,
+    memmap, zarr, a lazy reader); ``out`` (optional) receives the result core by core
+    (anything that takes ``out[slices] = block``: NumPy, memmap, zarr), else a new NumPy
+    array is returned. Each worker reads its next block on a second thread while the
     current one computes. ``callback(k, total)`` counts updates over all blocks
-    (``total = iterations * n_blocks``).
+    (``total = iterations * n_blocks``), from the worker threads (serialised by a lock).
     """
-    from rlcore.api import _run_on
-
+    backends = list(be) if isinstance(be, (list, tuple)) else [be]
     if out is None:
         out = np.empty(p.image_shape, np.float32)
     blocks = list(blocks_of(p))
     total = iterations * len(blocks)
     lock = threading.Lock()
-    with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader:
+    counter = [0]
+
+    def step(k: int, _: int) -> None:
+        with lock:
+            counter[0] += 1
+            if callback is not None:
+                callback(counter[0], total)
+
+    run_options = dict(options, boundary=p.block_boundary)
+    mine = [blocks[w::len(backends)] for w in range(len(backends))]
+    if len(backends) == 1:
+        _worker(backends[0], image, psf, iterations, p, mine[0], out, step, run_options)
+        return out
+    with ThreadPoolExecutor(len(backends), thread_name_prefix="rlcore-device") as pool:
+        futures = [pool.submit(_worker, b, image, psf, iterations, p, m, out, step,
+                               run_options) for b, m in zip(backends, mine)]
+        for f in futures:
+            f.result()
+    return out
+
+
+def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
+            blocks: list, out: Any, step: Callable, options: dict) -> None:
+    """Compute ``blocks`` on backend ``be``, reading the next one while computing."""
+    from rlcore.api import _run_on
+
+    if not blocks:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader, be.activate():
         pending = reader.submit(read_block, image, blocks[0], p)
         for i, block in enumerate(blocks):
             data = pending.result()
             if i + 1 < len(blocks):  # read the next block while this one computes
                 pending = reader.submit(read_block, image, blocks[i + 1], p)
-            done = i * iterations
-
-            def step(k: int, _: int, done: int = done) -> None:
-                if callback is not None:
-                    with lock:
-                        callback(done + k, total)
-
             result, _ = _run_on(be, data, psf, iterations, init="image", callback=step,
-                                progress=False, **dict(options, boundary=p.block_boundary))
+                                progress=False, **options)
             del data
             out[block.core] = np.asarray(result)[block.crop]
-            logger.debug("block %s of %d done", block.index, len(blocks))
-    return out
+            logger.debug("block %s done on %s", block.index, be.device)
 
 
 def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,

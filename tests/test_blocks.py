@@ -230,3 +230,24 @@ def test_cli_zarr_in_zarr_out_lazily_and_dry_run(tmp_path, rng, capsys):
     interior = _interior(image.shape, psf.shape)
     assert rel_l2(out[interior], ref[interior]) < 1e-3
     assert voxel.z == pytest.approx(0.3)
+
+
+def test_several_devices_and_out_array(rng, tmp_path):
+    """device=[...] spreads blocks over one thread per device; out= receives the result
+    core by core (here a memmap, so the result need not fit in memory)."""
+    image, psf = _phantom(rng)
+    one = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(12, 20, 22))
+    seen = []
+    two, info = rlcore.deconvolve(image, psf, 5, backend="numpy", device=[1, 1],
+                                  block_shape=(12, 20, 22), return_info=True,
+                                  callback=lambda k, total: seen.append((k, total)))
+    np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-6)
+    assert info.blocks.n_blocks == 8 and sorted(seen) == [(k, 40) for k in range(1, 41)]
+    out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.float32,
+                                    shape=image.shape)
+    got = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(12, 20, 22),
+                            out=out)
+    assert got is out
+    np.testing.assert_allclose(np.asarray(out), one, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="device: an empty list"):
+        rlcore.deconvolve(image, psf, 5, backend="numpy", device=[])
