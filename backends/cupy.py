@@ -47,7 +47,7 @@ _PINNED_MIN = 1 << 24
 
 def _chunk(nbytes: int) -> int:
     return min(_CHUNK, max(_CHUNK_MIN, nbytes // 8))
-_STAGING: dict[int, _Staging] = {}
+_STAGING: dict[tuple[int, int], _Staging] = {}
 
 
 class _Staging:
@@ -95,11 +95,14 @@ class _Staging:
             events[k] = self.stream.record()
         self.stream.synchronize()
 
-    def download(self, device_array: Any, host: np.ndarray) -> None:
+    def download(self, device_array: Any, host: np.ndarray, after: Any = None) -> None:
         rt = self.cp.cuda.runtime
         dst = host.reshape(-1).view(np.uint8)
         base = device_array.data.ptr
-        self.cp.cuda.get_current_stream().synchronize()  # the result is computed
+        if after is not None:  # an event recorded after the result was computed
+            after.synchronize()
+        else:
+            self.cp.cuda.get_current_stream().synchronize()  # the result is computed
         pending = None
         chunk = _chunk(dst.size)
         for i, start in enumerate(range(0, dst.size, chunk)):
@@ -120,9 +123,14 @@ class _Staging:
 
 
 def _staging(cp: Any, device: int) -> _Staging:
-    if device not in _STAGING:
-        _STAGING[device] = _Staging(cp)
-    return _STAGING[device]
+    """The staging buffers of this device for the calling thread (the block scheduler
+    uploads and downloads on other threads than the one computing)."""
+    import threading
+
+    key = (device, threading.get_ident())
+    if key not in _STAGING:
+        _STAGING[key] = _Staging(cp)
+    return _STAGING[key]
 
 
 _NORMS_SOURCE = r"""
@@ -294,14 +302,26 @@ class CupyBackend(BackendBase):
         cp = self.cp
         return cp.ascontiguousarray(cp.asarray(self.upload(host), dtype=cp.float32))
 
-    def to_host(self, array: Any) -> np.ndarray:
+    def to_host(self, array: Any, after: Any = None) -> np.ndarray:
+        """A NumPy copy of ``array``; ``after`` (from :meth:`record`) lets another thread
+        download while this device computes on (without waiting for later work)."""
         cp = self.cp
+        if after is not None:
+            after.synchronize()
         array = cp.ascontiguousarray(array)
         if array.nbytes < _PINNED_MIN:
             return cp.asnumpy(array)
         out = np.empty(array.shape, dtype=array.dtype)
-        _staging(cp, self._device.id).download(array, out)
+        _staging(cp, self._device.id).download(array, out, after)
         return out
+
+    def record(self) -> Any:
+        """An event after the work queued so far on this device's current stream."""
+        return self.cp.cuda.get_current_stream().record()
+
+    def contiguous(self, array: Any) -> Any:
+        """A contiguous copy of a view (on the device, queued with the compute)."""
+        return self.cp.ascontiguousarray(array)
 
     def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> Any:
         return self.cp.empty(shape, dtype=np.complex64 if complex else np.float32)

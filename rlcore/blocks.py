@@ -53,8 +53,10 @@ logger = logging.getLogger(__name__)
 
 #: fraction of the free device memory an automatic plan uses
 MEMORY_FRACTION = 0.8
-#: host bytes per block voxel besides the backend's buffers: the block read and the result
-HOST_BYTES_PER_VOXEL = 8.0
+#: bytes per block voxel besides the backend's buffers: on the host the block read and its
+#: result; on a GPU the next block (uploaded while this one computes) and the last result
+#: (downloaded meanwhile)
+EXTRA_BYTES = 8.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class BlockPlan:
         FFT grid of the largest block for the chosen boundary.
     memory_bytes : int
         Estimated memory of one block's run: the backend's bytes per grid voxel times the
-        grid, plus the block read and its result on the host.
+        grid, plus :data:`EXTRA_BYTES` per block voxel (blocks in flight).
     boundary : str
         Boundary mode.
     """
@@ -218,7 +220,8 @@ def plan(
         Free bytes of the device (``Backend.memory().free``); needed when ``block_shape``
         is "auto" and ``max_memory`` is None.
     host : bool, default True
-        The backend computes in host memory, so the block read and its result count too.
+        The backend computes in host memory (kept for callers; both kinds count
+        :data:`EXTRA_BYTES` per block voxel).
     fast_len : callable, optional
         The backend's FFT-friendly length (``Backend.fast_length``).
 
@@ -238,7 +241,7 @@ def plan(
     psf_shape = tuple(min(int(p), n) for p, n in zip(psf_shape, image_shape))
     ndim = len(image_shape)
     fast = fast_len or (lambda n: scipy.fft.next_fast_len(int(n), real=True))
-    per_voxel = bytes_per_voxel + (HOST_BYTES_PER_VOXEL if host else 0.0)
+    per_voxel = bytes_per_voxel + EXTRA_BYTES
 
     if isinstance(overlap, str):
         if overlap != "auto":
@@ -268,8 +271,7 @@ def plan(
         else:
             block = tuple(min(c + 2 * o, n) for c, o, n in zip(cores, over, image_shape))
         grid = _grid(block, psf_shape, boundary, fast)
-        memory = int(math.prod(grid) * bytes_per_voxel
-                     + (math.prod(block) * HOST_BYTES_PER_VOXEL if host else 0))
+        memory = int(math.prod(grid) * bytes_per_voxel + math.prod(block) * EXTRA_BYTES)
         return BlockPlan(image_shape, psf_shape, cores, over, counts, block, grid, memory,
                          boundary, extended)
 
@@ -379,19 +381,60 @@ def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
     return out
 
 
+#: threads that read one large block (page faults and copies spread over cores)
+READ_THREADS = 8
+_READ_POOL: list = []
+
+
+def _read_pool():
+    if not _READ_POOL:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = max(1, min(READ_THREADS, len(os.sched_getaffinity(0))))
+        _READ_POOL.append(ThreadPoolExecutor(n, thread_name_prefix="rlcore-block-read"))
+    return _READ_POOL[0]
+
+
+def _host(data: Any) -> np.ndarray:
+    """Host float32 values of a slice of any array kind (CuPy: ``.get()``)."""
+    if not isinstance(data, np.ndarray) and hasattr(data, "get") and \
+            type(data).__module__.startswith("cupy"):
+        data = data.get()
+    return np.asarray(data, dtype=np.float32)
+
+
 def read_block(image: Any, block: Block, p: BlockPlan | None = None) -> np.ndarray:
-    """The block's voxels from ``image`` (NumPy, memmap, zarr, h5py: anything sliceable)
-    as a new float32 array; ranges past the volume are wrapped around (periodic) or read
-    from the mirror-extended grid (reflect, when the plan ``p`` is given)."""
+    """The block's voxels from ``image`` (NumPy, memmap, zarr, h5py, CuPy: anything
+    sliceable) as a new contiguous float32 array; ranges past the volume are wrapped
+    around (periodic) or read from the mirror-extended grid (reflect, when the plan ``p``
+    is given). Large blocks are read by several threads, in slabs along axis 0."""
     shape = tuple(image.shape)
-    if all(0 <= lo and hi <= n for (lo, hi), n in zip(block.source, shape)):
-        return np.asarray(image[tuple(slice(lo, hi) for lo, hi in block.source)],
-                          dtype=np.float32).copy()
     out = np.empty(block.shape, np.float32)
     pieces = [_runs(_indices(lo, hi, n, a, p))
               for a, ((lo, hi), n) in enumerate(zip(block.source, shape))]
-    for combo in itertools.product(*pieces):
-        data = np.asarray(image[tuple(s for s, _, _ in combo)], dtype=np.float32)
+    # split axis-0 runs into slabs, so that a block read in one piece still uses threads
+    slabs = max(1, min(READ_THREADS, out.nbytes // (16 << 20)))
+    first = []
+    for src, dst, flip in pieces[0]:
+        n = dst.stop - dst.start
+        step = max(1, -(-n // slabs))
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            a = src.stop - j if flip else src.start + i
+            first.append((slice(a, a + j - i), slice(dst.start + i, dst.start + j), flip))
+    pieces[0] = first
+
+    def copy(combo) -> None:
+        data = _host(image[tuple(s for s, _, _ in combo)])
         flips = tuple(slice(None, None, -1) if r else slice(None) for _, _, r in combo)
         out[tuple(d for _, d, _ in combo)] = data[flips]
+
+    combos = list(itertools.product(*pieces))
+    if len(combos) == 1 or out.nbytes < (32 << 20):
+        for combo in combos:
+            copy(combo)
+    else:
+        for f in [_read_pool().submit(copy, c) for c in combos]:
+            f.result()
     return out

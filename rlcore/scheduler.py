@@ -64,22 +64,58 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
 
 def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
             blocks: list, out: Any, step: Callable, options: dict) -> None:
-    """Compute ``blocks`` on backend ``be``, reading the next one while computing."""
+    """Compute ``blocks`` on backend ``be``.
+
+    A reader thread reads (and, for a device backend, uploads) the next block while this
+    one computes; for a device backend a writer thread downloads the last result meanwhile
+    (CuPy: on its own stream, after an event recorded when the result was computed), so
+    transfers overlap compute.
+    """
     from rlcore.api import _run_on
 
     if not blocks:
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader, be.activate():
-        pending = reader.submit(read_block, image, blocks[0], p)
+    device = not getattr(be, "on_host", True)
+
+    def fetch(block):
+        host = read_block(image, block, p)
+        if not device:
+            return host
+        with be.activate():
+            return be.upload(host)
+
+    def store(result, block, after):
+        with be.activate():
+            host = be.to_host(result, after=after) if after is not None else \
+                be.to_host(result)
+        out[block.core] = host
+
+    with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="rlcore-write") as writer, \
+            be.activate():
+        pending = reader.submit(fetch, blocks[0])
+        writes: list = []
         for i, block in enumerate(blocks):
             data = pending.result()
-            if i + 1 < len(blocks):  # read the next block while this one computes
-                pending = reader.submit(read_block, image, blocks[i + 1], p)
+            if i + 1 < len(blocks):
+                pending = reader.submit(fetch, blocks[i + 1])
             result, _ = _run_on(be, data, psf, iterations, init="image", callback=step,
                                 progress=False, **options)
             del data
-            out[block.core] = np.asarray(result)[block.crop]
+            if not device:
+                out[block.core] = np.asarray(result)[block.crop]
+                continue
+            core = result[block.crop]
+            contiguous = getattr(be, "contiguous", None)
+            core = contiguous(core) if contiguous is not None else core
+            record = getattr(be, "record", None)
+            writes.append(writer.submit(store, core, block, record() if record else None))
+            del result, core
+            if len(writes) > 1:  # at most one download in flight
+                writes[-2].result()
             logger.debug("block %s done on %s", block.index, be.device)
+        for w in writes:
+            w.result()
 
 
 def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,

@@ -251,3 +251,47 @@ def test_several_devices_and_out_array(rng, tmp_path):
     np.testing.assert_allclose(np.asarray(out), one, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="device: an empty list"):
         rlcore.deconvolve(image, psf, 5, backend="numpy", device=[])
+
+
+class _DeviceLike:
+    """A numpy backend that presents itself as a device backend (uploads, events), so the
+    scheduler's transfer pipeline (reader uploads, writer downloads after an event) runs
+    on any machine."""
+
+    on_host = False
+
+    def __init__(self):
+        from rlcore.backends.numpy import NumpyBackend
+
+        self._be = NumpyBackend()
+        self.events = 0
+        self.downloads_after_event = 0
+
+    def __getattr__(self, name):
+        return getattr(self._be, name)
+
+    def upload(self, host):
+        return np.array(host, copy=True)
+
+    def record(self):
+        self.events += 1
+        return type("Event", (), {"synchronize": lambda self: None})()
+
+    def to_host(self, array, after=None):
+        self.downloads_after_event += after is not None
+        return np.array(array, copy=True)
+
+    def contiguous(self, array):
+        return np.ascontiguousarray(array)
+
+
+def test_device_pipeline_overlaps_transfers_and_matches(rng, monkeypatch):
+    from rlcore import api
+
+    image, psf = _phantom(rng)
+    ref = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(12, 20, 22))
+    fake = _DeviceLike()
+    monkeypatch.setattr(api, "_select_backend", lambda *a: fake)
+    out = rlcore.deconvolve(image, psf, 5, block_shape=(12, 20, 22))
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    assert fake.events == fake.downloads_after_event == 8  # per block, after its event
