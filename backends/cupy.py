@@ -48,6 +48,9 @@ _PINNED_MIN = 1 << 24
 def _chunk(nbytes: int) -> int:
     return min(_CHUNK, max(_CHUNK_MIN, nbytes // 8))
 _STAGING: dict[tuple[int, int], _Staging] = {}
+#: page-locked block buffers for the block scheduler, per device
+_PINNED_FREE: dict[int, list[np.ndarray]] = {}
+_PINNED_LOCK = __import__("threading").Lock()
 
 
 class _Staging:
@@ -287,7 +290,9 @@ class CupyBackend(BackendBase):
             self._plans[key] = plan
         return plan
 
-    def upload(self, host: Any) -> Any:
+    def upload(self, host: Any, pinned: bool = False) -> Any:
+        """``host`` on this device in its own dtype. ``pinned``: ``host`` lies in page-locked
+        memory (:meth:`pinned_empty`), so it is copied by one DMA, without staging."""
         cp = self.cp
         if isinstance(host, cp.ndarray):
             return host
@@ -295,20 +300,52 @@ class CupyBackend(BackendBase):
         if host.nbytes < _PINNED_MIN:
             return cp.asarray(host)
         out = cp.empty(host.shape, dtype=host.dtype)
-        _staging(cp, self._device.id).upload(host, out)
+        staging = _staging(cp, self._device.id)
+        if pinned:
+            rt = cp.cuda.runtime
+            rt.memcpyAsync(out.data.ptr, host.ctypes.data, host.nbytes,
+                           rt.memcpyHostToDevice, staging.stream.ptr)
+            staging.stream.synchronize()
+        else:
+            staging.upload(host, out)
         return out
+
+    def pinned_empty(self, nbytes: int) -> np.ndarray:
+        """A reusable page-locked host buffer of at least ``nbytes`` (uint8, 1-D); give it
+        back with :meth:`release_pinned`. The block scheduler reads blocks into it and
+        downloads results into it, so transfers need no staging copy."""
+        with _PINNED_LOCK:
+            free = _PINNED_FREE.setdefault(self._device.id, [])
+            for i, buf in enumerate(free):
+                if buf.nbytes >= nbytes:
+                    return free.pop(i)
+        memory = self.cp.cuda.alloc_pinned_memory(int(nbytes))
+        return np.frombuffer(memory, dtype=np.uint8, count=int(nbytes))
+
+    def release_pinned(self, buffer: np.ndarray) -> None:
+        with _PINNED_LOCK:
+            _PINNED_FREE.setdefault(self._device.id, []).append(buffer)
 
     def to_device(self, host: Any) -> Any:
         cp = self.cp
         return cp.ascontiguousarray(cp.asarray(self.upload(host), dtype=cp.float32))
 
-    def to_host(self, array: Any, after: Any = None) -> np.ndarray:
+    def to_host(self, array: Any, after: Any = None, out: np.ndarray | None = None
+                ) -> np.ndarray:
         """A NumPy copy of ``array``; ``after`` (from :meth:`record`) lets another thread
-        download while this device computes on (without waiting for later work)."""
+        download while this device computes on (without waiting for later work); ``out``,
+        a page-locked array of the right shape (:meth:`pinned_empty`), takes one DMA."""
         cp = self.cp
         if after is not None:
             after.synchronize()
         array = cp.ascontiguousarray(array)
+        if out is not None:
+            rt = cp.cuda.runtime
+            staging = _staging(cp, self._device.id)
+            rt.memcpyAsync(out.ctypes.data, array.data.ptr, array.nbytes,
+                           rt.memcpyDeviceToHost, staging.stream.ptr)
+            staging.stream.synchronize()
+            return out
         if array.nbytes < _PINNED_MIN:
             return cp.asnumpy(array)
         out = np.empty(array.shape, dtype=array.dtype)

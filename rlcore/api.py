@@ -263,8 +263,11 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
     info = RunInfo(iterations, False, be.name, be.device, options["boundary"], p.grid_shape,
                    p)
     kind = _arrays.kind(image)
-    if blocked.get("out") is None and kind not in ("numpy", "dask") and \
-            hasattr(image, "__array_namespace__"):  # CuPy in, CuPy out (and array API)
+    if blocked.get("out") is None and kind == "cupy":  # CuPy in, CuPy out
+        import cupy
+
+        result = cupy.asarray(result)
+    elif blocked.get("out") is None and kind == "array_api":
         result = array_api_compat.array_namespace(image).asarray(result)
     return result, info
 

@@ -404,13 +404,16 @@ def _host(data: Any) -> np.ndarray:
     return np.asarray(data, dtype=np.float32)
 
 
-def read_block(image: Any, block: Block, p: BlockPlan | None = None) -> np.ndarray:
+def read_block(image: Any, block: Block, p: BlockPlan | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
     """The block's voxels from ``image`` (NumPy, memmap, zarr, h5py, CuPy: anything
     sliceable) as a new contiguous float32 array; ranges past the volume are wrapped
     around (periodic) or read from the mirror-extended grid (reflect, when the plan ``p``
-    is given). Large blocks are read by several threads, in slabs along axis 0."""
+    is given). Large blocks are read by several threads, in slabs along axis 0. ``out``:
+    a float32 array of the block's shape to read into (e.g. page-locked memory)."""
     shape = tuple(image.shape)
-    out = np.empty(block.shape, np.float32)
+    if out is None:
+        out = np.empty(block.shape, np.float32)
     pieces = [_runs(_indices(lo, hi, n, a, p))
               for a, ((lo, hi), n) in enumerate(zip(block.source, shape))]
     # split axis-0 runs into slabs, so that a block read in one piece still uses threads

@@ -77,18 +77,38 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
         return
     device = not getattr(be, "on_host", True)
 
+    pinned = getattr(be, "pinned_empty", None)
+
+    def buffer(shape):  # a page-locked host array (CuPy): transfers by one DMA
+        nbytes = int(np.prod(shape)) * 4
+        raw = pinned(nbytes)
+        return raw, raw[:nbytes].view(np.float32).reshape(shape)
+
     def fetch(block):
-        host = read_block(image, block, p)
         if not device:
-            return host
-        with be.activate():
-            return be.upload(host)
+            return read_block(image, block, p)
+        if pinned is None:
+            host = read_block(image, block, p)
+            with be.activate():
+                return be.upload(host)
+        raw, host = buffer(block.shape)
+        try:
+            read_block(image, block, p, out=host)
+            with be.activate():
+                return be.upload(host, pinned=True)
+        finally:
+            be.release_pinned(raw)
 
     def store(result, block, after):
         with be.activate():
-            host = be.to_host(result, after=after) if after is not None else \
-                be.to_host(result)
-        out[block.core] = host
+            if pinned is None:
+                out[block.core] = be.to_host(result, after=after)
+                return
+            raw, host = buffer(tuple(result.shape))
+            try:
+                out[block.core] = be.to_host(result, after=after, out=host)
+            finally:
+                be.release_pinned(raw)
 
     with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="rlcore-write") as writer, \
