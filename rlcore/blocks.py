@@ -313,21 +313,28 @@ def plan(
 
 def _fft_friendly(found: BlockPlan, make: Callable[[tuple[int, ...]], BlockPlan],
                   max_memory: int, fast: Callable[[int], int]) -> BlockPlan:
-    """Shrink each split core a little so that its block length is FFT-friendly, when that
-    needs no more blocks (periodic blocks are their own FFT grid)."""
+    """Resize each split core a little so that its block length is FFT-friendly, keeping
+    the number of blocks (periodic and reflect blocks are their own FFT grid; a length
+    with a large prime factor, such as 1070 = 2 x 5 x 107, measured 2x slower in cuFFT).
+    Tries the next friendly length up, then down; keeps what fits ``max_memory``."""
     if not found.wraps:
         return found
     cores = list(found.core_shape)
-    for a, (c, o, k) in enumerate(zip(found.core_shape, found.overlap, found.counts)):
+    for a, (n, c, o, k) in enumerate(zip(found.image_shape, found.core_shape,
+                                         found.overlap, found.counts)):
         if k == 1:
             continue
-        for length in range(c + 2 * o, 2 * o, -1):
-            if fast(length) == length:
-                if -(-found.image_shape[a] // (length - 2 * o)) == k:
-                    cores[a] = length - 2 * o
-                break
-    better = make(tuple(cores))
-    return better if better.memory_bytes <= max_memory else found
+        up = fast(c + 2 * o)
+        down = next((m for m in range(c + 2 * o, 2 * o, -1) if fast(m) == m), None)
+        for length in (up, down):
+            if length is not None and length > 2 * o and \
+                    -(-n // (length - 2 * o)) == k:
+                trial = list(cores)
+                trial[a] = length - 2 * o
+                if make(tuple(trial)).memory_bytes <= max_memory:
+                    cores = trial
+                    break
+    return make(tuple(cores))
 
 
 def blocks_of(p: BlockPlan) -> Iterator[Block]:
@@ -344,6 +351,8 @@ def blocks_of(p: BlockPlan) -> Iterator[Block]:
                 lo, hi = -off, p.extended[0][axis] - off
             elif not p.wraps:
                 lo, hi = max(0, lo), min(n, hi)
+            else:  # a short last core still reads a full block: one FFT plan for all
+                hi = lo + c + 2 * o
             entries.append((i, (lo, hi), slice(start, stop), slice(start - lo, stop - lo)))
         per_axis.append(entries)
     for combo in itertools.product(*per_axis):
