@@ -164,6 +164,6 @@ def test_info_lists_every_opencl_device():
     opencl = _opencl()
     out = subprocess.run([sys.executable, "-m", "rlcore", "info"], capture_output=True,
                          text=True, check=True).stdout
-    for device in opencl.probe()[0]:
-        assert device in out
+    for device in opencl.probe()[0]:  # the free memory PoCL reports may change
+        assert device.split(" (")[0] in out
     assert "GiB" in out
