@@ -425,14 +425,21 @@ def read_block(image: Any, block: Block, p: BlockPlan | None = None,
         out = np.empty(block.shape, np.float32)
     pieces = [_runs(_indices(lo, hi, n, a, p))
               for a, ((lo, hi), n) in enumerate(zip(block.source, shape))]
-    # split axis-0 runs into slabs, so that a block read in one piece still uses threads
+    # split axis-0 runs into slabs, so that a block read in one piece still uses threads,
+    # and at the source's chunk boundaries (zarr), so that no read spans two chunks
     slabs = max(1, min(READ_THREADS, out.nbytes // (16 << 20)))
+    chunks = getattr(image, "chunks", None)
+    chunk = chunks[0] if chunks and isinstance(chunks[0], int) else None
     first = []
     for src, dst, flip in pieces[0]:
         n = dst.stop - dst.start
         step = max(1, -(-n // slabs))
-        for i in range(0, n, step):
-            j = min(n, i + step)
+        cuts = set(range(0, n, step)) | {n}
+        if chunk:
+            cuts |= {(k - src.start) if not flip else (src.stop - k)
+                     for k in range(src.start - src.start % chunk + chunk, src.stop, chunk)}
+        cuts = sorted(c for c in cuts if 0 <= c <= n)
+        for i, j in zip(cuts[:-1], cuts[1:]):
             a = src.stop - j if flip else src.start + i
             first.append((slice(a, a + j - i), slice(dst.start + i, dst.start + j), flip))
     pieces[0] = first

@@ -295,3 +295,21 @@ def test_device_pipeline_overlaps_transfers_and_matches(rng, monkeypatch):
     out = rlcore.deconvolve(image, psf, 5, block_shape=(12, 20, 22))
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
     assert fake.events == fake.downloads_after_event == 8  # per block, after its event
+
+
+def test_block_reads_never_span_two_source_chunks(rng):
+    """Sources with chunks (zarr) are read chunk-aligned along axis 0, wrapped reads too."""
+    data = rng.random((40, 12, 12)).astype(np.float32)
+
+    class Chunked:
+        shape, chunks, ndim = data.shape, (8, 12, 12), 3
+
+        def __getitem__(self, key):
+            z = key[0]
+            assert z.start // 8 == (z.stop - 1) // 8, f"read {z} spans two chunks"
+            return data[key]
+
+    p = blocks.plan(data.shape, (3, 3, 3), block_shape=(13, 6, 6), overlap=5)
+    for b in blocks.blocks_of(p):
+        np.testing.assert_array_equal(blocks.read_block(Chunked(), b, p),
+                                      blocks.read_block(data, b, p))
