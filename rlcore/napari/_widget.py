@@ -1,0 +1,213 @@
+"""The napari widget: deconvolve an image layer in a worker thread, never freezing the viewer.
+
+The widget holds no RL logic: it gathers the settings, calls :func:`rlcore.deconvolve` in
+napari's ``thread_worker`` and adds the result as a new layer with the source layer's
+scale and translate. Progress comes from the ``callback`` (one step per iteration and
+block) through a Qt signal, so the bar updates on the GUI thread; Cancel sets a flag that
+the callback checks, which stops the run between iterations. Errors become a napari
+notification with the one-line message.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from qtpy.QtCore import QObject, Signal
+
+import rlcore
+from rlcore.boundary import BOUNDARIES
+
+__all__ = ["DeconvolveWidget", "Cancelled"]
+
+_GENERATED = "Gaussian (rlcore.psf)"
+
+
+class Cancelled(Exception):
+    """Raised by the progress callback after Cancel: stops the run between iterations."""
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+
+    progressed = Signal(int, int)
+
+
+def backend_choices() -> list[str]:
+    """"auto" and every backend that works on this machine (from available_backends)."""
+    return ["auto"] + [b.name for b in rlcore.available_backends()
+                       if b.available and b.name != "array_api"]
+
+
+class DeconvolveWidget(Container):
+    """Richardson-Lucy deconvolution of an image layer.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer (napari passes it).
+    """
+
+    def __init__(self, napari_viewer: Any):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.image = create_widget(annotation="napari.layers.Image", label="image")
+        self.psf_source = ComboBox(choices=["PSF layer", _GENERATED], value="PSF layer",
+                                   label="PSF from")
+        self.psf = create_widget(annotation="napari.layers.Image", label="PSF layer")
+        self.sigma = FloatSpinBox(value=2.0, min=0.3, max=50.0, step=0.1,
+                                  label="PSF sigma (voxels)", visible=False)
+        self.background = FloatSpinBox(value=0.0, min=0.0, max=1e9, step=1.0,
+                                       label="background")
+        self.iterations = SpinBox(value=10, min=0, max=100000, label="iterations")
+        self.backend = ComboBox(choices=backend_choices(), value="auto", label="backend")
+        self.boundary = ComboBox(choices=list(BOUNDARIES), value="periodic",
+                                 label="boundary")
+        self.blocks = CheckBox(value=False, text="compute in blocks (large data)")
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
+        self.status = Label(value="")
+        self.extend([self.image, self.psf_source, self.psf, self.sigma, self.background,
+                     self.iterations, self.backend, self.boundary, self.blocks,
+                     self.run_button, self.cancel_button, self.progress, self.status])
+        self.psf_source.changed.connect(self._psf_source_changed)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self._relay = _Relay()
+        self._relay.progressed.connect(self._on_progress)
+        self._cancel = threading.Event()
+        self.worker = None
+        self.result_layer = None
+        # layer choices follow the viewer's layers
+        napari_viewer.layers.events.inserted.connect(self._refresh_layers)
+        napari_viewer.layers.events.removed.connect(self._refresh_layers)
+
+    # -- settings
+    def _refresh_layers(self, *_: Any) -> None:
+        self.image.reset_choices()
+        self.psf.reset_choices()
+
+    def _psf_source_changed(self, value: str) -> None:
+        generated = value == _GENERATED
+        self.psf.visible = not generated
+        self.sigma.visible = generated
+
+    def settings(self) -> dict:
+        """The keyword arguments for :func:`rlcore.deconvolve` (besides image and PSF)."""
+        return {"iterations": int(self.iterations.value), "backend": self.backend.value,
+                "boundary": self.boundary.value,
+                "block_shape": "auto" if self.blocks.value else None}
+
+    def _inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        layer = self.image.value
+        if layer is None:
+            raise ValueError("image: choose an image layer")
+        image = np.asarray(layer.data)
+        if image.ndim not in (2, 3):
+            raise ValueError(f"image: layer {layer.name!r} has {image.ndim} axes; "
+                             "rlcore deconvolves 2-D and 3-D images")
+        if self.background.value:
+            image = np.clip(image.astype(np.float32) - np.float32(self.background.value),
+                            0, None)
+        if self.psf_source.value == _GENERATED:
+            from rlcore import psf as psf_tools
+
+            sigma = float(self.sigma.value)
+            size = tuple(min(n, 2 * int(np.ceil(4 * sigma)) + 1) for n in image.shape)
+            return image, psf_tools.gaussian(size, sigma)
+        psf_layer = self.psf.value
+        if psf_layer is None:
+            raise ValueError("PSF: choose a PSF layer, or a generated Gaussian PSF")
+        if psf_layer is layer:
+            raise ValueError("PSF: the PSF layer is the image layer; choose the PSF")
+        return image, np.asarray(psf_layer.data)
+
+    # -- running
+    def run(self, *_: Any) -> Any:
+        """Start the deconvolution in a worker thread; returns the worker (or None when
+        the settings are wrong: then a notification says why)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        if self.worker is not None:
+            return self.worker
+        try:
+            image, psf = self._inputs()
+        except (ValueError, TypeError) as exc:
+            show_error(f"rlcore: {exc}")
+            self.status.value = f"error: {exc}"
+            return None
+        source = self.image.value
+        kwargs = self.settings()
+        iterations = kwargs.pop("iterations")
+        self._cancel.clear()
+        relay = self._relay
+        cancel = self._cancel
+
+        def callback(k: int, total: int) -> None:
+            relay.progressed.emit(k, total)
+            if cancel.is_set():
+                raise Cancelled(f"cancelled after {k} of {total} iterations")
+
+        def job() -> np.ndarray:
+            return rlcore.deconvolve(image, psf, iterations, callback=callback, **kwargs)
+
+        self.progress.max = max(1, iterations)
+        self.progress.value = 0
+        self.status.value = "running"
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        worker = create_worker(job, _ignore_errors=True)  # errors: _on_error, one line
+        worker.returned.connect(lambda result: self._on_done(result, source))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self, *_: Any) -> None:
+        """Stop the running deconvolution after its current iteration."""
+        self._cancel.set()
+        self.status.value = "cancelling"
+
+    def _on_progress(self, k: int, total: int) -> None:
+        self.progress.max = max(1, total)
+        self.progress.value = k
+
+    def _on_done(self, result: np.ndarray, source: Any) -> None:
+        high = float(np.percentile(result, 99.9)) if result.size else 1.0
+        self.result_layer = self.viewer.add_image(
+            result, name=f"{source.name} deconvolved", scale=source.scale,
+            translate=source.translate, colormap=source.colormap.name,
+            blending=source.blending,
+            contrast_limits=(0.0, high if high > 0 else 1.0))  # RL sharpens: bright peaks
+        self.status.value = "done"
+
+    def _on_error(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        if isinstance(exc, Cancelled):
+            show_info(f"rlcore: {exc}")
+            self.status.value = str(exc)
+            return
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        show_error(f"rlcore: {message}")
+        self.status.value = f"error: {message}"
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False

@@ -1,0 +1,125 @@
+"""The napari plugin, driven in a real viewer (napari's ``make_napari_viewer`` fixture).
+
+Needs napari with a Qt binding and a display: CI runs under Xvfb (pytest-xvfb, Debian's
+xvfb and Mesa from scripts/system-deps.sh). Without them every test here skips with the
+reason.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari", reason="napari not installed (rlcore[napari])")
+pytest.importorskip("pytestqt", reason="pytest-qt not installed")
+if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+    pytest.skip("no display: install xvfb and pytest-xvfb (scripts/system-deps.sh)",
+                allow_module_level=True)
+
+import rlcore  # noqa: E402
+from rlcore.napari._sample import lls_sample  # noqa: E402
+from rlcore.napari._widget import DeconvolveWidget, backend_choices  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for data, meta, _ in lls_sample():  # the plugin's own sample contribution
+        viewer.add_image(data, **meta)
+    widget = DeconvolveWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="rlcore")
+    widget.image.value = viewer.layers["LLS image"]
+    widget.psf.value = viewer.layers["LLS PSF"]
+    widget.backend.value = "numpy"
+    return viewer, widget
+
+
+def _wait(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def test_run_on_real_data_adds_the_same_result_with_the_scale(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    widget.iterations.value = 5
+    source = viewer.layers["LLS image"]
+    assert widget.run() is not None
+    _wait(qtbot, widget)
+    layer = widget.result_layer
+    assert layer is not None and layer.name == "LLS image deconvolved"
+    expected = rlcore.deconvolve(source.data, viewer.layers["LLS PSF"].data, 5,
+                                 backend="numpy")
+    np.testing.assert_array_equal(layer.data, expected)
+    np.testing.assert_allclose(layer.scale, source.scale)
+    np.testing.assert_allclose(layer.translate, source.translate)
+    assert widget.progress.value == widget.progress.max == 5
+    # the screenshot of the viewer with the widget and the result, taken by this test
+    viewer.layers["LLS image"].visible = False
+    viewer.dims.ndisplay = 2
+    viewer.dims.set_point(0, layer.data.shape[0] // 2 * layer.scale[0])
+    viewer.reset_view()
+    DOCS.mkdir(exist_ok=True)
+    viewer.screenshot(str(DOCS / "napari.png"), canvas_only=False)
+    assert (DOCS / "napari.png").stat().st_size > 10_000
+
+
+def test_cancel_stops_the_worker_between_iterations(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    widget.iterations.value = 100_000
+    n_layers = len(viewer.layers)
+    worker = widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=60_000)
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert worker is not None and widget.progress.value < 100_000
+    assert len(viewer.layers) == n_layers  # no result layer
+    assert widget.status.value.startswith("cancelled after")
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+
+
+def test_bad_input_gives_a_notification_not_a_frozen_viewer(viewer_and_widget, qtbot,
+                                                             monkeypatch):
+    viewer, widget = viewer_and_widget
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    widget.psf.value = viewer.layers["LLS image"]  # the image as its own PSF
+    assert widget.run() is None
+    assert shown and "PSF: the PSF layer is the image layer" in shown[-1]
+    # an error inside the worker: a PSF with another number of axes
+    viewer.add_image(np.ones((5, 5), np.float32), name="flat PSF")
+    widget.psf.value = viewer.layers["flat PSF"]
+    widget.run()
+    _wait(qtbot, widget)
+    assert "psf:" in shown[-1] and "\n" not in shown[-1]
+    assert widget.status.value.startswith("error:")
+
+
+def test_generated_psf_and_backend_choices(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    assert backend_choices()[0] == "auto" and "numpy" in backend_choices()
+    assert all(b.available for b in rlcore.available_backends()
+               if b.name in backend_choices()[1:])
+    widget.psf_source.value = "Gaussian (rlcore.psf)"
+    assert not widget.sigma.native.isHidden() and widget.psf.native.isHidden()
+    widget.iterations.value = 2
+    widget.blocks.value = True
+    widget.run()
+    _wait(qtbot, widget)
+    assert widget.result_layer is not None
+    assert widget.result_layer.data.shape == viewer.layers["LLS image"].data.shape
+
+
+def test_manifest_validates_and_is_discovered():
+    npe2 = pytest.importorskip("npe2", reason="npe2 not installed")
+    manifest = npe2.PluginManifest.from_distribution("rlcore")
+    assert {w.command for w in manifest.contributions.widgets} == {
+        "rlcore.deconvolve_widget"}
+    out = subprocess.run([sys.executable, "-m", "npe2", "validate", "rlcore"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
