@@ -91,10 +91,14 @@ def test_unavailable_backend_says_why(monkeypatch):
         registry._REGISTRY.pop("fake")
 
 
-def test_dask_input_is_refused_clearly():
+def test_dask_input_to_convolve_is_refused_clearly_and_bad_dask_options_raise():
     da = pytest.importorskip("dask.array", reason="dask not installed (rlcore[dask])")
-    with pytest.raises(TypeError, match="image: dask arrays"):
-        rlcore.deconvolve(da.ones((4, 4, 4)), GOOD_PSF)
+    with pytest.raises(TypeError, match="image: convolve takes in-memory arrays"):
+        rlcore.convolve(da.ones((4, 4, 4)), GOOD_PSF)
+    with pytest.raises(ValueError, match="tol: not available with blocks"):
+        rlcore.deconvolve(da.ones((4, 4, 4)), GOOD_PSF, tol=1e-3)
+    with pytest.raises(ValueError, match="backend: unknown backend"):
+        rlcore.deconvolve(da.ones((4, 4, 4)), GOOD_PSF, backend="nope")
 
 
 @pytest.mark.parametrize("mode", ["periodic", "zero", "reflect"])
