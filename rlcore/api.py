@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 from collections.abc import Callable
@@ -210,6 +211,28 @@ def _run(
     return (result, info) if return_info else result
 
 
+@contextlib.contextmanager
+def _progress(show: bool, total: int, desc: str, callback: Callable | None):
+    """The per-update step: advances a tqdm bar (when ``show``) and calls ``callback``."""
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="it")
+
+    def step(k: int, n: int) -> None:
+        if bar is not None:
+            bar.update(1)
+        if callback is not None:
+            callback(k, n)
+
+    try:
+        yield step
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _blocked_input(image: Any, init: Any, options: dict) -> tuple[Any, tuple[int, ...]]:
     if not (isinstance(init, str) and init == "image"):
         raise ValueError(f"init: blocked runs start from the image, got {init!r}")
@@ -242,24 +265,10 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
             options = dict(options, guard=GUARD_RELATIVE * max(float(np.max(image)), 0.0))
         if options["boundary"] == "non-circulant":
             options = dict(options, outside=float(np.mean(image, dtype=np.float64)))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=iterations * p.n_blocks, desc=f"RL, {p.n_blocks} blocks", unit="it")
-
-    def step(k: int, total: int) -> None:
-        if bar is not None:
-            bar.update(1)
-        if callback is not None:
-            callback(k, total)
-
-    try:
+    with _progress(progress, iterations * p.n_blocks, f"RL, {p.n_blocks} blocks",
+                   callback) as step:
         result = run_blocked(bes, image, h, iterations, p, callback=step,
                              out=blocked.get("out"), **options)
-    finally:
-        if bar is not None:
-            bar.close()
     info = RunInfo(iterations, False, be.name, be.device, options["boundary"], p.grid_shape,
                    p)
     kind = _arrays.kind(image)
@@ -377,24 +386,9 @@ def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, g
             ones = be.to_device(np.ones(grid.shape, dtype=np.float32))
         options.normalization = be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
         del ones
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=iterations, desc="Richardson-Lucy", unit="it")
-
-    def step(k: int, total: int) -> None:
-        if bar is not None:
-            bar.update(1)
-        if callback is not None:
-            callback(k, total)
-
-    try:
+    with _progress(progress, iterations, "Richardson-Lucy", callback) as step:
         estimate, done, converged = richardson_lucy(operator, data, estimate, iterations,
                                                     guard, step, options)
-    finally:
-        if bar is not None:
-            bar.close()
     info = RunInfo(done, converged, be.name, be.device, boundary, grid.shape)
     return _finish(be, grid, estimate, image, xp), info
 
