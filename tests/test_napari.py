@@ -49,7 +49,7 @@ def test_run_on_real_data_adds_the_same_result_with_the_scale(viewer_and_widget,
     viewer, widget = viewer_and_widget
     widget.iterations.value = 5
     source = viewer.layers["LLS image"]
-    assert widget.run() is not None
+    assert widget.run() is True
     _wait(qtbot, widget)
     layer = widget.result_layer
     assert layer is not None and layer.name == "LLS image deconvolved"
@@ -73,7 +73,8 @@ def test_cancel_stops_the_worker_between_iterations(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
     widget.iterations.value = 100_000
     n_layers = len(viewer.layers)
-    worker = widget.run()
+    assert widget.run() is True
+    worker = widget.worker
     qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=60_000)
     widget.cancel()
     _wait(qtbot, widget)
@@ -89,7 +90,7 @@ def test_bad_input_gives_a_notification_not_a_frozen_viewer(viewer_and_widget, q
     shown = []
     monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
     widget.psf.value = viewer.layers["LLS image"]  # the image as its own PSF
-    assert widget.run() is None
+    assert widget.run() is False and widget.worker is None
     assert shown and "PSF: the PSF layer is the image layer" in shown[-1]
     # an error inside the worker: a PSF with another number of axes
     viewer.add_image(np.ones((5, 5), np.float32), name="flat PSF")

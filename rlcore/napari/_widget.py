@@ -136,20 +136,21 @@ class DeconvolveWidget(Container):
         return image, np.asarray(psf_layer.data)
 
     # -- running
-    def run(self, *_: Any) -> Any:
-        """Start the deconvolution in a worker thread; returns the worker (or None when
-        the settings are wrong: then a notification says why)."""
+    def run(self, *_: Any) -> bool:
+        """Start the deconvolution in a worker thread (:attr:`worker`). Returns True when
+        it started (or was already running), False when the settings are wrong: then a
+        notification says why (a button handler must not raise into the event loop)."""
         from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
         if self.worker is not None:
-            return self.worker
+            return True
         try:
             image, psf = self._inputs()
         except (ValueError, TypeError) as exc:
             show_error(f"rlcore: {exc}")
             self.status.value = f"error: {exc}"
-            return None
+            return False
         source = self.image.value
         kwargs = self.settings()
         iterations = kwargs.pop("iterations")
@@ -176,7 +177,7 @@ class DeconvolveWidget(Container):
         worker.finished.connect(self._on_finished)
         self.worker = worker
         worker.start()
-        return worker
+        return True
 
     def cancel(self, *_: Any) -> None:
         """Stop the running deconvolution after its current iteration."""
