@@ -189,6 +189,13 @@ inline float2 cconj(float2 a) { return (float2)(a.x, -a.y); }
 inline float2 times_minus_i(float2 a) { return (float2)(a.y, -a.x); }
 inline float2 times_i(float2 a) { return (float2)(-a.y, a.x); }
 
+/* row r = kz * Dy + ky of a (Dz, Dy, n) array -> the row of its Hermitian partner
+   (-kz mod Dz, -ky mod Dy) */
+inline long partner_row(long r, int Dz, int Dy) {
+    const int ky = (int)(r % Dy), kz = (int)(r / Dy);
+    return (long)((Dz - kz) % Dz) * Dy + (Dy - ky) % Dy;
+}
+
 /* E + i O from a spectrum value and the conjugate of its partner: the packed DFT */
 inline float2 pack(float2 s1, float2 s2c, float2 w) {
     float2 e = 0.5f * (s1 + s2c);
@@ -202,11 +209,9 @@ __kernel void unpack(__global float2 *S, __global const float2 *Z, __global cons
     const long H = M + 1;
     if (i >= (long)Dz * Dy * H) return;
     const int kx = (int)(i % H);
-    const long r = i / H;
-    const int ky = (int)(r % Dy), kz = (int)(r / Dy);
-    const int nz = (Dz - kz) % Dz, ny = (Dy - ky) % Dy;
-    const float2 a = Z[((long)kz * Dy + ky) * M + (kx % M)];
-    const float2 b = cconj(Z[((long)nz * Dy + ny) * M + ((M - kx) % M)]);
+    const long r = i / H, q = partner_row(r, Dz, Dy);
+    const float2 a = Z[r * M + (kx % M)];
+    const float2 b = cconj(Z[q * M + ((M - kx) % M)]);
     S[i] = 0.5f * (a + b) + cmul(w[kx], times_minus_i(0.5f * (a - b)));
 }
 
@@ -215,12 +220,9 @@ __kernel void pack_spectrum(__global float2 *Z, __global const float2 *S,
     const long i = get_global_id(0);
     if (i >= (long)Dz * Dy * M) return;
     const int kx = (int)(i % M);
-    const long r = i / M;
-    const int ky = (int)(r % Dy), kz = (int)(r / Dy);
-    const int nz = (Dz - kz) % Dz, ny = (Dy - ky) % Dy;
-    const long H = M + 1;
-    const float2 s1 = S[((long)kz * Dy + ky) * H + kx];
-    const float2 s2c = cconj(S[((long)nz * Dy + ny) * H + (M - kx)]);
+    const long r = i / M, q = partner_row(r, Dz, Dy), H = M + 1;
+    const float2 s1 = S[r * H + kx];
+    const float2 s2c = cconj(S[q * H + (M - kx)]);
     Z[i] = pack(s1, s2c, w[kx]);
 }
 
@@ -232,16 +234,13 @@ __kernel void apply_otf(__global float2 *Zout, __global const float2 *Z,
     const long i = get_global_id(0);
     if (i >= (long)Dz * Dy * M) return;
     const int kx = (int)(i % M);
-    const long r = i / M;
-    const int ky = (int)(r % Dy), kz = (int)(r / Dy);
-    const int nz = (Dz - kz) % Dz, ny = (Dy - ky) % Dy;
-    const long H = M + 1;
+    const long r = i / M, q = partner_row(r, Dz, Dy), H = M + 1;
     const float2 a = Z[i];
-    const float2 b = cconj(Z[((long)nz * Dy + ny) * M + ((M - kx) % M)]);
+    const float2 b = cconj(Z[q * M + ((M - kx) % M)]);
     const float2 e = 0.5f * (a + b);
     const float2 t = cmul(w[kx], times_minus_i(0.5f * (a - b)));
-    float2 h1 = otf[((long)kz * Dy + ky) * H + kx];
-    float2 h2 = otf[((long)nz * Dy + ny) * H + (M - kx)];
+    float2 h1 = otf[r * H + kx];
+    float2 h2 = otf[q * H + (M - kx)];
     if (conjugate) h1 = cconj(h1); else h2 = cconj(h2);
     /* s1 = S[k] * h1; s2c = conj(S[-k, M - kx] * otf') = (e - t) * h2 */
     Zout[i] = scale * pack(cmul(e + t, h1), cmul(e - t, h2), w[kx]);
@@ -260,33 +259,24 @@ __kernel void crop_half(__global float2 *S, __global const float2 *C, const int 
     if (i < n) S[i] = C[(i / H) * X + (i % H)];
 }
 
+/* value at column kx < X of the full spectrum, row r, from a half spectrum (X/2 + 1) */
+inline float2 full_at(__global const float2 *S, long r, int kx, int Dz, int Dy, int X) {
+    const int H = X / 2 + 1;
+    return kx < H ? S[r * H + kx] : cconj(S[partner_row(r, Dz, Dy) * H + (X - kx)]);
+}
+
 __kernel void apply_otf_full(__global float2 *C, __global const float2 *otf, const int Dz,
                              const int Dy, const int X, const int conjugate) {
     const long i = get_global_id(0);
     if (i >= (long)Dz * Dy * X) return;
-    const int kx = (int)(i % X);
-    const long r = i / X;
-    const int ky = (int)(r % Dy), kz = (int)(r / Dy);
-    const int H = X / 2 + 1;
-    float2 h;
-    if (kx < H) {
-        h = otf[((long)kz * Dy + ky) * H + kx];
-    } else {  /* Hermitian partner */
-        h = cconj(otf[((long)((Dz - kz) % Dz) * Dy + (Dy - ky) % Dy) * H + (X - kx)]);
-    }
+    const float2 h = full_at(otf, i / X, (int)(i % X), Dz, Dy, X);
     C[i] = cmul(C[i], conjugate ? cconj(h) : h);
 }
 
 __kernel void expand_half(__global float2 *C, __global const float2 *S, const int Dz,
                           const int Dy, const int X) {
     const long i = get_global_id(0);
-    if (i >= (long)Dz * Dy * X) return;
-    const int kx = (int)(i % X);
-    const long r = i / X;
-    const int ky = (int)(r % Dy), kz = (int)(r / Dy);
-    const int H = X / 2 + 1;
-    C[i] = kx < H ? S[r * H + kx]
-                  : cconj(S[((long)((Dz - kz) % Dz) * Dy + (Dy - ky) % Dy) * H + (X - kx)]);
+    if (i < (long)Dz * Dy * X) C[i] = full_at(S, i / X, (int)(i % X), Dz, Dy, X);
 }
 
 __kernel void multiply_spectrum(__global float2 *S, __global const float2 *otf, const long n,

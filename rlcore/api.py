@@ -313,8 +313,6 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
 
     _blocked_input(image, init, options)
     shape = tuple(int(n) for n in image.shape)
-    if image.ndim not in (2, 3) and image.ndim < 1:
-        raise ValueError(f"image: needs at least 1 axis, got shape {shape}")
     h = as_psf(psf, shape)
     be = get_backend(backend, device=device)  # checks the name here, not in the workers
     _check_options(options["accelerate"], options["tv"], options["tol"], len(shape))
