@@ -27,6 +27,7 @@ import numpy as np
 import tifffile
 
 import rlcore
+import rlcore.psf
 from rlcore.api import _run
 from rlcore.boundary import make_grid
 
@@ -118,6 +119,80 @@ def low_count_case(psf, truth, peak=10.0, background=1.0, seed=1):
     return noisy, truth * s + background
 
 
+def forward_model_fit(image, psf, truth):
+    """How the data set was made: RMS residual of the least-squares fit
+    ``image ~ a * H truth + b`` with ``H`` periodic (circular) or zero-boundary (linear)
+    convolution. The smaller residual names the forward model the data follow."""
+    out = {}
+    for mode in ("periodic", "zero"):
+        blurred = rlcore.convolve(truth.astype(np.float32), psf, boundary=mode).astype(float)
+        design = np.stack([blurred.ravel(), np.ones(blurred.size)], 1)
+        coef, *_ = np.linalg.lstsq(design, image.ravel().astype(float), rcond=None)
+        resid = image.ravel() - design @ coef
+        out[mode] = {"rms_residual": float(np.sqrt(np.mean(resid ** 2))),
+                     "scale": float(coef[0]), "offset": float(coef[1])}
+    return out
+
+
+def biggs_andrews_reference(image, psf, truth, iterations, order):
+    """NRMSE per iteration of Biggs & Andrews (1997) acceleration of order 1 (their
+    eq. 7, as cudaDecon and rlcore) or 2 (their section 2.6: the second-difference term
+    ``a^2 / 2 (h_k - h_{k-1})`` added to the prediction), float64, periodic; an
+    experiment outside the library, to see whether the higher order is worth adding."""
+    otf = np.fft.rfftn(np.fft.ifftshift(psf))
+    axes = tuple(range(image.ndim))
+
+    def conv(x, spectrum):
+        return np.fft.irfftn(np.fft.rfftn(x) * spectrum, image.shape, axes=axes)
+
+    y = image.astype(np.float64)
+    eps = 1e-6 * y.max()
+    x, prev, prev2, steps, errors = y.copy(), None, None, [], []
+    for _ in range(iterations):
+        alpha = 0.0
+        if len(steps) >= 2:
+            alpha = float(np.clip((steps[-1] * steps[-2]).sum() / (steps[-2] ** 2).sum(), 0, 1))
+        z = x
+        if alpha > 0:
+            z = x + alpha * (x - prev)
+            if order == 2 and prev2 is not None:
+                z = z + alpha ** 2 / 2 * ((x - prev) - (prev - prev2))
+            z = np.maximum(z, 0)
+        hx = conv(z, otf)
+        new = z * conv(np.divide(y, hx, out=np.zeros_like(hx), where=hx > eps), otf.conj())
+        steps = [*steps[-1:], new - z]
+        prev2, prev, x = prev, x, new
+        errors.append(nrmse(x, truth))
+    return errors
+
+
+def first_reaching(errors, target):
+    return next((k + 1 for k, e in enumerate(errors) if e <= target), None)
+
+
+def best(errors):
+    return {"best": min(errors), "best_at": int(np.argmin(errors)) + 1, "last": errors[-1]}
+
+
+def speed_and_tv(image, psf, truth, boundary="periodic", weights=(0.0005, 0.002)):
+    """Acceleration reach, RLTV's best and accelerated RLTV's best (run to convergence:
+    200 accelerated iterations) against plain RL's best over 1..200, on one case."""
+    kw = {"boundary": boundary}
+    plain = curve(image, psf, truth, 200, **kw)
+    fast = curve(image, psf, truth, 200, accelerate=True, **kw)
+    curves = {"plain RL": plain, "accelerated RL": fast}
+    out = {"plain_10": plain[9], "plain_50": plain[49], "plain": best(plain),
+           "accelerated": best(fast), "accelerated_to_plain_10": first_reaching(fast, plain[9]),
+           "accelerated_to_plain_50": first_reaching(fast, plain[49]),
+           "accelerated_at_5": fast[4]}
+    for w in weights:
+        curves[f"RLTV tv={w}"] = curve(image, psf, truth, 200, tv=w, **kw)
+        curves[f"accelerated RLTV tv={w}"] = curve(image, psf, truth, 200, tv=w,
+                                                   accelerate=True, **kw)
+    out.update({name: best(e) for name, e in curves.items() if "RLTV" in name})
+    return out, curves
+
+
 def boundary_table(cases, iterations, half):
     rows = []
     for name, (image, psf, truth) in cases.items():
@@ -203,15 +278,67 @@ def figures(docs: Path, cases, curves, half):
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, errors in curves.items():
-        ax.plot(np.arange(1, len(errors) + 1), errors, label=name)
+        ax.plot(np.arange(1, len(errors) + 1), errors, label=name,
+                linestyle="--" if "centred" in name else "-")
     ax.set_xscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("NRMSE to ground truth")
-    ax.set_title("EPFL Hollow Bars (bars-25pct): error vs iterations")
+    ax.set_title("EPFL Hollow Bars (bars-25pct): error vs iterations\n(dashed: kernel "
+                 "centred sub-voxel, rlcore.psf.center)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(docs / "acceleration.png", dpi=90)
     plt.close(fig)
+
+
+def markdown(report) -> str:
+    lines = ["# Boundary modes, acceleration, RLTV (numpy backend)", "",
+             f"PSF half-width (1% of peak) {report['psf_half_width']} voxels; NRMSE = "
+             "||s x - t|| / ||t||, s = flux of the truth / flux of x; outer band: RMSE in the "
+             "band of PSF half-width over the RMS of the whole truth.", "",
+             "How bars-25pct was made (least-squares fit image ~ a H truth + b; RMS residual):"]
+    for kernel, fit in report["forward_model"].items():
+        lines.append(f"- kernel {kernel}: periodic {fit['periodic']['rms_residual']:.0f}, "
+                     f"zero {fit['zero']['rms_residual']:.0f} (zero-model offset "
+                     f"{fit['zero']['offset']:.0f})")
+    lines += ["", "| case | mode | grid | NRMSE | NRMSE outer band |", "|---|---|---|---:|---:|"]
+    for r in report["boundaries"]:
+        lines.append(f"| {r['case']} | {r['mode']} | {r['grid']} | {r['nrmse']:.4f} | "
+                     f"{r['band_nrmse']:.4f} |")
+    lines += ["", "Acceleration and RLTV (best over iterations 1..200; accelerated runs to 200 "
+              "as well, i.e. to convergence):", "",
+              "| case | plain 10 / 50 | plain best | accel. to plain-10 / plain-50 | accel. at 5 "
+              "| accel. best | RLTV best | accel. RLTV best |", "|---|---|---|---|---|---|---|---|"]
+
+    def at(r):
+        return f"{r['best']:.4f} @{r['best_at']}"
+
+    for name, r in report["speed_tv"].items():
+        tv = [k for k in r if k.startswith("RLTV")]
+        lines.append(
+            f"| {name} | {r['plain_10']:.4f} / {r['plain_50']:.4f} | {at(r['plain'])} | "
+            f"{r['accelerated_to_plain_10']} / {r['accelerated_to_plain_50']} | "
+            f"{r['accelerated_at_5']:.4f} | {at(r['accelerated'])} | "
+            + ", ".join(f"{k[5:]}: {at(r[k])}" for k in tv) + " | "
+            + ", ".join(f"{k[5:]}: {at(r['accelerated ' + k])}" for k in tv) + " |")
+    lines += ["", "Biggs & Andrews order 1 (rlcore, cudaDecon) vs order 2 (their section 2.6), "
+              "float64 reference outside the library, periodic:"]
+    for name, r in report["biggs_andrews_order"].items():
+        lines.append(f"- {name}: to plain-10 {r['to_plain_10']}, to plain-50 "
+                     f"{r['to_plain_50']}, NRMSE at 5 {r['at_5']:.4f} (plain-10 "
+                     f"{r['plain_10']:.4f}), best {r['best']:.4f} at {r['best_at']}")
+    lines += ["", "Low-count acquisition of the same phantom (peak 10 photons + 1 background, "
+              "Poisson), iterations 1..200:"]
+    for name, r in report["rltv_low_count"].items():
+        lines.append(f"- {name}: best {r['best']:.4f} at {r['best_at']}, at 200 "
+                     f"{r['last']:.4f}")
+    if "cost" in report:
+        lines += ["", "| variant (64x256x256, 32^3 PSF, 10 it) | grid | median s | "
+                  "per-round ratio to plain periodic |", "|---|---|---:|---:|"]
+        for name, r in report["cost"].items():
+            lines.append(f"| {name} | {r['grid']} | {r['median_s']:.3f} | "
+                         f"{r['ratio_to_plain']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -222,80 +349,53 @@ def main(argv=None) -> int:
     p.add_argument("--no-cost", action="store_true")
     args = p.parse_args(argv)
     image, psf, truth = load_bars(args.data)
+    centred = rlcore.psf.center(psf, subvoxel=True)
     half = psf_half_width(psf)
-    cases = {"bars": (image, psf, truth), "edge-touching bars": (*edge_case(image, psf, truth),)}
-    cases["edge-touching bars"] = (cases["edge-touching bars"][0], psf,
-                                   cases["edge-touching bars"][1])
+    edge_image, edge_truth = edge_case(image, psf, truth)
+    cases = {"bars": (image, psf, truth), "edge-touching bars": (edge_image, psf, edge_truth)}
     small_psf = psf[tuple(slice(n // 2 - h - 1, n // 2 + h + 2) for n, h in zip(psf.shape, half))]
     small_psf = small_psf / small_psf.sum()
     random_image, random_truth = random_edge_case(small_psf)
     cases["edge-touching random blocks"] = (random_image, small_psf, random_truth)
     report: dict = {"psf_half_width": half}
+    report["forward_model"] = {"as shipped": forward_model_fit(image, psf, truth),
+                               "centred sub-voxel": forward_model_fit(image, centred, truth)}
     report["boundaries"] = boundary_table(cases, 50, half)
-    curves = {"plain RL": curve(image, psf, truth, 200),
-              "accelerated RL": curve(image, psf, truth, 100, accelerate=True)}
-    for weight in (0.0005, 0.001, 0.002, 0.005):
-        curves[f"RLTV tv={weight}"] = curve(image, psf, truth, 200, tv=weight)
-    plain, fast = curves["plain RL"], curves["accelerated RL"]
-
-    def first_reaching(errors, target):
-        return next((k + 1 for k, e in enumerate(errors) if e <= target), None)
-
-    report["acceleration"] = {
-        "plain_10": plain[9], "plain_50": plain[49],
-        "accelerated_iterations_to_plain_10": first_reaching(fast, plain[9]),
-        "accelerated_iterations_to_plain_50": first_reaching(fast, plain[49]),
-        "plain_best": min(plain), "plain_best_at": int(np.argmin(plain)) + 1,
-        "accelerated_best": min(fast), "accelerated_best_at": int(np.argmin(fast)) + 1,
-    }
-    report["rltv"] = {name: {"best": min(e), "best_at": int(np.argmin(e)) + 1,
-                             "at_200": e[-1]} for name, e in curves.items()
-                      if name.startswith("RLTV")}
+    report["speed_tv"], all_curves = {}, {}
+    for name, args_ in {
+        "bars, kernel as shipped": (image, psf, truth, "periodic"),
+        "bars, kernel centred sub-voxel": (image, centred, truth, "periodic"),
+        "edge-touching bars, periodic": (edge_image, psf, edge_truth, "periodic"),
+        "edge-touching bars, non-circulant": (edge_image, psf, edge_truth, "non-circulant"),
+    }.items():
+        report["speed_tv"][name], all_curves[name] = speed_and_tv(*args_)
+    report["biggs_andrews_order"] = {}
+    for kernel, k in (("as shipped", psf), ("centred sub-voxel", centred)):
+        plain = all_curves[f"bars, kernel {kernel}"]["plain RL"]
+        for order in (1, 2):
+            e = biggs_andrews_reference(image, k, truth, 60, order)
+            report["biggs_andrews_order"][f"bars, kernel {kernel}, order {order}"] = {
+                "to_plain_10": first_reaching(e, plain[9]),
+                "to_plain_50": first_reaching(e, plain[49]), "at_5": e[4],
+                "plain_10": plain[9], **best(e)}
     low_image, low_truth = low_count_case(psf, truth)
     low = {"plain RL": curve(low_image, psf, low_truth, 200)}
     for weight in (0.001, 0.002, 0.005):
         low[f"RLTV tv={weight}"] = curve(low_image, psf, low_truth, 200, tv=weight)
-    report["rltv_low_count"] = {name: {"best": min(e), "best_at": int(np.argmin(e)) + 1,
-                                       "at_200": e[-1]} for name, e in low.items()}
+    report["rltv_low_count"] = {name: best(e) for name, e in low.items()}
     if not args.no_cost:
         report["cost"] = cost_table()
+    curves = dict(all_curves["bars, kernel as shipped"])
+    curves.update({f"{k}, centred kernel": v for k, v in
+                   all_curves["bars, kernel centred sub-voxel"].items() if "RLTV" not in k})
     args.docs.mkdir(exist_ok=True)
     figures(args.docs, cases, curves, half)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({**report, "curves": curves},
+    args.out.with_suffix(".json").write_text(json.dumps({**report, "curves": all_curves},
                                                         indent=1, default=list))
-    lines = ["# Boundary modes, acceleration, RLTV (numpy backend)", "",
-             f"PSF half-width (1% of peak) {half} voxels; NRMSE = ||s x - t|| / ||t||, s = "
-             "flux of the truth / flux of x.", "",
-             "| case | mode | grid | NRMSE | NRMSE outer band |", "|---|---|---|---:|---:|"]
-    for r in report["boundaries"]:
-        lines.append(f"| {r['case']} | {r['mode']} | {r['grid']} | {r['nrmse']:.4f} | "
-                     f"{r['band_nrmse']:.4f} |")
-    a = report["acceleration"]
-    lines += ["", f"Plain RL NRMSE: 10 it {a['plain_10']:.4f}, 50 it {a['plain_50']:.4f}, best "
-              f"{a['plain_best']:.4f} at {a['plain_best_at']}. Accelerated reaches plain-10 in "
-              f"{a['accelerated_iterations_to_plain_10']} and plain-50 in "
-              f"{a['accelerated_iterations_to_plain_50']} iterations (best "
-              f"{a['accelerated_best']:.4f} at {a['accelerated_best_at']}).", ""]
-    lines.append("RLTV on the bars data set as shipped (plain RL is not noise-limited here: "
-                 "its error still falls at 200):")
-    for name, r in report["rltv"].items():
-        lines.append(f"- {name}: best {r['best']:.4f} at {r['best_at']}, at 200 "
-                     f"{r['at_200']:.4f}")
-    lines.append("")
-    lines.append("Low-count acquisition of the same phantom (peak 10 photons + 1 background, "
-                 "Poisson), iterations 1..200:")
-    for name, r in report["rltv_low_count"].items():
-        lines.append(f"- {name}: best {r['best']:.4f} at {r['best_at']}, at 200 "
-                     f"{r['at_200']:.4f}")
-    if "cost" in report:
-        lines += ["", "| variant (64x256x256, 32^3 PSF, 10 it) | grid | median s | "
-                  "per-round ratio to plain periodic |", "|---|---|---:|---:|"]
-        for name, r in report["cost"].items():
-            lines.append(f"| {name} | {r['grid']} | {r['median_s']:.3f} | "
-                         f"{r['ratio_to_plain']:.2f} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = markdown(report)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
     return 0
 
 

@@ -446,8 +446,11 @@ def deconvolve(
         EPFL bars phantom (0.66 vs 0.77 periodic, 0.88 zero), but not on every object (on
         dense noisy random blocks periodic did better after 50 iterations), and it costs
         the larger grid (2.4x per iteration for a (64, 256, 256) image with a 32^3 PSF).
-        So "periodic" stays the default: cheapest, and what RedLionfish users compare
-        against; use "non-circulant" for objects cut by the edges of the field.
+        The EPFL bars data set itself was made by circular convolution (a fitted forward
+        model leaves an RMS residual of 979 with "periodic", 1677 with "zero"), so there
+        "periodic" is the exact model. So "periodic" stays the default: cheapest, and what
+        RedLionfish users compare against; use "non-circulant" for objects cut by the
+        edges of the field.
     init : {"image", "flat"}, float or array, default ``"image"``
         First estimate: the image itself, its mean everywhere, a constant, or an array of
         the image's shape.

@@ -181,15 +181,19 @@ def center(psf: np.ndarray, subvoxel: bool = False) -> np.ndarray:
     subvoxel : bool, default False
         False: roll by whole voxels so that the peak (found on a copy smoothed by a 1-voxel
         Gaussian, so that noise does not decide it) sits at ``n // 2``; no interpolation,
-        the values and dtype are kept exactly. True: then also move the centroid (centre of
-        mass) onto ``n // 2`` exactly, by a Fourier shift (``scipy.ndimage.fourier_shift``;
-        exact for a band-limited PSF sampled at or above Nyquist, periodic over the array),
-        negative ringing clipped to 0 and the sum kept; float32 out. Convolution by a
+        the values and dtype are kept exactly. True: instead, move the centroid (centre of
+        mass of the array as given) onto ``n // 2`` by one Fourier shift
+        (``scipy.ndimage.fourier_shift``; exact for a band-limited PSF sampled at or above
+        Nyquist, periodic over the array), negative ringing clipped to 0 and the sum kept;
+        float32 out. For a PSF whose tails reach the faces of its array, the centroid
+        depends on the crop and lands within a few tenths of a voxel of ``n // 2``. Convolution by a
         centroid-centred PSF does not move an object's centre of mass. Use it for PSFs
         resampled or averaged off the voxel grid: the EPFL bars kernel
         (``flowdec_epfl/bars-25pct``, resized to 25%) has its centroid at
-        (15.49, 31.63, 31.63) for the centre (16, 32, 32), and centring it lowers plain
-        RL's error to the truth (bench/results/variants.md).
+        (15.49, 31.63, 31.63) for the centre (16, 32, 32); centring it lowers plain RL's
+        NRMSE to the truth after 200 iterations from 0.672 to 0.548, and the residual of
+        the forward model fitted to that data set from 1411 to 979
+        (bench/results/variants.md).
 
     Returns
     -------
@@ -202,17 +206,16 @@ def center(psf: np.ndarray, subvoxel: bool = False) -> np.ndarray:
         ``subvoxel`` with NaN/inf values, negative values or a sum <= 0 (no centroid).
     """
     p = np.asarray(psf)
+    if subvoxel:
+        q = normalize(p).astype(np.float64)  # checks finite, >= 0, sum > 0
+        offset = [n // 2 - c for n, c in zip(p.shape, ndi.center_of_mass(q))]
+        moved = np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(q), offset)).real
+        moved = np.clip(moved, 0, None)
+        return (moved * (float(np.sum(p, dtype=np.float64)) / moved.sum())).astype(np.float32)
     smooth = ndi.gaussian_filter(p.astype(np.float64), 1.0, mode="constant")
     peak = np.unravel_index(np.argmax(smooth), p.shape)
     shift = [n // 2 - int(c) for n, c in zip(p.shape, peak)]
-    rolled = np.roll(p, shift, axis=tuple(range(p.ndim)))
-    if not subvoxel:
-        return rolled
-    q = normalize(rolled).astype(np.float64)  # checks finite, >= 0, sum > 0
-    offset = [n // 2 - c for n, c in zip(p.shape, ndi.center_of_mass(q))]
-    moved = np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(q), offset)).real
-    moved = np.clip(moved, 0, None)
-    return (moved * (float(np.sum(p, dtype=np.float64)) / moved.sum())).astype(np.float32)
+    return np.roll(p, shift, axis=tuple(range(p.ndim)))
 
 
 def crop(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
