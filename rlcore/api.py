@@ -445,7 +445,7 @@ def deconvolve(
         "non-circulant" has the lowest error in the outer band of PSF half-width on the
         EPFL bars phantom (0.66 vs 0.77 periodic, 0.88 zero), but not on every object (on
         dense noisy random blocks periodic did better after 50 iterations), and it costs
-        the larger grid (2.4x per iteration for a (64, 256, 256) image with a 32^3 PSF).
+        the larger grid (2.2-2.4x per iteration for a (64, 256, 256) image, 32^3 PSF).
         The EPFL bars data set itself was made by circular convolution (a fitted forward
         model leaves an RMS residual of 979 with "periodic", 1677 with "zero"), so there
         "periodic" is the exact model. So "periodic" stays the default: cheapest, and what

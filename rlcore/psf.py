@@ -185,9 +185,10 @@ def center(psf: np.ndarray, subvoxel: bool = False) -> np.ndarray:
         mass of the array as given) onto ``n // 2`` by one Fourier shift
         (``scipy.ndimage.fourier_shift``; exact for a band-limited PSF sampled at or above
         Nyquist, periodic over the array), negative ringing clipped to 0 and the sum kept;
-        float32 out. For a PSF whose tails reach the faces of its array, the centroid
-        depends on the crop and lands within a few tenths of a voxel of ``n // 2``. Convolution by a
-        centroid-centred PSF does not move an object's centre of mass. Use it for PSFs
+        float32 out. Convolution by a centroid-centred PSF does not move an object's
+        centre of mass. For a PSF whose tails reach the faces of its array, the centroid
+        depends on the crop, and after clipping it lands within a few tenths of a voxel
+        of ``n // 2`` (0.45 in z for the kernel below). Use it for PSFs
         resampled or averaged off the voxel grid: the EPFL bars kernel
         (``flowdec_epfl/bars-25pct``, resized to 25%) has its centroid at
         (15.49, 31.63, 31.63) for the centre (16, 32, 32); centring it lowers plain RL's
