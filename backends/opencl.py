@@ -568,18 +568,22 @@ class OpenCLBackend(BackendBase):
             return shape
         raise ValueError(f"the OpenCL backend computes 2-D and 3-D grids, got {shape}")
 
+    def _grid(self, shape: tuple[int, ...]) -> tuple[Any, tuple[int, int, int], Any]:
+        """The FFT plan of a grid shape, its (Dz, Dy, X), and the half-length complex shape
+        of the packed real FFT (None for an odd last axis, which takes the full path)."""
+        self.plan(shape)
+        packed, fft = self._plans[shape]
+        return fft, self._dims(shape), (shape[:-1] + (shape[-1] // 2,) if packed else None)
+
     def _run(self, kernel: Any, n: int, *args: Any) -> None:
         kernel(self.queue, (int(n),), None, *args)
 
     def rfftn(self, x, out=None):
         shape = tuple(x.shape)
-        self.plan(shape)
-        packed, fft = self._plans[shape]
-        dz, dy, nx = self._dims(shape)
+        fft, (dz, dy, nx), half = self._grid(shape)
         spectrum = out if out is not None else self.empty(spectrum_shape(shape), complex=True)
-        if packed:
+        if half is not None:
             m = nx // 2
-            half = shape[:-1] + (m,)
             z = self._scratch_array(half, 0)
             fft.forward(z, self._view(x, half, np.complex64))
             self._run(self.kernels["unpack"], spectrum.size, spectrum.data, z.data,
@@ -600,13 +604,10 @@ class OpenCLBackend(BackendBase):
 
     def irfftn(self, spectrum, shape, out=None):
         shape = tuple(shape)
-        self.plan(shape)
-        packed, fft = self._plans[shape]
-        dz, dy, nx = self._dims(shape)
+        fft, (dz, dy, nx), half = self._grid(shape)
         out = out if out is not None else self.empty(shape)
-        if packed:
+        if half is not None:
             m = nx // 2
-            half = shape[:-1] + (m,)
             z = self._scratch_array(half, 0)
             self._run(self.kernels["pack_spectrum"], z.size, z.data, spectrum.data,
                       self._twiddle(nx).data, np.int32(dz), np.int32(dy), np.int32(m))
@@ -627,13 +628,10 @@ class OpenCLBackend(BackendBase):
 
     def apply_otf(self, x, otf, *, conjugate=False, work=None, out=None):
         shape = tuple(x.shape)
-        self.plan(shape)
-        packed, fft = self._plans[shape]
-        dz, dy, nx = self._dims(shape)
+        fft, (dz, dy, nx), half = self._grid(shape)
         out = out if out is not None else self.empty(shape)
-        if packed:
+        if half is not None:
             m = nx // 2
-            half = shape[:-1] + (m,)
             z0, z1 = self._scratch_array(half, 0), self._scratch_array(half, 1)
             fft.forward(z0, self._view(x, half, np.complex64))
             self._run(self.kernels["apply_otf"], z0.size, z1.data, z0.data, otf.data,
