@@ -198,6 +198,8 @@ def _kernels(cp: Any) -> dict[str, Any]:
         "multiply_with_step": cp.ElementwiseKernel(
             "float32 y", "float32 x, float32 s", "s = x * (y - 1.0f); x = x * y",
             "rlcore_multiply_with_step"),
+        "clip_negative": cp.ElementwiseKernel(
+            "", "float32 x", "x = x > 0.0f ? x : 0.0f", "rlcore_clip_negative"),
         "extrapolate": cp.ElementwiseKernel(
             "float32 x, float32 a", "float32 p",
             "float v = x + a * (x - p); p = v > 0.0f ? v : 0.0f", "rlcore_extrapolate"),
@@ -423,6 +425,10 @@ class CupyBackend(BackendBase):
     def copy_into(self, src, dst):
         self.cp.copyto(dst, src)
         return dst
+
+    def clip_negative(self, x):
+        self._k["clip_negative"](x)
+        return x
 
     def extrapolate(self, x, previous, alpha):
         self._k["extrapolate"](x, np.float32(alpha), previous)

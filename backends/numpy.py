@@ -213,6 +213,10 @@ class NumpyBackend(BackendBase):
         self._slabs(lambda s, d: np.copyto(d, s), src, dst)
         return dst
 
+    def clip_negative(self, x):
+        self._slabs(lambda a: np.maximum(a, np.float32(0), out=a), x)
+        return x
+
     def extrapolate(self, x, previous, alpha):
         a = np.float32(alpha)
 

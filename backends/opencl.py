@@ -354,6 +354,8 @@ def _programs(ctx: Any) -> dict[str, Any]:
         multiply_with_step=ew(
             "float *x, const float *y, float *s",
             "s[i] = x[i] * (y[i] - 1.0f); x[i] = x[i] * y[i]", "rlcore_multiply_step"),
+        clip_negative=ew("float *x", "x[i] = x[i] > 0.0f ? x[i] : 0.0f",
+                         "rlcore_clip_negative"),
         extrapolate=ew(
             "const float *x, float *p, const float a",
             "float v = x[i] + a * (x[i] - p[i]); p[i] = v > 0.0f ? v : 0.0f",
@@ -676,6 +678,10 @@ class OpenCLBackend(BackendBase):
                              byte_count=src.nbytes, src_offset=src.offset,
                              dst_offset=dst.offset)
         return dst
+
+    def clip_negative(self, x):
+        self.kernels["clip_negative"](x)
+        return x
 
     def extrapolate(self, x, previous, alpha):
         self.kernels["extrapolate"](x, previous, np.float32(alpha))

@@ -45,20 +45,29 @@ class Convolution:
     grid-sized PSF is ever allocated besides the buffers the iteration needs anyway.
     """
 
-    def __init__(self, backend: Backend, psf: np.ndarray, grid_shape: tuple[int, ...]):
+    def __init__(self, backend: Backend, psf: np.ndarray, grid_shape: tuple[int, ...],
+                 back: np.ndarray | None = None):
         self.backend = backend
         self.shape = tuple(grid_shape)
         backend.plan(self.shape)
         self.work = backend.empty(self.shape)
+        self.otf = self._spectrum_of(psf)
+        #: the unmatched back projector's spectrum (None: the conjugate OTF, exact H^T)
+        self.back = None if back is None else self._spectrum_of(back)
+        self._spectrum = backend.empty(spectrum_shape(self.shape), complex=True)
+
+    def _spectrum_of(self, kernel: np.ndarray):
+        """Half spectrum of a kernel (centre voxel ``n // 2``) placed on the grid; the
+        placement goes through :attr:`work`, so no other grid-sized array is allocated."""
+        backend = self.backend
         placer = getattr(backend, "place_psf", None)  # a backend may place on the host
         if placer is not None:
-            self.work = placer(psf, self.shape, self.work)
+            self.work = placer(kernel, self.shape, self.work)
         else:
-            self.work = place_psf(backend.to_device(np.asarray(psf, np.float32)), self.shape,
-                                  out=self.work)
-        otf = backend.empty(spectrum_shape(self.shape), complex=True)
-        self.otf = backend.rfftn(self.work, out=otf)
-        self._spectrum = backend.empty(spectrum_shape(self.shape), complex=True)
+            self.work = place_psf(backend.to_device(np.asarray(kernel, np.float32)),
+                                  self.shape, out=self.work)
+        spectrum = backend.empty(spectrum_shape(self.shape), complex=True)
+        return backend.rfftn(self.work, out=spectrum)
 
     def _apply(self, x: Array, out: Array | None, conjugate: bool) -> Array:
         return self.backend.apply_otf(
@@ -73,6 +82,14 @@ class Convolution:
         """``H^T y``: circular correlation of ``y`` with the PSF (conjugate OTF)."""
         return self._apply(y, out, conjugate=True)
 
+    def back_project(self, y: Array, out: Array | None = None) -> Array:
+        """The back projection of the RL update: :meth:`adjoint`, or the convolution by
+        the unmatched back projector when one was given."""
+        if self.back is None:
+            return self.adjoint(y, out)
+        return self.backend.apply_otf(y, self.back, conjugate=False, work=self._spectrum,
+                                      out=out)
+
 
 @dataclass
 class Options:
@@ -83,11 +100,20 @@ class Options:
     normalization : array or None
         ``1 / H^T M`` on the grid (``M`` the measured-voxel mask), multiplied into every
         update: the non-circulant RL of Bertero & Boccacci (2005), eq. (9).
-    accelerate : bool
-        Biggs & Andrews (1997) first-order vector extrapolation: ``y = x_k + a (x_k -
-        x_{k-1})`` clipped to >= 0, RL applied to ``y``, and
+    accelerate : {None, "biggs-andrews", "momentum"}
+        ``"biggs-andrews"``: Biggs & Andrews (1997) first-order vector extrapolation:
+        ``y = x_k + a (x_k - x_{k-1})`` clipped to >= 0, RL applied to ``y``, and
         ``a = sum(g_k g_{k-1}) / sum(g_{k-1}^2)`` clipped to [0, 1], where ``g_k`` is the
-        step RL made from ``y``; ``a = 0`` for the first two updates.
+        step RL made from ``y``; ``a = 0`` for the first two updates. ``"momentum"``: the
+        scaled heavy ball of deconwolf (Wernersson et al. 2024): the same extrapolation
+        with the fixed schedule ``a_k = (k - 1) / (k + 2)``.
+    clip : bool
+        Clip the back-projected ratio at 0 (unmatched back projectors have negative
+        lobes; this keeps the estimate >= 0).
+    monitor : callable or None
+        ``monitor(k, model, point)`` before the division of update ``k + 1``, with
+        ``model = H point`` and ``point`` the estimate the update starts from (``x_k``
+        without acceleration); returning True stops the run before that update.
     tv : float
         RLTV weight (Dey et al. 2006, eq. 9): the update is divided by
         ``1 - tv * div(grad x / |grad x|)``; 0 disables it.
@@ -97,9 +123,11 @@ class Options:
     """
 
     normalization: Array | None = None
-    accelerate: bool = False
+    accelerate: str | None = None
     tv: float = 0.0
     tol: float | None = None
+    clip: bool = False
+    monitor: Callable[[int, Array, Array], bool] | None = None
     #: internal (benchmarks): ``observe(k, x)`` with the grid estimate after update k
     observe: Callable[[int, Array], object] | None = None
 
@@ -145,14 +173,18 @@ def richardson_lucy(
     b = operator.backend
     work = operator.work
     x = estimate
+    biggs = opt.accelerate == "biggs-andrews"
     # acceleration state: the previous estimate, the last step and its squared norm
     previous = step = None
     alpha, step_norm2 = 0.0, 0.0
     if opt.accelerate:
         previous = b.empty(operator.shape)
+    if biggs:
         step = b.empty(operator.shape)
     done = 0
     for k in range(1, iterations + 1):
+        if opt.accelerate == "momentum":
+            alpha = (k - 1) / (k + 2) if k > 1 else 0.0
         if opt.accelerate:  # y = x_k + alpha (x_k - x_{k-1}), in the buffer of x_{k-1}
             if alpha > 0:
                 y = b.extrapolate(x, previous, alpha)
@@ -162,22 +194,29 @@ def richardson_lucy(
             y = x
         tv = b.tv_factor(y, opt.tv) if opt.tv else None
         work = operator.forward(y, out=work)
+        if opt.monitor is not None and opt.monitor(k - 1, work, y):
+            return (x if not opt.accelerate else y), done, True
         work = b.divide_guarded(image, work, eps, out=work)
-        work = operator.adjoint(work, out=work)
+        work = operator.back_project(work, out=work)
+        if opt.clip:
+            work = b.clip_negative(work)
         if opt.normalization is not None:
             work = b.multiply(work, opt.normalization)
         if tv is not None:
             work = b.multiply(work, tv)
             del tv
         norms = None
-        if opt.accelerate or opt.tol is not None:
-            norms = b.update_norms(y, work, step if (opt.accelerate and k > 1) else None)
-        if opt.accelerate:
+        if biggs or opt.tol is not None:
+            norms = b.update_norms(y, work, step if (biggs and k > 1) else None)
+        if biggs:
             y, step = b.multiply_with_step(y, work, step)
             if k > 1 and step_norm2 > 0:
                 alpha = min(max(norms[2] / step_norm2, 0.0), 1.0)
             step_norm2 = norms[0]
             previous, x = x, y  # x_k becomes the previous estimate; y now holds x_{k+1}
+        elif opt.accelerate:  # momentum
+            y = b.multiply(y, work)
+            previous, x = x, y
         else:
             x = b.multiply(y, work)
         done = k

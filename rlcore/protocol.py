@@ -138,6 +138,10 @@ class Backend(Protocol):
     def copy_into(self, src: Array, dst: Array) -> Array:
         """``dst[...] = src``; returns ``dst``."""
 
+    def clip_negative(self, x: Array) -> Array:
+        """``max(x, 0)``, in place in ``x`` where the backend can (unmatched back
+        projectors have negative lobes; the RL update must stay >= 0)."""
+
     def extrapolate(self, x: Array, previous: Array, alpha: float) -> Array:
         """``max(x + alpha * (x - previous), 0)``, in place in ``previous``."""
 
@@ -172,6 +176,10 @@ class BackendBase:
 
     def copy_into(self, src, dst):
         return self.xp.asarray(src, copy=True)
+
+    def clip_negative(self, x):
+        xp = self.xp
+        return xp.where(x > 0, x, xp.zeros_like(x))
 
     def extrapolate(self, x, previous, alpha):
         xp = self.xp

@@ -134,7 +134,10 @@ def test_tol_stops_early_and_reports(backend, case):
         ({"tv": "a"}, TypeError, "tv: must be a number"),
         ({"tol": 0}, ValueError, "tol: must be in (0, 1)"),
         ({"tol": 2.0}, ValueError, "tol: must be in (0, 1)"),
-        ({"accelerate": 1}, TypeError, "accelerate: must be True or False"),
+        ({"accelerate": 1}, TypeError, "accelerate: must be False, True, 'biggs-andrews'"),
+        ({"accelerate": "nesterov"}, ValueError, "accelerate: must be False, True"),
+        ({"back_projector": "wiener"}, ValueError, "back_projector: must be one of"),
+        ({"back_projector": 3}, TypeError, "back_projector: must be a name"),
         ({"boundary": "circulant"}, ValueError, "boundary: must be one of"),
     ],
 )
