@@ -4,33 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry
-from rlcore.boundary import Grid, make_grid
-from rlcore.errors import DeviceOutOfMemoryError, NumericalError
-from rlcore.iteration import Convolution, Options, richardson_lucy
-from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
+from rlcore.boundary import make_grid
+from rlcore.deconvolver import (
+    GUARD_RELATIVE,
+    NONCIRCULANT_GUARD,
+    Deconvolver,
+    RunInfo,
+    Variant,
+    finish,
+    on_grid,
+    source,
+)
+from rlcore.errors import DeviceOutOfMemoryError
+from rlcore.iteration import Convolution
+from rlcore.validate import as_image, as_psf, check_iterations
 
 __all__ = ["deconvolve", "convolve", "RunInfo", "GUARD_RELATIVE", "NONCIRCULANT_GUARD"]
 
 logger = logging.getLogger(__name__)
-
-#: Guard of the RL division, relative to the brightest image voxel: the ratio
-#: ``image / (H x)`` is set to 0 where ``H x <= GUARD_RELATIVE * max(image)``, i.e. where the
-#: model predicts less light than float32 rounding of the brightest voxel can resolve.
-GUARD_RELATIVE = 1e-6
-
-#: Non-circulant RL: voxels of the extended grid where ``H^T M <= NONCIRCULANT_GUARD`` (they
-#: send less than this fraction of their light into the measured voxels) are not estimated
-#: (their normalisation, and so their value, is 0).
-NONCIRCULANT_GUARD = 1e-3
 
 
 def _reject_dask(array: Any, name: str) -> None:
@@ -41,128 +39,10 @@ def _reject_dask(array: Any, name: str) -> None:
         )
 
 
-def _initial(init: Any, image_host_or_dev: Any, xp: Any, image_shape: tuple[int, ...]) -> Any:
-    """First estimate on the image region, float32, a new array (never the image itself)."""
-    if isinstance(init, str):
-        if init == "image":
-            return xp.asarray(image_host_or_dev, copy=True)
-        if init == "flat":
-            mean = float(xp.mean(image_host_or_dev))
-            return xp.full(image_shape, mean, dtype=xp.float32)
-        raise ValueError(f"init: must be 'image', 'flat', a number or an array, got {init!r}")
-    if isinstance(init, numbers.Real) and not isinstance(init, bool):
-        if not np.isfinite(init) or init < 0:
-            raise ValueError(f"init: a constant first estimate must be finite and >= 0, got {init}")
-        return xp.full(image_shape, float(init), dtype=xp.float32)
-    estimate, _, _ = as_image(init, "init")
-    if tuple(estimate.shape) != tuple(image_shape):
-        raise ValueError(
-            f"init: shape {tuple(estimate.shape)} differs from the image {tuple(image_shape)}; "
-            "pass a first estimate of the image's shape"
-        )
-    return xp.asarray(estimate, copy=True)
-
-
-def _on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
-             fill: float | None = None) -> Any:
-    """The array embedded on the grid and moved to the backend's device."""
-    if not grid.padded:
-        return backend.to_device(array)
-    xp = getattr(backend, "xp", None)
-    if xp is not None and (grid.mode != "reflect" or hasattr(xp, "pad")):
-        return grid.embed(backend.to_device(array), estimate=estimate, xp=xp,
-                          fill=fill)  # on the device
-    host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
-    return backend.to_device(grid.embed(host, estimate=estimate, fill=fill))
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """How a :func:`deconvolve` run went (returned with ``return_info=True``).
-
-    Attributes
-    ----------
-    iterations : int
-        Updates made (fewer than asked when ``tol`` stopped the run).
-    converged : bool
-        True when the last update changed the estimate by less than ``tol``.
-    backend, device : str
-        Where it ran.
-    boundary : str
-        Boundary mode.
-    grid_shape : tuple of int
-        Shape of the FFT grid, voxels (larger than the image except for "periodic"); for
-        a blocked run, the grid of the largest block.
-    blocks : rlcore.blocks.BlockPlan or None
-        How the image was cut into blocks, or None for an unblocked run. Set also when an
-        unblocked run ran out of device memory and was retried in blocks.
-    """
-
-    iterations: int
-    converged: bool
-    backend: str
-    device: str
-    boundary: str
-    grid_shape: tuple[int, ...]
-    blocks: Any = None
-
-
-ACCELERATIONS = ("biggs-andrews", "momentum")
-_MATCHED = backprojector.BackProjector()
-
-
-def _check_accelerate(accelerate: Any) -> str | None:
-    """None (off), "biggs-andrews" or "momentum" from the public values."""
-    if isinstance(accelerate, bool):
-        return "biggs-andrews" if accelerate else None
-    if isinstance(accelerate, str) and accelerate in ACCELERATIONS:
-        return accelerate
-    raise (TypeError if not isinstance(accelerate, str) else ValueError)(
-        f"accelerate: must be False, True, 'biggs-andrews' or 'momentum', got {accelerate!r}")
-
-
-def _check_options(accelerate: Any, tv: Any, tol: Any, ndim: int) -> tuple[Any, float, Any]:
-    accelerate = _check_accelerate(accelerate)
-    if isinstance(tv, bool) or not isinstance(tv, numbers.Real):
-        raise TypeError(f"tv: must be a number, got {tv!r}")
-    limit = 1.0 / (2 * ndim)
-    if not (0 <= tv < limit):
-        raise ValueError(
-            f"tv: must be in [0, {limit:.4g}) for {ndim}-D data (1 / (2 * ndim) keeps the "
-            f"RLTV denominator positive), got {tv}; typical values are 1e-4 to 1e-2"
-        )
-    if tol is not None:
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"tol: must be a number or None, got {tol!r}")
-        if not (0 < tol < 1):
-            raise ValueError(f"tol: must be in (0, 1), got {tol}")
-    return accelerate, float(tv), tol
-
-
 def _select_backend(backend: str, device: Any, image: Any) -> Any:
     kind = _arrays.kind(image)
     like = image if kind != "numpy" else None
     return registry.get_backend(backend, device=device, like=like)
-
-
-def _finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
-    if getattr(backend, "xp", True) is None:  # no array namespace (pyopencl): crop on host
-        result = np.asarray(backend.to_host(estimate))
-        result = result[grid.region] if grid.padded else result
-    else:
-        result = estimate[grid.region] if grid.padded else estimate
-    if not backend.all_finite(result):
-        raise NumericalError(
-            "the estimate contains NaN or infinite values; the image or PSF is numerically "
-            "extreme (check its range and background)"
-        )
-    kind = _arrays.kind(image)
-    if kind == "numpy":
-        host = backend.to_host(result)
-        return np.ascontiguousarray(host, dtype=np.float32)
-    if _arrays.kind(result) == kind:
-        return result
-    return xp.asarray(backend.to_host(result))
 
 
 def _run(
@@ -330,7 +210,9 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
     shape = tuple(int(n) for n in image.shape)
     h = as_psf(psf, shape)
     be = get_backend(backend, device=device)  # checks the name here, not in the workers
-    _check_options(options["accelerate"], options["tv"], options["tol"], len(shape))
+    Variant.checked(len(shape), accelerate=options["accelerate"],
+                    back_projector=options["back_projector"], tv=options["tv"],
+                    tol=options["tol"])
     p = None
     if block_shape is not None or max_memory is not None:
         p = blocks.plan(shape, h.shape, block_shape=block_shape or "auto", overlap=overlap,
@@ -351,61 +233,24 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
     return result
 
 
-def _source(be: Any, image: Any) -> Any:
-    """The caller's array as the backend checks it: on a device backend, uploaded first
-    (in its own dtype, so the checks run on the device and transfers move fewer bytes)."""
-    if _arrays.kind(image) == "numpy" and not getattr(be, "on_host", True):
-        if isinstance(image, (str, bytes)):
-            return image  # as_image names the problem
-        host = np.asarray(image)
-        check_kind(host, "image")  # dtype and shape, before any transfer
-        return be.upload(host)
-    return image
-
-
 def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, guard,
-            clip_negative, accelerate, tv, tol, back_projector=_MATCHED,
+            clip_negative, accelerate, tv, tol, back_projector="matched",
             observe=None, outside=None):
-    """One unblocked run on backend ``be``; ``outside`` (blocks) is the non-circulant
-    first estimate beyond the image (default: the image's mean)."""
-    y, xp, peak = as_image(_source(be, image), clip_negative=clip_negative)
-    shape = tuple(y.shape)
-    accelerate, tv, tol = _check_options(accelerate, tv, tol, len(shape))
-    h = as_psf(psf, shape)
-    grid = make_grid(shape, h.shape, boundary, fast_len=be.fast_length)
-    estimate0 = _initial(init, y, xp, shape)
-
-    if guard is None:
-        guard = GUARD_RELATIVE * peak
-    nbytes = int(np.prod(grid.shape)) * be.buffers_per_voxel
-    logger.info(
-        "deconvolve: backend=%s device=%s image=%s psf=%s grid=%s boundary=%s "
-        "iterations=%d guard=%.3g memory~%.1f MB",
-        be.name, be.device, shape, h.shape, grid.shape, boundary, iterations, guard,
-        nbytes / 1e6,
-    )
-    back = None if back_projector.matched else backprojector.kernel(h, back_projector)
-    operator = Convolution(be, h, grid.shape, back=back)
-    data = _on_grid(be, grid, y)
-    estimate = _on_grid(be, grid, estimate0, estimate=True, fill=outside)
-    del estimate0
-    options = Options(accelerate=accelerate, tv=tv, tol=tol, clip=back is not None)
-    if observe is not None:  # internal: the image region of the estimate after each update
-        options.observe = lambda k, x: observe(k, x[grid.region] if grid.padded else x)
-    if boundary == "non-circulant":  # 1 / H^T M, 0 where H^T M <= NONCIRCULANT_GUARD
-        if getattr(be, "xp", None) is not None:  # built on the device
-            weight = operator.back_project(grid.mask(be.xp))
-            ones = be.xp.ones(grid.shape, dtype=be.xp.float32)
-        else:  # no array namespace (pyopencl): built on the host, uploaded
-            weight = operator.back_project(be.to_device(grid.mask(np)))
-            ones = be.to_device(np.ones(grid.shape, dtype=np.float32))
-        options.normalization = be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
-        del ones
+    """One unblocked run on backend ``be`` through a :class:`Deconvolver`; ``outside``
+    (blocks) is the non-circulant first estimate beyond the image (default: its mean)."""
+    if isinstance(image, (str, bytes)) or not hasattr(image, "shape"):
+        image = as_image(image)[0]  # array-likes converted (and checked) once
+    shape = tuple(int(n) for n in image.shape)
+    if not shape or 0 in shape:
+        as_image(image)  # raises, naming the image
+    variant = Variant.checked(len(shape), accelerate=accelerate,
+                              back_projector=back_projector, tv=tv, tol=tol)
+    plan = Deconvolver(psf, shape, iterations, backend=be, boundary=boundary,
+                       variant=variant)
     with _progress(progress, iterations, "Richardson-Lucy", callback) as step:
-        estimate, done, converged = richardson_lucy(operator, data, estimate, iterations,
-                                                    guard, step, options)
-    info = RunInfo(done, converged, be.name, be.device, boundary, grid.shape)
-    return _finish(be, grid, estimate, image, xp), info
+        return plan.run(image, init=init, callback=step, guard=guard,
+                        clip_negative=clip_negative, outside=outside, observe=observe,
+                        return_info=True)
 
 
 def deconvolve(
@@ -636,11 +481,11 @@ def convolve(
     _reject_dask(image, "image")
     be = _select_backend(backend, device, image)
     with be.activate():
-        x, xp, _ = as_image(_source(be, image), clip_negative=False)
+        x, xp, _ = as_image(source(be, image), clip_negative=False)
         shape = tuple(x.shape)
         h = as_psf(psf, shape)
         grid = make_grid(shape, h.shape, boundary, fast_len=be.fast_length)
         operator = Convolution(be, h, grid.shape)
-        data = _on_grid(be, grid, x)
+        data = on_grid(be, grid, x)
         out = operator.adjoint(data) if adjoint else operator.forward(data)
-        return _finish(be, grid, out, image, xp)
+        return finish(be, grid, out, image, xp)

@@ -1,8 +1,9 @@
 """Running a :class:`rlcore.blocks.BlockPlan`: block by block in this process, or as a lazy
 ``dask.array`` graph (``map_overlap``) on any Dask scheduler.
 
-Each block goes through the same unblocked code path as :func:`rlcore.deconvolve`
-(``rlcore.api._run_on``); nothing here knows RL.
+Each block goes through the same :class:`rlcore.deconvolver.Deconvolver` as an unblocked
+run, one per block shape (so the OTF is computed once per shape, not once per block);
+nothing here knows RL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block
+from rlcore.deconvolver import Deconvolver, Variant
 
 __all__ = ["run_blocked", "run_dask"]
 
@@ -71,10 +73,18 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
     (CuPy: on its own stream, after an event recorded when the result was computed), so
     transfers overlap compute.
     """
-    from rlcore.api import _run_on
-
     if not blocks:
         return
+    plans: dict[tuple[int, ...], Deconvolver] = {}
+
+    def deconvolve_block(data):
+        shape = tuple(int(n) for n in data.shape)
+        if shape not in plans:
+            plans[shape] = _plan(be, psf, shape, iterations, options)
+        return plans[shape].run(data, callback=step, guard=options.get("guard"),
+                                clip_negative=options.get("clip_negative", True),
+                                outside=options.get("outside"))
+
     device = not getattr(be, "on_host", True)
 
     pinned = getattr(be, "pinned_empty", None)
@@ -119,8 +129,7 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
             data = pending.result()
             if i + 1 < len(blocks):
                 pending = reader.submit(fetch, blocks[i + 1])
-            result, _ = _run_on(be, data, psf, iterations, init="image", callback=step,
-                                progress=False, **options)
+            result = deconvolve_block(data)
             del data
             if not device:
                 out[block.core] = np.asarray(result)[block.crop]
@@ -138,18 +147,29 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
             w.result()
 
 
+def _plan(be: Any, psf: np.ndarray, shape: tuple[int, ...], iterations: int,
+          options: dict) -> Deconvolver:
+    variant = Variant.checked(len(shape), accelerate=options.get("accelerate", False),
+                              back_projector=options.get("back_projector", "matched"),
+                              tv=options.get("tv", 0.0), tol=options.get("tol"))
+    return Deconvolver(psf, shape, iterations, backend=be, boundary=options["boundary"],
+                       variant=variant)
+
+
 def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,
                     boundary: str, options: dict) -> Callable[[np.ndarray], np.ndarray]:
+    options = dict(options, boundary=boundary)
+
     def deconvolve_block(block: np.ndarray) -> np.ndarray:
-        from rlcore.api import _run_on
         from rlcore.registry import get_backend
 
         if block.size == 0:
             return np.zeros(block.shape, np.float32)
         be = get_backend(backend, device=device)
-        with be.activate():
-            result, _ = _run_on(be, np.asarray(block), psf, iterations, boundary=boundary,
-                                init="image", callback=None, progress=False, **options)
+        plan = _plan(be, psf, tuple(block.shape), iterations, options)
+        result = plan.run(np.asarray(block), guard=options.get("guard"),
+                          clip_negative=options.get("clip_negative", True),
+                          outside=options.get("outside"))
         return np.asarray(result, dtype=np.float32)
 
     return deconvolve_block
