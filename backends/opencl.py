@@ -365,6 +365,10 @@ def _programs(ctx: Any) -> dict[str, Any]:
         xx=red("x[i] * x[i]", "const float *x", "rlcore_xx"),
         dp=red("(x[i] * (y[i] - 1.0f)) * p[i]", "const float *x, const float *y, "
                "const float *p", "rlcore_dp"),
+        spectral_loss=red(
+            "w[i] * (s[i].x * s[i].x + s[i].y * s[i].y) - 2.0f * (s[i].x * t[i].x + "
+            "s[i].y * t[i].y)", "const float2 *s, const float *w, const float2 *t",
+            "rlcore_spectral_loss"),
         max_abs=red("fabs(x[i])", "const float *x", "rlcore_max_abs", dtype=np.float32,
                     reduce_expr="fmax(a, b)"),
         all_finite=red("isfinite(x[i]) ? 1 : 0", "const float *x", "rlcore_all_finite",
@@ -678,6 +682,13 @@ class OpenCLBackend(BackendBase):
                              byte_count=src.nbytes, src_offset=src.offset,
                              dst_offset=dst.offset)
         return dst
+
+    def to_device_spectrum(self, host):
+        return self._upload_any(np.ascontiguousarray(host, dtype=np.complex64))
+
+    def spectral_loss(self, spectrum, weight, target):
+        return float(self.kernels["spectral_loss"](spectrum, weight, target,
+                                                   queue=self.queue).get())
 
     def clip_negative(self, x):
         self.kernels["clip_negative"](x)

@@ -138,7 +138,7 @@ def _frequencies(shape: tuple[int, ...]) -> list[np.ndarray]:
 
 
 def _fwhm(psf: np.ndarray) -> tuple[float, ...]:
-    from rlcore.psf import fwhm
+    from rlcore._psfmath import fwhm
 
     return tuple(max(w, 1.0) for w in fwhm(psf))
 

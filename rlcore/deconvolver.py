@@ -121,6 +121,11 @@ class RunInfo:
         unblocked run ran out of device memory and was retried in blocks.
     frames : int
         Frames deconvolved with one plan (1 unless the image has more axes than the PSF).
+    stop_rule : str or None
+        ``iterations="auto"``: the rule that chose the count and how the data were split
+        (e.g. ``"held-out band loss, binomial split"``).
+    stop_value : float or None
+        The rule's value (held-out loss) at the chosen iteration.
     """
 
     iterations: int
@@ -131,6 +136,8 @@ class RunInfo:
     grid_shape: tuple[int, ...]
     blocks: Any = None
     frames: int = 1
+    stop_rule: str | None = None
+    stop_value: float | None = None
 
 
 def initial_estimate(init: Any, image: Any, xp: Any, shape: tuple[int, ...]) -> Any:
@@ -303,7 +310,7 @@ class Deconvolver:
             guard: float | None = None, clip_negative: bool = True,
             outside: float | None = None,
             observe: Callable[[int, Any], object] | None = None,
-            return_info: bool = False) -> Any:
+            monitor: Any = None, return_info: bool = False) -> Any:
         """Deconvolve one image of :attr:`shape`.
 
         Parameters
@@ -322,6 +329,11 @@ class Deconvolver:
         outside : float, optional
             Non-circulant first estimate beyond the image (default: the image's mean);
             blocks pass the whole volume's mean.
+        monitor : callable, optional
+            ``monitor(k, model, point)`` before each update (see
+            :class:`rlcore.iteration.Options`), and once more on the last estimate; when it
+            has a ``best`` attribute that is not None (:class:`rlcore.autostop.AutoStop`),
+            that grid array is the result.
         return_info : bool, default False
             Also return a :class:`RunInfo`.
 
@@ -358,8 +370,13 @@ class Deconvolver:
                               normalization=self.normalization)
             if observe is not None:  # internal: the image region after each update
                 options.observe = lambda k, x: observe(k, x[grid.region] if grid.padded else x)
+            options.monitor = monitor
             estimate, done, converged = richardson_lucy(
                 self.operator, data, estimate, self.iterations, guard, callback, options)
+            if monitor is not None:
+                monitor(done, None, estimate)  # the last estimate too
+                if getattr(monitor, "best", None) is not None:
+                    estimate = monitor.best
             result = finish(be, grid, estimate, image, xp)
         if not return_info:
             return result

@@ -111,9 +111,10 @@ class Options:
         Clip the back-projected ratio at 0 (unmatched back projectors have negative
         lobes; this keeps the estimate >= 0).
     monitor : callable or None
-        ``monitor(k, model, point)`` before the division of update ``k + 1``, with
-        ``model = H point`` and ``point`` the estimate the update starts from (``x_k``
-        without acceleration); returning True stops the run before that update.
+        ``monitor(k, model, x_k)`` before the division of update ``k + 1``, with the
+        estimate ``x_k`` after ``k`` updates and ``model`` the forward projection the
+        update starts from (``H x_k`` without acceleration, ``H y_k`` with it); returning
+        True stops the run before that update (``x_k`` is returned).
     tv : float
         RLTV weight (Dey et al. 2006, eq. 9): the update is divided by
         ``1 - tv * div(grad x / |grad x|)``; 0 disables it.
@@ -194,8 +195,8 @@ def richardson_lucy(
             y = x
         tv = b.tv_factor(y, opt.tv) if opt.tv else None
         work = operator.forward(y, out=work)
-        if opt.monitor is not None and opt.monitor(k - 1, work, y):
-            return (x if not opt.accelerate else y), done, True
+        if opt.monitor is not None and opt.monitor(k - 1, work, x):
+            return x, done, True
         work = b.divide_guarded(image, work, eps, out=work)
         work = operator.back_project(work, out=work)
         if opt.clip:

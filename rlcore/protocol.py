@@ -138,6 +138,14 @@ class Backend(Protocol):
     def copy_into(self, src: Array, dst: Array) -> Array:
         """``dst[...] = src``; returns ``dst``."""
 
+    def to_device_spectrum(self, host: np.ndarray) -> Array:
+        """Copy a host complex64 half spectrum to the device."""
+
+    def spectral_loss(self, spectrum: Array, weight: Array, target: Array) -> float:
+        """``sum(weight * |spectrum|^2 - 2 * Re(conj(spectrum) * target))`` over a half
+        spectrum (``weight`` float32, ``target`` complex64, the spectrum's shape), summed
+        in float64: the held-out loss of ``iterations="auto"``."""
+
     def clip_negative(self, x: Array) -> Array:
         """``max(x, 0)``, in place in ``x`` where the backend can (unmatched back
         projectors have negative lobes; the RL update must stay >= 0)."""
@@ -176,6 +184,15 @@ class BackendBase:
 
     def copy_into(self, src, dst):
         return self.xp.asarray(src, copy=True)
+
+    def to_device_spectrum(self, host):
+        return self.xp.asarray(host)
+
+    def spectral_loss(self, spectrum, weight, target):
+        xp = self.xp
+        re, im = xp.real(spectrum), xp.imag(spectrum)
+        terms = weight * (re * re + im * im) - 2 * (re * xp.real(target) + im * xp.imag(target))
+        return float(xp.sum(xp.astype(terms, xp.float64)))
 
     def clip_negative(self, x):
         xp = self.xp

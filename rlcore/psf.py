@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.ndimage as ndi
 
+from rlcore._psfmath import fwhm  # noqa: F401 (public here)
+
 __all__ = [
     "gaussian", "widefield", "confocal", "center", "crop", "normalize",
     "background_subtract", "fwhm", "detect_beads", "distill",
@@ -262,32 +264,6 @@ def background_subtract(psf: np.ndarray, background: float | None = None,
         sigma = 1.4826 * float(np.median(np.abs(values - median)))
         background = median + noise * sigma
     return np.clip(p - np.float32(background), 0, None)
-
-
-def fwhm(psf: np.ndarray, voxel_size: Sequence[float] | None = None) -> tuple[float, ...]:
-    """Full width at half maximum along each axis through the peak, linearly interpolated;
-    in microns when ``voxel_size`` is given, else in voxels."""
-    p = np.asarray(psf, dtype=np.float64)
-    peak = np.unravel_index(np.argmax(p), p.shape)
-    half = p[peak] / 2
-    out = []
-    for axis in range(p.ndim):
-        index = list(peak)
-        index[axis] = slice(None)
-        line = p[tuple(index)]
-        i = peak[axis]
-        left = i
-        while left > 0 and line[left - 1] > half:
-            left -= 1
-        right = i
-        while right < len(line) - 1 and line[right + 1] > half:
-            right += 1
-        lo = left - 1 + (half - line[left - 1]) / (line[left] - line[left - 1]) if left > 0 else 0.0
-        hi = (right + (line[right] - half) / (line[right] - line[right + 1])
-              if right < len(line) - 1 else float(len(line) - 1))
-        width = hi - lo
-        out.append(width * (voxel_size[axis] if voxel_size is not None else 1.0))
-    return tuple(float(w) for w in out)
 
 
 def detect_beads(beads: np.ndarray, *, threshold: float | None = None,

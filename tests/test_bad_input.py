@@ -30,7 +30,7 @@ BAD = [
     (GOOD_IMAGE, _inf_psf(), {}, ValueError, "psf: contains NaN"),
     (np.ones((0, 4, 4), np.float32), GOOD_PSF, {}, ValueError, "image: is empty"),
     (GOOD_IMAGE, np.ones((0, 3, 3)), {}, ValueError, "psf: is empty"),
-    (GOOD_IMAGE, np.ones((3, 3)), {}, ValueError, "psf: has 2 dimensions"),
+    (GOOD_IMAGE, np.ones((2, 3, 3, 3)), {}, ValueError, "psf: has 4 dimensions"),
     (GOOD_IMAGE, np.zeros((3, 3, 3)), {}, ValueError, "psf: sum must be positive, got 0"),
     (GOOD_IMAGE, -np.ones((3, 3, 3)), {}, ValueError, "psf: sum must be positive, got -27"),
     (GOOD_IMAGE.astype(np.complex64), GOOD_PSF, {}, TypeError, "image: dtype complex64"),

@@ -95,12 +95,12 @@ def test_cli_round_trip_on_lattice_light_sheet(tmp_path, shared_data):
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     img = tmp_path / "img.tif"
-    tifffile.imwrite(img, np.ones((4, 5, 6), np.float32))
-    psf2d = tmp_path / "psf.tif"
-    tifffile.imwrite(psf2d, np.ones((3, 3), np.float32))
+    tifffile.imwrite(img, np.ones((40, 60), np.float32))
+    psf2d = tmp_path / "psf.tif"  # more axes than the image (fewer means frames)
+    tifffile.imwrite(psf2d, np.ones((3, 3, 3), np.float32))
     assert main(["deconvolve", str(img), str(psf2d), "-o", str(tmp_path / "o.tif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rlcore: error: psf: has 2 dimensions")
+    assert len(err) == 1 and err[0].startswith("rlcore: error: psf: has 3 dimensions")
     assert not (tmp_path / "o.tif").exists()
     assert main(["deconvolve", str(tmp_path / "nope.tif"), str(psf2d), "-o", "x.tif"]) == 2
 

@@ -93,7 +93,7 @@ def test_bad_input_gives_a_notification_not_a_frozen_viewer(viewer_and_widget, q
     assert widget.run() is False and widget.worker is None
     assert shown and "PSF: the PSF layer is the image layer" in shown[-1]
     # an error inside the worker: a PSF with another number of axes
-    viewer.add_image(np.ones((5, 5), np.float32), name="flat PSF")
+    viewer.add_image(np.ones((2, 5, 5, 5), np.float32), name="flat PSF")  # 4 axes
     widget.psf.value = viewer.layers["flat PSF"]
     widget.run()
     _wait(qtbot, widget)

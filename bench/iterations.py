@@ -1,0 +1,245 @@
+"""How many iterations? Plain RL's oracle against ``iterations="auto"``, on ground truth.
+
+``python -m bench.iterations --data ../shared/data --out bench/results/iterations``
+(figure: ``docs/iterations.png``). For each set, with NRMSE = ||s x - t|| / ||t|| after
+least-squares scaling (``s = <x, t> / <x, x>``):
+
+* the error after every update of plain RL (1..200), Biggs-Andrews (1..100), momentum
+  (1..100), Wiener-Butterworth and OTF-masked back projectors (1..30);
+* plain RL's best (the oracle: the count only ground truth can pick) and the wall time of
+  plain rlcore run for that count; ``rlcore.deconvolve(image, psf, iterations="auto")``
+  with everything else at its default: its error, the count it chose and its wall time
+  (medians of 3, interleaved with the oracle run, same process);
+* the cost of one update of each method relative to plain (10 updates, medians of 3).
+
+Sets: the EPFL bars (``flowdec_epfl/bars-25pct``, ground truth shipped), and phantoms made
+here (filaments and shells on a larger field, blurred by linear convolution and cropped, so
+objects are cut by the volume's edges) under the measured LLS bead PSF
+(``lls_pycudadecon/psf.tif``, background removed, centred sub-voxel, cropped to 41^3) and a
+theoretical widefield PSF (psfmodels, NA 1.4, 520 nm, 130 x 130 x 300 nm voxels), with
+Poisson noise at peaks of 10, 100 and 1000 photons over a background of 2% of the peak
+(passed as ``offset``), and one camera set (gain 2 ADU per photon, Gaussian read noise of
+6 ADU, offset removed, so negative values occur).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.ndimage as ndi
+import scipy.signal as ss
+import tifffile
+
+import rlcore
+import rlcore.psf as P
+from rlcore.api import _run
+from rlcore.backprojector import check
+
+SHAPE = (48, 96, 96)
+METHODS = {  # name: (deconvolve keywords, updates in the curve)
+    "plain": ({}, 200),
+    "Biggs-Andrews": ({"accelerate": True}, 100),
+    "momentum": ({"accelerate": "momentum"}, 100),
+    "Wiener-Butterworth": ({"back_projector": check("wiener-butterworth", alpha=0.05)}, 30),
+    "OTF-masked": ({"back_projector": "otf-masked"}, 30),
+}
+
+
+def nrmse(x: np.ndarray, truth: np.ndarray) -> float:
+    x = np.asarray(x, np.float64)
+    s = float((x * truth).sum() / max(float((x * x).sum()), 1e-30))
+    return float(np.linalg.norm(s * x - truth) / np.linalg.norm(truth))
+
+
+def phantom(shape, seed, pad):
+    """Filaments and shells on a field larger than ``shape`` by ``pad`` on each side."""
+    rng = np.random.default_rng(seed)
+    big = tuple(n + 2 * p for n, p in zip(shape, pad))
+    obj = np.zeros(big, np.float32)
+    for _ in range(14):
+        p0 = rng.uniform(0, 1, 3) * np.array(big)
+        d = rng.normal(size=3)
+        d[0] *= 0.3
+        d /= np.linalg.norm(d)
+        pts = p0[None] + rng.uniform(-200, 200, 4000)[:, None] * d[None]
+        ok = np.all((pts >= 0) & (pts < np.array(big) - 1), axis=1)
+        idx = np.round(pts[ok]).astype(int)
+        obj[idx[:, 0], idx[:, 1], idx[:, 2]] = rng.uniform(0.5, 1.0)
+    obj = ndi.gaussian_filter(obj, 0.6)
+    obj /= obj.max()
+    zz, yy, xx = np.indices(big, dtype=np.float32)
+    for _ in range(8):
+        c = rng.uniform(0, 1, 3) * np.array(big)
+        r = rng.uniform(4, 12)
+        d = np.sqrt(((zz - c[0]) * 2) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2)
+        solid = (d < r) if rng.uniform() >= 0.5 else ((d < r) & (d > r - 2))
+        obj += np.where(solid, rng.uniform(0.2, 0.6), 0).astype(np.float32)
+    return obj
+
+
+def sets(data: Path):
+    lls = tifffile.imread(data / "lls_pycudadecon" / "psf.tif").astype(np.float64)
+    measured = P.crop(P.center(P.background_subtract(lls, noise=3), subvoxel=True),
+                      (41, 41, 41)).astype(np.float64)
+    widefield = np.asarray(P.widefield((31, 63, 63), (0.3, 0.13, 0.13), na=1.4,
+                                       wavelength=0.52, ni=1.515), np.float64)
+    out = []
+    for name, psf, seed in (("measured", measured, 1), ("widefield", widefield, 2)):
+        pad = tuple(s // 2 + 1 for s in psf.shape)
+        obj = phantom(SHAPE, seed, pad)
+        crop = tuple(slice(p, -p) for p in pad)
+        truth = obj[crop].astype(np.float64)
+        clean = np.clip(ss.fftconvolve(obj, psf / psf.sum(), mode="same")[crop], 0, None)
+        for peak in (10, 100, 1000):
+            rng = np.random.default_rng(peak)
+            image = rng.poisson(clean * (peak / clean.max()) + 0.02 * peak).astype(np.float32)
+            out.append((f"{name} PSF, peak {peak}", image, psf, truth, 0.02 * peak, "counts"))
+        if name == "widefield":
+            rng = np.random.default_rng(7)
+            counts = rng.poisson(clean * (100 / clean.max()) + 1.0)
+            image = (2.0 * counts + rng.normal(0, 6, clean.shape) - 2.0).astype(np.float32)
+            out.append(("widefield PSF, camera (gain 2, read 6)", image, psf, truth, 0.0,
+                        "camera"))
+    bars = data / "flowdec_epfl" / "bars-25pct"
+    out.append(("EPFL bars-25pct", tifffile.imread(bars / "data.tif").astype(np.float32),
+                tifffile.imread(bars / "kernel.tif").astype(np.float64),
+                tifffile.imread(bars / "actual.tif").astype(np.float64), 0.0, "unknown"))
+    return out
+
+
+def curve(image, psf, truth, n, offset, **kwargs):
+    errors = []
+    _run(image, psf, n, backend="numpy", device=None, boundary="periodic", init="image",
+         callback=None, progress=False, guard=None, offset=offset,
+         observe=lambda k, x: errors.append(nrmse(x, truth)), **kwargs)
+    return errors
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def one_set(name, image, psf, truth, offset, kind, repeats=3):
+    curves = {m: curve(image, psf, truth, n, offset, **kw) for m, (kw, n) in METHODS.items()}
+    plain = curves["plain"]
+    k_oracle = int(np.argmin(plain)) + 1
+    oracle_times, auto_times = [], []
+    for _ in range(repeats):  # interleaved
+        oracle_times.append(timed(lambda: rlcore.deconvolve(image, psf, k_oracle,
+                                                            backend="numpy", offset=offset)))
+        auto_times.append(timed(lambda: rlcore.deconvolve(image, psf, "auto",
+                                                          backend="numpy", offset=offset)))
+    result, info = rlcore.deconvolve(image, psf, "auto", backend="numpy", offset=offset,
+                                     return_info=True)
+    per_update = {}
+    base = statistics.median(timed(lambda: rlcore.deconvolve(image, psf, 10, backend="numpy"))
+                             for _ in range(repeats))
+    for m, (kw, _) in METHODS.items():
+        per_update[m] = statistics.median(
+            timed(lambda kw=kw: rlcore.deconvolve(image, psf, 10, backend="numpy", **kw))
+            for _ in range(repeats)) / base
+    auto_error = nrmse(result, truth)
+    wb = curves["momentum"]
+    row = {
+        "set": name, "kind": kind, "shape": list(image.shape), "psf": list(psf.shape),
+        "oracle_error": min(plain), "oracle_iterations": k_oracle,
+        "oracle_seconds": statistics.median(oracle_times),
+        "plain_10": plain[9],
+        "auto_error": auto_error, "auto_iterations": info.iterations,
+        "auto_rule": info.stop_rule, "auto_seconds": statistics.median(auto_times),
+        "auto_vs_oracle": auto_error / min(plain) - 1,
+        "speedup": statistics.median(oracle_times) / statistics.median(auto_times),
+        "method_best": {m: [min(c), int(np.argmin(c)) + 1] for m, c in curves.items()},
+        "auto_vs_method_best": auto_error / min(wb) - 1,
+        "cost_per_update": per_update,
+        "curves": curves,
+        "base_seconds_per_update": base / 10,
+    }
+    return row
+
+
+def markdown(rows) -> str:
+    lines = [
+        "# How many iterations? (numpy backend, 2-core CPU)", "",
+        "NRMSE after least-squares scaling. Oracle = plain RL's best over 1..200 updates "
+        "(needs the ground truth). auto = `rlcore.deconvolve(image, psf, iterations=\"auto\", "
+        "offset=...)`, everything else at its default (momentum, matched back projector; "
+        "held-out split, rlcore.autostop). Times: medians of 3, interleaved.", "",
+        "| set | oracle NRMSE @ it | oracle s | plain @10 | auto NRMSE @ it | vs oracle | "
+        "auto s | speed-up | vs momentum's best | split |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['set']} | {r['oracle_error']:.4f} @ {r['oracle_iterations']} | "
+            f"{r['oracle_seconds']:.2f} | {r['plain_10']:.4f} | {r['auto_error']:.4f} @ "
+            f"{r['auto_iterations']} | {r['auto_vs_oracle']:+.1%} | {r['auto_seconds']:.2f} | "
+            f"{r['speedup']:.1f}x | {r['auto_vs_method_best']:+.1%} | "
+            f"{r['auto_rule'].split(', ')[-1]} |")
+    speedups = [r["speedup"] for r in rows]
+    lines += ["", f"Median speed-up over the sets: {statistics.median(speedups):.1f}x.", "",
+              "Best NRMSE @ update per method, and cost of one update relative to plain:", "",
+              "| set | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+    for r in rows:
+        cells = [f"{r['method_best'][m][0]:.4f} @ {r['method_best'][m][1]} "
+                 f"({r['cost_per_update'][m]:.2f}x)" for m in METHODS]
+        lines.append(f"| {r['set']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = [r for r in rows if r["set"].startswith(("EPFL", "widefield PSF, peak 100",
+                                                     "measured PSF, peak 100"))]
+    fig, axes = plt.subplots(1, len(picks), figsize=(5.5 * len(picks), 4.2))
+    for ax, r in zip(np.atleast_1d(axes), picks):
+        step = r["base_seconds_per_update"]
+        for m, c in r["curves"].items():
+            t = step * r["cost_per_update"][m] * np.arange(1, len(c) + 1)
+            ax.plot(t, c, label=m)
+        ax.plot([r["auto_seconds"]], [r["auto_error"]], "k*", markersize=12,
+                label=f"auto ({r['auto_iterations']} it)")
+        ax.axhline(r["oracle_error"], color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("wall time, s (numpy, 2 cores)")
+        ax.set_ylabel("NRMSE")
+        ax.set_title(r["set"])
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/iterations"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    args = parser.parse_args(argv)
+    rows = []
+    for case in sets(args.data):
+        rows.append(one_set(*case))
+        r = rows[-1]
+        print(f"{r['set']:42s} oracle {r['oracle_error']:.4f}@{r['oracle_iterations']} "
+              f"auto {r['auto_error']:.4f}@{r['auto_iterations']} ({r['auto_vs_oracle']:+.1%}, "
+              f"method best {r['auto_vs_method_best']:+.1%}) {r['speedup']:.1f}x", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(rows))
+    figure(rows, args.docs / "iterations.png")
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""iterations="auto": the held-out split, the noise model, the stop, on every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from conftest import gaussian_psf, rel_l2
+
+import rlcore
+from rlcore import autostop
+
+
+def _nrmse(x, t):
+    x = np.asarray(x, np.float64)
+    s = (x * t).sum() / (x * x).sum()
+    return float(np.linalg.norm(s * x - t) / np.linalg.norm(t))
+
+
+@pytest.fixture
+def phantom(rng):
+    truth = np.zeros((24, 48, 48))
+    for _ in range(40):
+        z, y, x = (rng.integers(2, n - 2) for n in truth.shape)
+        truth[z - 1:z + 2, y - 2:y + 2, x - 1:x + 3] += rng.uniform(50, 200)
+    psf = gaussian_psf((9, 13, 13), (2.0, 1.6, 1.6))
+    image = rng.poisson(ndi.convolve(truth, psf / psf.sum(), mode="wrap") + 2.0)
+    return image.astype(np.float32), psf, truth
+
+
+def test_auto_agrees_across_backends_and_reports(backend, phantom):
+    image, psf, _ = phantom
+    result, info = rlcore.deconvolve(backend.to_input(image), psf, "auto", offset=2.0,
+                                     backend=backend.name, return_info=True)
+    ref, ref_info = rlcore.deconvolve(image, psf, "auto", offset=2.0, backend="numpy",
+                                      return_info=True)
+    result = backend.to_numpy(result)
+    assert info.iterations == ref_info.iterations
+    assert result.shape == image.shape and result.dtype == np.float32
+    assert np.isfinite(result).all() and result.min() >= 0
+    assert 1 <= ref_info.iterations <= 200
+    assert ref_info.stop_rule == "held-out band loss, binomial split"
+    assert np.isfinite(ref_info.stop_value)
+    assert rel_l2(result, ref) < 1e-4
+
+
+def test_auto_stop_lands_near_the_best_of_its_method(phantom):
+    image, psf, truth = phantom
+    result, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, return_info=True)
+    errors = [_nrmse(rlcore.deconvolve(image, psf, k, offset=2.0,
+                                       accelerate=rlcore.api.AUTO_ACCELERATE), truth)
+              for k in range(1, 40)]
+    # the estimate comes from 90% of the photons, so it may sit a little above the best
+    # run on all of them; 10% covers that and the stop's error (measured: bench/iterations)
+    assert _nrmse(result, truth) <= 1.10 * min(errors)
+    # and never worse than 10 plain iterations
+    assert _nrmse(result, truth) <= _nrmse(rlcore.deconvolve(image, psf, 10, offset=2.0),
+                                           truth)
+
+
+def test_binomial_split_is_exact_for_counts(rng):
+    counts = rng.poisson(30.0, (16, 32, 32)).astype(np.float32)
+    train, test, method = autostop.split(counts, fraction=0.9, seed=3)
+    assert method == "binomial"
+    assert np.allclose(0.9 * train + 0.1 * test, counts, atol=1e-3)
+    assert abs(train.mean() / counts.mean() - 1) < 0.01
+
+
+def test_noise_model_recovers_gain_and_read_noise(rng):
+    smooth = ndi.gaussian_filter(rng.random((40, 64, 64)), 3)
+    clean = 5 + 400 * (smooth - smooth.min()) / np.ptp(smooth)  # a wide range of means
+    image = 2.5 * rng.poisson(clean) + rng.normal(0, 5.0, clean.shape) + 100
+    gain, read_var = autostop.noise_model(image, offset=100)
+    assert abs(gain / 2.5 - 1) < 0.15
+    # the read noise is the fit's intercept, read far from the data (weakly determined)
+    assert 0.3 < np.sqrt(read_var) / 5.0 < 1.5
+    train, test, method = autostop.split(image.astype(np.float32), offset=100)
+    assert method == "gaussian"  # camera data are not photon counts
+
+
+def test_camera_data_with_negative_values(phantom, rng):
+    image, psf, truth = phantom
+    camera = (2.0 * image + rng.normal(0, 6, image.shape) - 4.0).astype(np.float32)
+    assert camera.min() < 0
+    result, info = rlcore.deconvolve(camera, psf, "auto", return_info=True)
+    assert info.stop_rule.endswith("gaussian split")
+    assert np.isfinite(result).all() and result.min() >= 0
+    assert _nrmse(result, truth) < _nrmse(np.clip(camera, 0, None), truth)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"max_iterations": 0}, ValueError, "max_iterations: must be >= 1"),
+        ({"max_iterations": 2.5}, TypeError, "max_iterations: must be an int"),
+        ({"gain": -1.0}, ValueError, "gain: must be > 0"),
+        ({"offset": "a"}, TypeError, "offset: must be a finite number"),
+        ({"block_shape": (8, 8, 8)}, ValueError, "iterations: 'auto' runs on a whole image"),
+    ],
+)
+def test_bad_auto_arguments(kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        rlcore.deconvolve(np.ones((16, 16, 16), np.float32), np.ones((3, 3, 3)), "auto",
+                          **kwargs)
+
+
+def test_iterations_must_be_int_or_auto():
+    with pytest.raises(TypeError, match="iterations: must be an int"):
+        rlcore.deconvolve(np.ones((8, 8), np.float32), np.ones((3, 3)), "sometimes")

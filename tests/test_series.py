@@ -1,0 +1,118 @@
+"""Series: frames over the axes beyond the PSF's, channels with one PSF each, and the
+plan-once Deconvolver; equal to frame-by-frame deconvolve."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import gaussian_psf, rel_l2
+
+import rlcore
+from rlcore.deconvolver import Deconvolver
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def timelapse(rng):
+    return (rng.random((3, 10, 24, 28)) * 100).astype(np.float32), gaussian_psf(
+        (5, 7, 7), (1.5, 1.2, 1.2))
+
+
+def test_frames_equal_frame_by_frame(backend, timelapse):
+    image, psf = timelapse
+    out = backend.deconvolve(image, psf, 6)
+    assert out.shape == image.shape and out.dtype == np.float32
+    for t in range(image.shape[0]):
+        ref = rlcore.deconvolve(image[t], psf, 6, backend="numpy")
+        assert rel_l2(out[t], ref) < 1e-5
+
+
+def test_tczyx_with_one_psf_per_channel(rng):
+    image = (rng.random((2, 3, 8, 20, 22)) * 50).astype(np.float32)
+    psfs = [gaussian_psf((5, 5, 5), s) for s in (1.0, 1.5, 2.0)]
+    out, info = rlcore.deconvolve(image, psfs, 5, channel_axis=1, return_info=True)
+    assert out.shape == image.shape and info.frames == 2
+    for t in range(2):
+        for c in range(3):
+            ref = rlcore.deconvolve(image[t, c], psfs[c], 5)
+            assert np.abs(out[t, c] - ref).max() <= 1e-6 * max(1.0, float(ref.max()))
+
+
+def test_progress_counts_every_update_of_every_frame(timelapse):
+    image, psf = timelapse
+    seen = []
+    rlcore.deconvolve(image, psf, 4, callback=lambda k, n: seen.append((k, n)))
+    assert seen == [(k, 12) for k in range(1, 13)]
+
+
+def test_frames_on_dask_one_task_per_frame(timelapse):
+    da = pytest.importorskip("dask.array")
+    image, psf = timelapse
+    lazy = rlcore.deconvolve(da.from_array(image, chunks=(1, 5, 12, 14)), psf, 4)
+    assert lazy.chunks[0] == (1, 1, 1)
+    assert rel_l2(lazy.compute(), rlcore.deconvolve(image, psf, 4)) < 1e-6
+
+
+def test_deconvolver_reused_equals_deconvolve(rng):
+    psf = gaussian_psf((5, 7, 7), 1.3)
+    images = [(rng.random((9, 20, 21)) * 80).astype(np.float32) for _ in range(3)]
+    with Deconvolver(psf, (9, 20, 21), 7, boundary="non-circulant",
+                     accelerate="momentum") as plan:
+        for im in images:
+            ref = rlcore.deconvolve(im, psf, 7, boundary="non-circulant",
+                                    accelerate="momentum")
+            assert rel_l2(plan.run(im), ref) < 1e-6
+    with pytest.raises(ValueError, match="image: shape"):
+        Deconvolver(psf, (9, 20, 21), 3).run(np.ones((9, 20, 20), np.float32))
+
+
+def test_series_errors(timelapse):
+    image, psf = timelapse
+    with pytest.raises(ValueError, match="psf: 2 PSFs for 3 channels"):
+        rlcore.deconvolve(image, [psf, psf], 2, channel_axis=0)
+    with pytest.raises(ValueError, match="channel_axis: 7 is outside"):
+        rlcore.deconvolve(image, psf, 2, channel_axis=7)
+    with pytest.raises(ValueError, match="needs channel_axis"):
+        rlcore.deconvolve(image, [psf, psf, psf], 2)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return {n for n in names if n.startswith("rlcore")}
+
+
+def test_import_graph_has_no_cycle_and_nothing_imports_api_from_below():
+    """Data flows caller -> api -> blocks/scheduler/series -> deconvolver -> iteration ->
+    backend: no module below api imports it, and the module graph has no cycle."""
+    modules = {}
+    for path in (ROOT / "rlcore").glob("*.py"):
+        modules[f"rlcore.{path.stem}"] = _imports(path)
+    below = ["rlcore.deconvolver", "rlcore.iteration", "rlcore.scheduler", "rlcore.blocks",
+             "rlcore.series", "rlcore.autostop", "rlcore.backprojector", "rlcore.boundary",
+             "rlcore.protocol", "rlcore.validate"]
+    for name in below:
+        assert "rlcore.api" not in modules[name], f"{name} imports rlcore.api"
+    graph = {m: {d for d in deps if d in modules and d != m} for m, deps in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(m, trail):
+        state[m] = 1
+        for d in graph[m]:
+            assert state.get(d) != 1, f"import cycle: {' -> '.join(trail + [m, d])}"
+            if d not in state:
+                visit(d, trail + [m])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])
