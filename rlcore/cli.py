@@ -22,6 +22,15 @@ __all__ = ["main"]
 _EXPECTED = (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError, MemoryError)
 
 
+def _iterations(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int or 'auto', got {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     from rlcore.backprojector import BACK_PROJECTORS
     from rlcore.boundary import BOUNDARIES
@@ -35,7 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("psf", type=Path, help="PSF file, same number of axes")
     d.add_argument("-o", "--output", type=Path, required=True,
                    help="output: .tif, .ome.tif (OME-TIFF) or .ome.zarr (OME-Zarr)")
-    d.add_argument("-n", "--iterations", type=int, default=10, help="RL iterations (10)")
+    d.add_argument("-n", "--iterations", type=_iterations, default=10,
+                   help="RL iterations (10), or 'auto': stop chosen from the data by a "
+                        "held-out split (see rlcore.autostop)")
+    d.add_argument("--max-iterations", type=int, default=200,
+                   help="with -n auto: the most updates it may run (200)")
+    d.add_argument("--gain", type=float, default=None,
+                   help="with -n auto: camera gain, image units per photon (default: "
+                        "photon counts if the data look like counts, else fitted)")
     d.add_argument("--backend", default="auto", help="backend name or 'auto' (see rlcore info)")
     d.add_argument("--device", default=None, help="backend device (numpy: thread count)")
     d.add_argument("--boundary", default="periodic", choices=BOUNDARIES)
@@ -43,10 +59,10 @@ def _parser() -> argparse.ArgumentParser:
                    choices=["biggs-andrews", "momentum"],
                    help="acceleration: biggs-andrews (the default when given alone) or "
                         "momentum (deconwolf's scaled heavy ball)")
-    d.add_argument("--back-projector", default="matched", choices=BACK_PROJECTORS,
-                   help="back projector: matched (classic RL), wiener-butterworth (Guo "
-                        "2020) or otf-masked (PetaKit5D); the last two need 2-15 "
-                        "iterations instead of tens")
+    d.add_argument("--back-projector", default="auto", choices=("auto",) + BACK_PROJECTORS,
+                   help="back projector: matched (classic RL; what auto means), "
+                        "wiener-butterworth (Guo 2020) or otf-masked (PetaKit5D); the last "
+                        "two need 2-15 iterations instead of tens")
     d.add_argument("--tv", type=float, default=0.0, help="RLTV weight, 0 (off)")
     d.add_argument("--background", type=float, default=0.0,
                    help="constant subtracted from the image first (camera offset), 0")
@@ -136,15 +152,18 @@ def _deconvolve(args: argparse.Namespace) -> int:
     if lazy and args.uint16:
         raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
                          "input write float32 (drop --uint16)")
-    if args.background:
+    auto = args.iterations == "auto"
+    if args.background and not auto:
         image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
+    extra = dict(max_iterations=args.max_iterations, gain=args.gain,
+                 offset=args.background) if auto else {}
     if args.psf_background:
         psf = np.clip(psf.astype(np.float32) - np.float32(args.psf_background), 0, None)
     result = rlcore.deconvolve(
         image, psf, args.iterations, backend=args.backend, boundary=args.boundary,
         progress=args.progress and not lazy, device=_device(args.device),
-        accelerate=args.accelerate, back_projector=args.back_projector, tv=args.tv,
-        **blocks,
+        accelerate=args.accelerate if args.accelerate else "auto",
+        back_projector=args.back_projector, tv=args.tv, **blocks, **extra,
     )
     if lazy and not str(args.output).lower().endswith(".zarr"):
         result = result.compute()  # TIFF output: the whole result in memory
@@ -168,6 +187,8 @@ def _dry_run(args: argparse.Namespace, image, psf, blocks: dict) -> int:
     p = block_plans.plan(shape, psf_shape, block_shape=blocks["block_shape"] or "auto",
                          overlap=blocks["overlap"], max_memory=blocks["max_memory"],
                          boundary=args.boundary, bytes_per_voxel=be.buffers_per_voxel,
+                         iterations=args.iterations if isinstance(args.iterations, int)
+                         else args.max_iterations,
                          free_memory=free, host=getattr(be, "on_host", True),
                          fast_len=be.fast_length)
     print(f"backend {be.name} on {be.device}: {free / 2**30:.1f} GiB free")

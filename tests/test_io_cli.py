@@ -130,3 +130,40 @@ def test_sample_loader():
     assert psf.sum() == pytest.approx(1, rel=1e-5)
     with pytest.raises(FileNotFoundError, match="name: no sample file"):
         data.path("nope.tif")
+
+
+def test_cli_auto_iterations_and_back_projector(tmp_path, rng, capsys):
+    truth = np.zeros((16, 40, 40))
+    truth[4:12, 10:30:4, 8:32:5] = 200
+    psf = rlcore.psf.gaussian((7, 9, 9), 1.5)
+    image = rng.poisson(rlcore.convolve(truth, psf) + 100).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "psf.tif", psf.astype(np.float32))
+    out = tmp_path / "auto.tif"
+    assert main(["deconvolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+                 str(out), "-n", "auto", "--background", "100"]) == 0
+    result, _ = read_image(out)
+    ref = rlcore.deconvolve(image, psf, "auto", offset=100)
+    assert np.allclose(result, ref, rtol=1e-5, atol=1e-4)
+    assert main(["deconvolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+                 str(tmp_path / "wb.tif"), "-n", "3", "--back-projector",
+                 "wiener-butterworth", "--accelerate", "momentum"]) == 0
+    with pytest.raises(SystemExit) as info:  # argparse: usage and exit 2
+        main(["deconvolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+              str(out), "-n", "sometimes"])
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize("n", [5, 50])
+def test_cli_dry_run_reports_the_overlap_for_the_iterations_asked(tmp_path, capsys, n):
+    from rlcore import blocks
+
+    image = np.ones((40, 64, 64), np.float32)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "psf.tif", np.ones((5, 5, 5), np.float32))
+    assert main(["deconvolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+                 str(tmp_path / "o.tif"), "-n", str(n), "--dry-run", "--block-shape", "20",
+                 "32", "32"]) == 0
+    printed = capsys.readouterr().out
+    expected = blocks.auto_overlap((5, 5, 5), n)
+    assert f"overlap {tuple(expected)}" in printed or str(tuple(expected)) in printed
