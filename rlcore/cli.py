@@ -40,8 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("deconvolve", help="deconvolve a TIFF / OME-TIFF stack")
-    d.add_argument("image", type=Path, help="image: TIFF, OME-TIFF or OME-Zarr, (Z, Y, X)")
-    d.add_argument("psf", type=Path, help="PSF file, same number of axes")
+    d.add_argument("image", type=Path,
+                   help="image: TIFF, OME-TIFF or OME-Zarr; (Z, Y, X), or a series with T "
+                        "and C axes (read from the OME / ImageJ / NGFF metadata)")
+    d.add_argument("psf", type=Path, nargs="+",
+                   help="PSF file (Z, Y, X): one for all channels, or one per channel in "
+                        "the order of the image's C axis")
     d.add_argument("-o", "--output", type=Path, required=True,
                    help="output: .tif, .ome.tif (OME-TIFF) or .ome.zarr (OME-Zarr)")
     d.add_argument("-n", "--iterations", type=_iterations, default=10,
@@ -130,24 +134,35 @@ def _device(value: str | None):
 
 def _deconvolve(args: argparse.Namespace) -> int:
     import rlcore
-    from rlcore.io import read_image, write_image
+    from rlcore.io import read_image, read_series, write_series
 
     if args.output.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
-    image, voxel = read_image(args.image, lazy=True)  # OME-Zarr stays lazy (dask)
-    psf, psf_voxel = read_image(args.psf)
-    if voxel.known and psf_voxel.known and voxel != psf_voxel:
-        warnings.warn(
-            f"psf: voxel size {psf_voxel} differs from the image's {voxel}; "
-            "resample the PSF to the image's voxel size for a correct result",
-            UserWarning,
-            stacklevel=1,
-        )
+    image, axes, voxel = read_series(args.image, lazy=True)  # OME-Zarr stays lazy (dask)
+    psfs = []
+    for path in args.psf:
+        psf, psf_voxel = read_image(path)
+        if voxel.known and psf_voxel.known and voxel != psf_voxel:
+            warnings.warn(
+                f"psf: {path} has voxel size {psf_voxel}, the image {voxel}; "
+                "resample the PSF to the image's voxel size for a correct result",
+                UserWarning,
+                stacklevel=1,
+            )
+        psfs.append(psf)
+    channel_axis = axes.index("c") if "c" in axes else None
+    if len(psfs) > 1 and channel_axis is None:
+        raise ValueError(f"psf: {len(psfs)} PSFs but the image ({axes}, shape "
+                         f"{tuple(image.shape)}) has no C axis; pass one PSF")
+    if channel_axis is not None and len(psfs) not in (1, image.shape[channel_axis]):
+        raise ValueError(f"psf: {len(psfs)} PSFs for {image.shape[channel_axis]} channels; "
+                         "pass one PSF, or one per channel")
+    psf = psfs if len(psfs) > 1 else psfs[0]
     blocks = dict(block_shape=tuple(args.block_shape) if args.block_shape else None,
                   overlap=tuple(args.overlap) if args.overlap else "auto",
                   max_memory=args.max_memory)
     if args.dry_run:
-        return _dry_run(args, image, psf, blocks)
+        return _dry_run(args, image, psfs[0], blocks)
     lazy = type(image).__module__.startswith("dask")
     if lazy and args.uint16:
         raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
@@ -158,12 +173,15 @@ def _deconvolve(args: argparse.Namespace) -> int:
     extra = dict(max_iterations=args.max_iterations, gain=args.gain,
                  offset=args.background) if auto else {}
     if args.psf_background:
-        psf = np.clip(psf.astype(np.float32) - np.float32(args.psf_background), 0, None)
+        psfs = [np.clip(p.astype(np.float32) - np.float32(args.psf_background), 0, None)
+                for p in psfs]
+        psf = psfs if len(psfs) > 1 else psfs[0]
     result = rlcore.deconvolve(
         image, psf, args.iterations, backend=args.backend, boundary=args.boundary,
         progress=args.progress and not lazy, device=_device(args.device),
         accelerate=args.accelerate if args.accelerate else "auto",
-        back_projector=args.back_projector, tv=args.tv, **blocks, **extra,
+        back_projector=args.back_projector, tv=args.tv, channel_axis=channel_axis,
+        **blocks, **extra,
     )
     if lazy and not str(args.output).lower().endswith(".zarr"):
         result = result.compute()  # TIFF output: the whole result in memory
@@ -171,8 +189,8 @@ def _deconvolve(args: argparse.Namespace) -> int:
         peak = float(result.max())
         scale = 65535.0 / peak if peak > 0 else 0.0
         result = np.round(result * scale).astype(np.uint16)
-    write_image(args.output, result, voxel, overwrite=args.overwrite)  # zarr: chunk by chunk
-    print(f"wrote {args.output} {result.shape} {result.dtype}")
+    write_series(args.output, result, axes, voxel, overwrite=args.overwrite)  # zarr: by chunk
+    print(f"wrote {args.output} {result.shape} {result.dtype} ({axes.upper()})")
     return 0
 
 
@@ -181,7 +199,7 @@ def _dry_run(args: argparse.Namespace, image, psf, blocks: dict) -> int:
     from rlcore.registry import get_backend
 
     be = get_backend(args.backend, device=_device(args.device))
-    shape = tuple(image.shape)
+    shape = tuple(image.shape)[-psf.ndim:]  # one frame: series run frame by frame
     psf_shape = tuple(min(p, n) for p, n in zip(psf.shape, shape))
     free = be.memory().free
     p = block_plans.plan(shape, psf_shape, block_shape=blocks["block_shape"] or "auto",

@@ -116,3 +116,43 @@ def test_import_graph_has_no_cycle_and_nothing_imports_api_from_below():
     for m in graph:
         if m not in state:
             visit(m, [])
+
+
+@pytest.mark.parametrize("suffix", [".ome.zarr", ".ome.tif", ".tif"])
+def test_cli_tczyx_in_same_axes_and_scales_out_one_psf_per_channel(tmp_path, rng, suffix):
+    if suffix == ".ome.zarr":
+        pytest.importorskip("ome_zarr")
+    import tifffile
+
+    from rlcore.cli import main
+    from rlcore.io import VoxelSize, read_series, write_series
+
+    image = (rng.random((2, 2, 8, 20, 22)) * 50).astype(np.float32)
+    voxel = VoxelSize(0.3, 0.1, 0.1)
+    src = tmp_path / f"in{suffix}"
+    write_series(src, image, "tczyx", voxel)
+    psfs = [gaussian_psf((5, 5, 5), s).astype(np.float32) for s in (1.0, 2.0)]
+    for c, p in enumerate(psfs):
+        tifffile.imwrite(tmp_path / f"psf{c}.tif", p)
+    out = tmp_path / f"out{suffix}"
+    assert main(["deconvolve", str(src), str(tmp_path / "psf0.tif"), str(tmp_path / "psf1.tif"),
+                 "-o", str(out), "-n", "4"]) == 0
+    result, axes, out_voxel = read_series(out)
+    _, in_axes, _ = read_series(src)
+    assert axes == in_axes and out_voxel == voxel
+    order = [axes.index(a) for a in "tczyx"]
+    result = np.transpose(np.asarray(result), order)
+    for t in range(2):
+        for c in range(2):
+            ref = rlcore.deconvolve(image[t, c], psfs[c], 4)
+            assert np.abs(result[t, c] - ref).max() <= 1e-6 * max(1.0, float(ref.max()))
+
+
+def test_rgb_tiff_is_refused_with_a_message(tmp_path):
+    import tifffile
+
+    from rlcore.io import read_series
+
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((20, 30, 3), np.uint8), photometric="rgb")
+    with pytest.raises(ValueError, match="colour samples"):
+        read_series(tmp_path / "rgb.tif")
