@@ -109,6 +109,29 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("-o", "--output", type=Path, required=True, help="output PSF file")
         q.add_argument("--overwrite", action="store_true")
 
+    b = sub.add_parser("batch", help="deconvolve many files with one plan per shape")
+    b.add_argument("inputs", nargs="+",
+                   help="image files or glob patterns (quoted: 'data/*.ome.tif'); TIFF, "
+                        "OME-TIFF or OME-Zarr, series with T and C axes too")
+    b.add_argument("--psf", type=Path, nargs="+", required=True,
+                   help="PSF file: one for all channels, or one per channel")
+    b.add_argument("-o", "--output", type=Path, required=True,
+                   help="output folder (made if missing); each result keeps its input's "
+                        "name, format and axes")
+    b.add_argument("-n", "--iterations", type=int, default=10, help="RL iterations (10)")
+    b.add_argument("--backend", default="auto", help="backend name or 'auto'")
+    b.add_argument("--device", default=None, help="backend device (numpy: thread count)")
+    b.add_argument("--boundary", default="periodic", choices=BOUNDARIES)
+    b.add_argument("--accelerate", nargs="?", const="biggs-andrews", default=False,
+                   choices=["biggs-andrews", "momentum"], help="as for deconvolve")
+    b.add_argument("--back-projector", default="matched", choices=BACK_PROJECTORS,
+                   help="as for deconvolve")
+    b.add_argument("--tv", type=float, default=0.0, help="RLTV weight, 0 (off)")
+    b.add_argument("--background", type=float, default=0.0,
+                   help="constant subtracted from each image first (camera offset), 0")
+    b.add_argument("--progress", action="store_true", help="a progress bar over files")
+    b.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
     s = sub.add_parser("sample", help="write the shipped real sample (LLS image + PSF)")
     s.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
     return p
@@ -191,6 +214,70 @@ def _deconvolve(args: argparse.Namespace) -> int:
         result = np.round(result * scale).astype(np.uint16)
     write_series(args.output, result, axes, voxel, overwrite=args.overwrite)  # zarr: by chunk
     print(f"wrote {args.output} {result.shape} {result.dtype} ({axes.upper()})")
+    return 0
+
+
+def _inputs(patterns: Sequence[str]) -> list[Path]:
+    import glob
+
+    files: list[Path] = []
+    for pattern in patterns:
+        found = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if not found:
+            raise FileNotFoundError(f"inputs: nothing matches {pattern!r}")
+        files.extend(Path(f) for f in found)
+    return files
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Every input through one :class:`rlcore.Deconvolver` per (frame shape, channel)."""
+    import rlcore
+    from rlcore.io import read_image, read_series, write_series
+    from rlcore.series import map_channels
+
+    files = _inputs(args.inputs)
+    args.output.mkdir(parents=True, exist_ok=True)
+    targets = [args.output / f.name for f in files]
+    clash = [t for t in targets if t.exists()]
+    if clash and not args.overwrite:  # before any computing
+        raise FileExistsError(f"{clash[0]} exists (and {len(clash) - 1} more); pass "
+                              "--overwrite to replace them")
+    if len(set(targets)) != len(targets):
+        raise ValueError("inputs: two inputs have the same file name; the output folder "
+                         "would hold one of them")
+    psfs = [read_image(p)[0] for p in args.psf]
+    plans: dict = {}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(files), unit="file", disable=not args.progress)
+    for path, target in zip(files, targets):
+        image, axes, voxel = read_series(path)
+        if args.background:
+            image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
+        channels = image.shape[axes.index("c")] if "c" in axes else 1
+        if len(psfs) not in (1, channels):
+            raise ValueError(f"psf: {len(psfs)} PSFs for the {channels} channels of {path}")
+        frame = tuple(int(n) for n in image.shape[-psfs[0].ndim:])
+
+        def plan(c: int, frame=frame) -> rlcore.Deconvolver:
+            key = (frame, c if len(psfs) > 1 else 0)
+            if key not in plans:
+                plans[key] = rlcore.Deconvolver(
+                    psfs[key[1]], frame, args.iterations, backend=args.backend,
+                    device=_device(args.device), boundary=args.boundary,
+                    accelerate=args.accelerate, back_projector=args.back_projector,
+                    tv=args.tv)
+            return plans[key]
+
+        if "c" in axes:
+            result = map_channels(image, list(range(channels)), axes.index("c"),
+                                  lambda channel, c: plan(c).run(channel))
+        else:
+            result = plan(0).run(image)
+        write_series(target, result, axes, voxel, overwrite=args.overwrite)
+        bar.update(1)
+    bar.close()
+    print(f"wrote {len(files)} files to {args.output} ({len(plans)} plan(s))")
     return 0
 
 
@@ -283,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "deconvolve":
             return _deconvolve(args)
+        if args.command == "batch":
+            return _batch(args)
         if args.command == "info":
             return _info()
         if args.command == "psf":

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcore import _arrays, backprojector, registry
+from rlcore import _arrays, backprojector, registry, series
 from rlcore.boundary import Grid, make_grid
 from rlcore.errors import NumericalError
 from rlcore.iteration import Convolution, Options, richardson_lucy
@@ -315,8 +315,10 @@ class Deconvolver:
 
         Parameters
         ----------
-        image : array, :attr:`shape`
-            Real values; NumPy, CuPy or array-API (the result is of the same kind).
+        image : array, :attr:`shape` or ``(..., *shape)``
+            Real values; NumPy, CuPy, array-API (the result is of the same kind) or Dask
+            (a series only: lazy, one task per frame). Leading axes are frames, each
+            deconvolved as if alone, all with this plan.
         init : {"image", "flat"}, float or array, default "image"
             First estimate, as in :func:`rlcore.deconvolve`.
         callback : callable, optional
@@ -349,6 +351,14 @@ class Deconvolver:
             The result would not be finite.
         """
         be, grid = self.backend, self.grid
+        ndim = len(getattr(image, "shape", ()))
+        if ndim > len(self.shape) and tuple(image.shape[-len(self.shape):]) == self.shape:
+            if return_info or monitor is not None or not isinstance(init, str):
+                raise ValueError("image: a series runs frame by frame; return_info, "
+                                 "monitor and an init array take one frame")
+            return series.map_frames(image, len(self.shape), lambda frame: self.run(
+                frame, init=init, callback=callback, guard=guard,
+                clip_negative=clip_negative, outside=outside))
         with be.activate():
             y, xp, peak = as_image(source(be, image), clip_negative=clip_negative)
             if tuple(y.shape) != self.shape:

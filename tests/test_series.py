@@ -156,3 +156,36 @@ def test_rgb_tiff_is_refused_with_a_message(tmp_path):
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((20, 30, 3), np.uint8), photometric="rgb")
     with pytest.raises(ValueError, match="colour samples"):
         read_series(tmp_path / "rgb.tif")
+
+
+def test_cli_batch_reuses_one_plan_and_matches_deconvolve(tmp_path, rng, capsys):
+    import tifffile
+
+    from rlcore.cli import main
+    from rlcore.io import read_series, write_series
+
+    psf = gaussian_psf((5, 5, 5), 1.2).astype(np.float32)
+    tifffile.imwrite(tmp_path / "psf.tif", psf)
+    images = [(rng.random((3, 8, 20, 22)) * 50).astype(np.float32) for _ in range(3)]
+    (tmp_path / "in").mkdir()
+    for i, im in enumerate(images):
+        write_series(tmp_path / "in" / f"t{i}.ome.tif", im, "tzyx")
+    code = main(["batch", str(tmp_path / "in" / "*.ome.tif"), "--psf",
+                 str(tmp_path / "psf.tif"), "-o", str(tmp_path / "out"), "-n", "3"])
+    assert code == 0 and "(1 plan(s))" in capsys.readouterr().out
+    for i, im in enumerate(images):
+        result, axes, _ = read_series(tmp_path / "out" / f"t{i}.ome.tif")
+        assert axes == "tzyx"
+        assert rel_l2(np.asarray(result), rlcore.deconvolve(im, psf, 3)) < 1e-6
+    # an existing output is refused before anything is computed
+    assert main(["batch", str(tmp_path / "in" / "*.ome.tif"), "--psf",
+                 str(tmp_path / "psf.tif"), "-o", str(tmp_path / "out")]) == 2
+    assert main(["batch", str(tmp_path / "nothing*.tif"), "--psf",
+                 str(tmp_path / "psf.tif"), "-o", str(tmp_path / "o2")]) == 2
+
+
+def test_deconvolver_runs_a_series_with_one_plan(timelapse):
+    image, psf = timelapse
+    plan = Deconvolver(psf, image.shape[1:], 5)
+    out = plan.run(image)
+    assert rel_l2(out, rlcore.deconvolve(image, psf, 5)) < 1e-6
