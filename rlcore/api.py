@@ -320,19 +320,16 @@ def _blocked_input(image: Any, init: Any, options: dict) -> tuple[Any, tuple[int
 
 def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked, options,
                  max_memory=None):
-    from rlcore import blocks
     from rlcore.scheduler import run_blocked
 
     be = bes[0] if isinstance(bes, list) else bes
     image, shape = _blocked_input(image, init, options)
     h = as_psf(psf, shape)
-    block_shape = blocked["block_shape"] or "auto"
-    p = blocks.plan(shape, h.shape, block_shape=block_shape, overlap=blocked["overlap"],
-                    max_memory=max_memory or blocked["max_memory"],
-                    boundary=options["boundary"], iterations=iterations,
-                    bytes_per_voxel=be.buffers_per_voxel,
-                    free_memory=be.memory().free if block_shape == "auto" else None,
-                    host=getattr(be, "on_host", True), fast_len=be.fast_length)
+    p = block_plan(shape, h.shape, iterations, be, boundary=options["boundary"],
+                   accelerate=options["accelerate"],
+                   back_projector=options["back_projector"],
+                   block_shape=blocked["block_shape"], overlap=blocked["overlap"],
+                   max_memory=max_memory or blocked["max_memory"])
     logger.info("deconvolve: blocks: %s", p)
     if isinstance(image, np.ndarray) and image.size:  # whole-image values, as unblocked
         if options["guard"] is None:
@@ -353,6 +350,36 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
     elif blocked.get("out") is None and kind == "array_api":
         result = array_api_compat.array_namespace(image).asarray(result)
     return result, info
+
+
+def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterations: int,
+               backend: Any, *, boundary: str = "periodic", accelerate: Any = False,
+               back_projector: Any = "matched", block_shape: Any = None,
+               overlap: Any = "auto", max_memory: int | None = None) -> Any:
+    """The :class:`rlcore.blocks.BlockPlan` a blocked :func:`deconvolve` uses (the one
+    place it is made: runs, Dask and the CLI's ``--dry-run`` all call this).
+
+    ``psf_shape`` is the PSF's shape after cropping to the image; ``backend`` a backend
+    object (its memory model, free memory and FFT lengths size the blocks); the other
+    arguments as in :func:`deconvolve`.
+
+    Raises
+    ------
+    ValueError
+        Bad block arguments, or ``max_memory`` too small for any block.
+    """
+    from rlcore import blocks
+    from rlcore.deconvolver import memory_per_voxel
+
+    variant = Variant.checked(len(image_shape), accelerate=accelerate,
+                              back_projector=back_projector)
+    block_shape = block_shape or "auto"
+    return blocks.plan(tuple(image_shape), tuple(psf_shape), block_shape=block_shape,
+                       overlap=overlap, max_memory=max_memory, boundary=boundary,
+                       iterations=iterations,
+                       bytes_per_voxel=memory_per_voxel(backend, variant, boundary),
+                       free_memory=backend.memory().free if block_shape == "auto" else None,
+                       host=getattr(backend, "on_host", True), fast_len=backend.fast_length)
 
 
 def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overlap, options):
@@ -394,11 +421,10 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
                     tol=options["tol"])
     p = None
     if block_shape is not None or max_memory is not None:
-        p = blocks.plan(shape, h.shape, block_shape=block_shape or "auto", overlap=overlap,
-                        max_memory=max_memory, boundary=options["boundary"],
-                        iterations=iterations, bytes_per_voxel=be.buffers_per_voxel,
-                        free_memory=be.memory().free, host=getattr(be, "on_host", True),
-                        fast_len=be.fast_length)
+        p = block_plan(shape, h.shape, iterations, be, boundary=options["boundary"],
+                       accelerate=options["accelerate"],
+                       back_projector=options["back_projector"], block_shape=block_shape,
+                       overlap=overlap, max_memory=max_memory)
     elif overlap != "auto":
         p = blocks.plan(shape, h.shape, block_shape=tuple(max(c) for c in image.chunks),
                         overlap=overlap, boundary=options["boundary"], iterations=iterations)

@@ -282,21 +282,18 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, image, psf, blocks: dict) -> int:
-    from rlcore import blocks as block_plans
+    from rlcore.api import block_plan
     from rlcore.registry import get_backend
 
     be = get_backend(args.backend, device=_device(args.device))
     shape = tuple(image.shape)[-psf.ndim:]  # one frame: series run frame by frame
     psf_shape = tuple(min(p, n) for p, n in zip(psf.shape, shape))
-    free = be.memory().free
-    p = block_plans.plan(shape, psf_shape, block_shape=blocks["block_shape"] or "auto",
-                         overlap=blocks["overlap"], max_memory=blocks["max_memory"],
-                         boundary=args.boundary, bytes_per_voxel=be.buffers_per_voxel,
-                         iterations=args.iterations if isinstance(args.iterations, int)
-                         else args.max_iterations,
-                         free_memory=free, host=getattr(be, "on_host", True),
-                         fast_len=be.fast_length)
-    print(f"backend {be.name} on {be.device}: {free / 2**30:.1f} GiB free")
+    iterations = args.iterations if isinstance(args.iterations, int) else args.max_iterations
+    p = block_plan(shape, psf_shape, iterations, be, boundary=args.boundary,
+                   accelerate=args.accelerate or False,
+                   back_projector=args.back_projector if args.back_projector != "auto"
+                   else "matched", **blocks)
+    print(f"backend {be.name} on {be.device}: {be.memory().free / 2**30:.1f} GiB free")
     print(f"image {shape}, PSF {tuple(psf.shape)}, boundary {args.boundary}")
     print(f"plan: {p}")
     return 0

@@ -210,6 +210,18 @@ def finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
     return xp.asarray(backend.to_host(result))
 
 
+def memory_per_voxel(backend: Any, variant: Variant, boundary: str) -> float:
+    """Device bytes per grid voxel of one run: the backend's buffers (image, estimate,
+    work, OTF, spectrum work) plus the variant's: the back projector's half spectrum,
+    the previous estimate (acceleration), the last step (Biggs-Andrews) and ``1 / H^T M``
+    (non-circulant)."""
+    extra = 4.0 if not variant.back_projector.matched else 0.0
+    extra += 4.0 * (variant.accelerate is not None)
+    extra += 4.0 * (variant.accelerate == "biggs-andrews")
+    extra += 4.0 * (boundary == "non-circulant")
+    return float(backend.buffers_per_voxel) + extra
+
+
 class Deconvolver:
     """Richardson-Lucy for images of one shape: checked once, OTF computed once.
 
@@ -300,11 +312,7 @@ class Deconvolver:
     @property
     def bytes_per_voxel(self) -> float:
         """Device bytes per grid voxel of one run (the memory model blocks are sized by)."""
-        extra = 4.0 if self.back_kernel is not None else 0.0  # one more half spectrum
-        extra += 4.0 * (self.variant.accelerate is not None)  # previous estimate
-        extra += 4.0 * (self.variant.accelerate == "biggs-andrews")  # last step
-        extra += 4.0 * (self.boundary == "non-circulant")
-        return float(self.backend.buffers_per_voxel) + extra
+        return memory_per_voxel(self.backend, self.variant, self.boundary)
 
     def run(self, image: Any, *, init: Any = "image", callback: Callable | None = None,
             guard: float | None = None, clip_negative: bool = True,

@@ -166,4 +166,8 @@ def test_cli_dry_run_reports_the_overlap_for_the_iterations_asked(tmp_path, caps
                  "32", "32"]) == 0
     printed = capsys.readouterr().out
     expected = blocks.auto_overlap((5, 5, 5), n)
-    assert f"overlap {tuple(expected)}" in printed or str(tuple(expected)) in printed
+    assert str(tuple(expected)) in printed
+    # exactly the plan the run then uses
+    _, info = rlcore.deconvolve(image, np.ones((5, 5, 5), np.float32), n,
+                                block_shape=(20, 32, 32), return_info=True)
+    assert f"plan: {info.blocks}" in printed

@@ -7,7 +7,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from rlcore.api import _run
+from rlcore.deconvolver import Deconvolver
 
 __all__ = ["richardson_lucy"]
 
@@ -72,10 +72,12 @@ def richardson_lucy(
     if filter_epsilon is not None and not (np.isfinite(filter_epsilon) and filter_epsilon >= 0):
         raise ValueError(f"filter_epsilon: must be finite and >= 0, got {filter_epsilon!r}")
     guard = _SKIMAGE_EPS if filter_epsilon is None else float(filter_epsilon)
-    result = _run(
-        image, psf, num_iter, backend=backend, device=None, boundary="zero", init=0.5,
-        callback=None, progress=False, guard=guard,
-    )
+    if not hasattr(image, "shape"):
+        image = np.asarray(image)
+    like = None if isinstance(image, np.ndarray) else image
+    plan = Deconvolver(psf, tuple(image.shape), num_iter, backend=backend,
+                       boundary="zero", like=like)
+    result = plan.run(image, init=0.5, guard=guard)
     if clip:
         if isinstance(result, np.ndarray):
             np.clip(result, -1, 1, out=result)
