@@ -379,7 +379,7 @@ def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterati
                        iterations=iterations,
                        bytes_per_voxel=memory_per_voxel(backend, variant, boundary),
                        free_memory=backend.memory().free if block_shape == "auto" else None,
-                       host=getattr(backend, "on_host", True), fast_len=backend.fast_length)
+                       host=backend.on_host, fast_len=backend.fast_length)
 
 
 def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overlap, options):

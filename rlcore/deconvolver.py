@@ -172,7 +172,7 @@ def on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
     """The array embedded on the grid and moved to the backend's device."""
     if not grid.padded:
         return backend.to_device(array)
-    xp = getattr(backend, "xp", None)
+    xp = backend.xp
     if xp is not None and (grid.mode != "reflect" or hasattr(xp, "pad")):
         return grid.embed(backend.to_device(array), estimate=estimate, xp=xp, fill=fill)
     host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
@@ -182,7 +182,7 @@ def on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
 def source(be: Any, image: Any) -> Any:
     """The caller's array as the backend checks it: on a device backend, uploaded first
     (in its own dtype, so the checks run on the device and transfers move fewer bytes)."""
-    if _arrays.kind(image) == "numpy" and not getattr(be, "on_host", True):
+    if _arrays.kind(image) == "numpy" and not be.on_host:
         if isinstance(image, (str, bytes)):
             return image  # as_image names the problem
         host = np.asarray(image)
@@ -193,7 +193,7 @@ def source(be: Any, image: Any) -> Any:
 
 def finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
     """The image region of the estimate, checked finite, in the caller's array kind."""
-    if getattr(backend, "xp", True) is None:  # no array namespace (pyopencl): crop on host
+    if backend.xp is None:  # no array namespace (pyopencl): crop on host
         result = np.asarray(backend.to_host(estimate))
         result = result[grid.region] if grid.padded else result
     else:
@@ -301,7 +301,7 @@ class Deconvolver:
         """``1 / B M`` (``H^T M`` for the matched back projector), 0 where it is <=
         :data:`NONCIRCULANT_GUARD`: Bertero & Boccacci (2005), eq. (9)."""
         be, grid, op = self.backend, self.grid, self.operator
-        if getattr(be, "xp", None) is not None:  # built on the device
+        if be.xp is not None:  # built on the device
             weight = op.back_project(grid.mask(be.xp))
             ones = be.xp.ones(grid.shape, dtype=be.xp.float32)
         else:  # no array namespace (pyopencl): built on the host, uploaded

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlcore.boundary import place_psf
-from rlcore.protocol import Array, Backend, spectrum_shape
+from rlcore.protocol import Array, Backend, HostPlacement, spectrum_shape
 
 __all__ = ["Convolution", "Options", "richardson_lucy"]
 
@@ -60,9 +60,8 @@ class Convolution:
         """Half spectrum of a kernel (centre voxel ``n // 2``) placed on the grid; the
         placement goes through :attr:`work`, so no other grid-sized array is allocated."""
         backend = self.backend
-        placer = getattr(backend, "place_psf", None)  # a backend may place on the host
-        if placer is not None:
-            self.work = placer(kernel, self.shape, self.work)
+        if isinstance(backend, HostPlacement):  # a backend may place on the host
+            self.work = backend.place_psf(kernel, self.shape, self.work)
         else:
             self.work = place_psf(backend.to_device(np.asarray(kernel, np.float32)),
                                   self.shape, out=self.work)

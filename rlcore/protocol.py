@@ -26,7 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Array", "Backend", "BackendBase", "MemoryInfo", "spectrum_shape"]
+__all__ = ["Array", "AsyncDownloads", "Backend", "BackendBase", "HostPlacement", "MemoryInfo",
+           "PinnedTransfers", "spectrum_shape"]
 
 #: An array of the backend's own kind (numpy, CuPy, pyopencl, any array-API array).
 Array = Any
@@ -71,8 +72,14 @@ class Backend(Protocol):
     name: str
     device: str
     buffers_per_voxel: float
-
+    #: True when arrays live in host memory (checks then run on the caller's array)
     on_host: bool
+    #: the backend's array namespace (NumPy, CuPy, an array-API module), or None when its
+    #: arrays have none (pyopencl): grids are then embedded and cropped on the host
+    xp: Any
+
+    def fast_length(self, n: int) -> int:
+        """Smallest length >= ``n`` the backend's FFT handles fast (padded grids use it)."""
 
     def activate(self) -> Any:
         """Context manager: select the device; map out-of-memory to DeviceOutOfMemoryError."""
@@ -169,6 +176,44 @@ class Backend(Protocol):
         """Free and total memory of the device, in bytes."""
 
 
+@runtime_checkable
+class HostPlacement(Protocol):
+    """Optional: the backend places a PSF on the grid itself (e.g. on the host, then one
+    upload) instead of slice copies on the device (:func:`rlcore.boundary.place_psf`)."""
+
+    def place_psf(self, psf: np.ndarray, grid_shape: tuple[int, ...], out: Array) -> Array:
+        """The PSF (centre voxel ``n // 2``) wrapped around the grid origin, in ``out``."""
+
+
+@runtime_checkable
+class AsyncDownloads(Protocol):
+    """Optional: downloads ordered by events on another thread (CuPy), so the block
+    scheduler downloads one block's result while the next computes."""
+
+    def record(self) -> Any:
+        """An event marking the work queued so far."""
+
+    def contiguous(self, array: Array) -> Array:
+        """A C-contiguous copy (or the array itself when it is one)."""
+
+    def to_host(self, array: Array, after: Any = None) -> np.ndarray:
+        """Download once the event ``after`` has completed."""
+
+
+@runtime_checkable
+class PinnedTransfers(Protocol):
+    """Optional: page-locked host buffers, so each block moves by one DMA (CuPy)."""
+
+    def pinned_empty(self, nbytes: int) -> np.ndarray:
+        """A page-locked host byte buffer of at least ``nbytes``."""
+
+    def release_pinned(self, buffer: np.ndarray) -> None:
+        """Give a buffer from :meth:`pinned_empty` back."""
+
+    def upload(self, host: np.ndarray, pinned: bool = False) -> Array:
+        """Upload (one DMA when ``pinned``)."""
+
+
 class BackendBase:
     """Optional base class: defaults for host backends and the composed operations.
 
@@ -177,7 +222,7 @@ class BackendBase:
     passes or to work in place.
     """
 
-    xp: Any
+    xp: Any = None
 
     def multiply_with_step(self, x, y, step):
         return x * y, x * (y - 1)

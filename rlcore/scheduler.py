@@ -18,6 +18,7 @@ import numpy as np
 
 from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block
 from rlcore.deconvolver import Deconvolver, Variant
+from rlcore.protocol import AsyncDownloads, PinnedTransfers
 
 __all__ = ["run_blocked", "run_dask"]
 
@@ -85,9 +86,9 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
                                 clip_negative=options.get("clip_negative", True),
                                 outside=options.get("outside"))
 
-    device = not getattr(be, "on_host", True)
-
-    pinned = getattr(be, "pinned_empty", None)
+    device = not be.on_host
+    pinned = be.pinned_empty if isinstance(be, PinnedTransfers) else None
+    events = isinstance(be, AsyncDownloads)
 
     def buffer(shape):  # a page-locked host array (CuPy): transfers by one DMA
         nbytes = int(np.prod(shape)) * 4
@@ -112,7 +113,8 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
     def store(result, block, after):
         with be.activate():
             if pinned is None:
-                out[block.core] = be.to_host(result, after=after)
+                out[block.core] = (be.to_host(result, after=after) if events
+                                   else be.to_host(result))
                 return
             raw, host = buffer(tuple(result.shape))
             try:
@@ -135,10 +137,8 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
                 out[block.core] = np.asarray(result)[block.crop]
                 continue
             core = result[block.crop]
-            contiguous = getattr(be, "contiguous", None)
-            core = contiguous(core) if contiguous is not None else core
-            record = getattr(be, "record", None)
-            writes.append(writer.submit(store, core, block, record() if record else None))
+            core = be.contiguous(core) if events else core
+            writes.append(writer.submit(store, core, block, be.record() if events else None))
             del result, core
             if len(writes) > 1:  # at most one download in flight
                 writes[-2].result()
