@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import array_api_compat
@@ -17,6 +18,7 @@ from rlcore.deconvolver import (
     NONCIRCULANT_GUARD,
     Deconvolver,
     RunInfo,
+    RunOptions,
     Variant,
     finish,
     on_grid,
@@ -251,13 +253,15 @@ def _run(
         accelerate = False
     if offset:
         image = _subtract_offset(image, offset)
-    back_projector = backprojector.check(back_projector)
-    options = dict(boundary=boundary, guard=guard, clip_negative=clip_negative,
-                   accelerate=accelerate, back_projector=back_projector, tv=tv, tol=tol)
+    ndim = max(len(image.shape) if hasattr(image, "shape") else int(np.ndim(image)), 1)
+    options = RunOptions(boundary, Variant.checked(ndim, accelerate=accelerate,
+                                                   back_projector=back_projector, tv=tv,
+                                                   tol=tol),
+                         guard=guard, clip_negative=clip_negative)
     if _arrays.kind(image) == "dask":
         return _run_dask(image, psf, iterations, backend=backend, device=device,
                          block_shape=block_shape, overlap=overlap, max_memory=max_memory,
-                         init=init, return_info=return_info, **options)
+                         init=init, return_info=return_info, options=options)
     blocked = dict(block_shape=block_shape, overlap=overlap, max_memory=max_memory, out=out)
     if isinstance(device, (list, tuple)):  # several devices: blocks spread over them
         bes = [_select_backend(backend, d, image) for d in device]
@@ -271,9 +275,8 @@ def _run(
     with be.activate():
         if block_shape is None and max_memory is None and out is None:
             try:
-                result, info = _run_on(be, image, psf, iterations, init=init,
-                                       callback=callback, progress=progress, observe=observe,
-                                       **options)
+                result, info = _run_on(be, image, psf, iterations, options, init=init,
+                                       callback=callback, progress=progress, observe=observe)
             except DeviceOutOfMemoryError as exc:
                 logger.warning("deconvolve: out of memory unblocked on %s (%s); retrying in "
                                "blocks", be.device, exc)
@@ -307,10 +310,10 @@ def _progress(show: bool, total: int, desc: str, callback: Callable | None):
             bar.close()
 
 
-def _blocked_input(image: Any, init: Any, options: dict) -> tuple[Any, tuple[int, ...]]:
+def _blocked_input(image: Any, init: Any, options: RunOptions) -> tuple[Any, tuple[int, ...]]:
     if not (isinstance(init, str) and init == "image"):
         raise ValueError(f"init: blocked runs start from the image, got {init!r}")
-    if options.get("tol") is not None:
+    if options.variant.tol is not None:
         raise ValueError("tol: not available with blocks (blocks would stop at different "
                          "iterations); use a fixed iteration count")
     if not hasattr(image, "shape") or not hasattr(image, "__getitem__"):
@@ -325,22 +328,20 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
     be = bes[0] if isinstance(bes, list) else bes
     image, shape = _blocked_input(image, init, options)
     h = as_psf(psf, shape)
-    p = block_plan(shape, h.shape, iterations, be, boundary=options["boundary"],
-                   accelerate=options["accelerate"],
-                   back_projector=options["back_projector"],
+    p = block_plan(shape, h.shape, iterations, be, options=options,
                    block_shape=blocked["block_shape"], overlap=blocked["overlap"],
                    max_memory=max_memory or blocked["max_memory"])
     logger.info("deconvolve: blocks: %s", p)
     if isinstance(image, np.ndarray) and image.size:  # whole-image values, as unblocked
-        if options["guard"] is None:
-            options = dict(options, guard=GUARD_RELATIVE * max(float(np.max(image)), 0.0))
-        if options["boundary"] == "non-circulant":
-            options = dict(options, outside=float(np.mean(image, dtype=np.float64)))
+        if options.guard is None:
+            options = replace(options, guard=GUARD_RELATIVE * max(float(np.max(image)), 0.0))
+        if options.boundary == "non-circulant":
+            options = replace(options, outside=float(np.mean(image, dtype=np.float64)))
     with _progress(progress, iterations * p.n_blocks, f"RL, {p.n_blocks} blocks",
                    callback) as step:
         result = run_blocked(bes, image, h, iterations, p, callback=step,
-                             out=blocked.get("out"), **options)
-    info = RunInfo(iterations, False, be.name, be.device, options["boundary"], p.grid_shape,
+                             out=blocked.get("out"), options=options)
+    info = RunInfo(iterations, False, be.name, be.device, options.boundary, p.grid_shape,
                    p)
     kind = _arrays.kind(image)
     if blocked.get("out") is None and kind == "cupy":  # CuPy in, CuPy out
@@ -353,15 +354,15 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
 
 
 def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterations: int,
-               backend: Any, *, boundary: str = "periodic", accelerate: Any = False,
-               back_projector: Any = "matched", block_shape: Any = None,
+               backend: Any, *, options: RunOptions | None = None, block_shape: Any = None,
                overlap: Any = "auto", max_memory: int | None = None) -> Any:
     """The :class:`rlcore.blocks.BlockPlan` a blocked :func:`deconvolve` uses (the one
     place it is made: runs, Dask and the CLI's ``--dry-run`` all call this).
 
     ``psf_shape`` is the PSF's shape after cropping to the image; ``backend`` a backend
-    object (its memory model, free memory and FFT lengths size the blocks); the other
-    arguments as in :func:`deconvolve`.
+    object (its memory model, free memory and FFT lengths size the blocks); ``options``
+    the run's (boundary and variant; default plain periodic RL); the other arguments as
+    in :func:`deconvolve`.
 
     Raises
     ------
@@ -371,13 +372,13 @@ def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterati
     from rlcore import blocks
     from rlcore.deconvolver import memory_per_voxel
 
-    variant = Variant.checked(len(image_shape), accelerate=accelerate,
-                              back_projector=back_projector)
+    options = options or RunOptions()
     block_shape = block_shape or "auto"
     return blocks.plan(tuple(image_shape), tuple(psf_shape), block_shape=block_shape,
-                       overlap=overlap, max_memory=max_memory, boundary=boundary,
+                       overlap=overlap, max_memory=max_memory, boundary=options.boundary,
                        iterations=iterations,
-                       bytes_per_voxel=memory_per_voxel(backend, variant, boundary),
+                       bytes_per_voxel=memory_per_voxel(backend, options.variant,
+                                                        options.boundary),
                        free_memory=backend.memory().free if block_shape == "auto" else None,
                        host=backend.on_host, fast_len=backend.fast_length)
 
@@ -407,7 +408,7 @@ def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overl
 
 
 def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, max_memory,
-              init, return_info, **options):
+              init, return_info, options: RunOptions):
     from rlcore import blocks
     from rlcore.registry import get_backend
     from rlcore.scheduler import run_dask
@@ -416,46 +417,36 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
     shape = tuple(int(n) for n in image.shape)
     h = as_psf(psf, shape)
     be = get_backend(backend, device=device)  # checks the name here, not in the workers
-    Variant.checked(len(shape), accelerate=options["accelerate"],
-                    back_projector=options["back_projector"], tv=options["tv"],
-                    tol=options["tol"])
     p = None
     if block_shape is not None or max_memory is not None:
-        p = block_plan(shape, h.shape, iterations, be, boundary=options["boundary"],
-                       accelerate=options["accelerate"],
-                       back_projector=options["back_projector"], block_shape=block_shape,
-                       overlap=overlap, max_memory=max_memory)
+        p = block_plan(shape, h.shape, iterations, be, options=options,
+                       block_shape=block_shape, overlap=overlap, max_memory=max_memory)
     elif overlap != "auto":
         p = blocks.plan(shape, h.shape, block_shape=tuple(max(c) for c in image.chunks),
-                        overlap=overlap, boundary=options["boundary"], iterations=iterations)
-    if options["boundary"] == "non-circulant":  # the whole image's mean, as unblocked (one
-        options = dict(options, outside=float(image.mean(dtype=np.float64).compute()))  # pass)
-    result = run_dask(image, h, iterations, p, backend=backend, device=device, **options)
+                        overlap=overlap, boundary=options.boundary, iterations=iterations)
+    if options.boundary == "non-circulant":  # the whole image's mean, as unblocked (one
+        options = replace(options, outside=float(image.mean(dtype=np.float64).compute()))
+    result = run_dask(image, h, iterations, p, backend=backend, device=device,
+                      options=options)
     if return_info:
-        info = RunInfo(iterations, False, backend, str(device), options["boundary"],
+        info = RunInfo(iterations, False, backend, str(device), options.boundary,
                        p.grid_shape if p else tuple(max(c) for c in image.chunks), p)
         return result, info
     return result
 
 
-def _run_on(be, image, psf, iterations, *, boundary, init, callback, progress, guard,
-            clip_negative, accelerate, tv, tol, back_projector="matched",
-            observe=None, outside=None):
-    """One unblocked run on backend ``be`` through a :class:`Deconvolver`; ``outside``
-    (blocks) is the non-circulant first estimate beyond the image (default: its mean)."""
+def _run_on(be, image, psf, iterations, options: RunOptions, *, init, callback, progress,
+            observe=None):
+    """One unblocked run on backend ``be`` through a :class:`Deconvolver`."""
     if isinstance(image, (str, bytes)) or not hasattr(image, "shape"):
         image = as_image(image)[0]  # array-likes converted (and checked) once
     shape = tuple(int(n) for n in image.shape)
     if not shape or 0 in shape:
         as_image(image)  # raises, naming the image
-    variant = Variant.checked(len(shape), accelerate=accelerate,
-                              back_projector=back_projector, tv=tv, tol=tol)
-    plan = Deconvolver(psf, shape, iterations, backend=be, boundary=boundary,
-                       variant=variant)
+    plan = options.plan(psf, shape, iterations, be)
     with _progress(progress, iterations, "Richardson-Lucy", callback) as step:
-        return plan.run(image, init=init, callback=step, guard=guard,
-                        clip_negative=clip_negative, outside=outside, observe=observe,
-                        return_info=True)
+        return options.run(plan, image, init=init, callback=step, observe=observe,
+                           return_info=True)
 
 
 def deconvolve(

@@ -289,10 +289,13 @@ def _dry_run(args: argparse.Namespace, image, psf, blocks: dict) -> int:
     shape = tuple(image.shape)[-psf.ndim:]  # one frame: series run frame by frame
     psf_shape = tuple(min(p, n) for p, n in zip(psf.shape, shape))
     iterations = args.iterations if isinstance(args.iterations, int) else args.max_iterations
-    p = block_plan(shape, psf_shape, iterations, be, boundary=args.boundary,
-                   accelerate=args.accelerate or False,
-                   back_projector=args.back_projector if args.back_projector != "auto"
-                   else "matched", **blocks)
+    from rlcore.deconvolver import RunOptions, Variant
+
+    variant = Variant.checked(len(shape), accelerate=args.accelerate or False,
+                              back_projector=args.back_projector
+                              if args.back_projector != "auto" else "matched", tv=args.tv)
+    p = block_plan(shape, psf_shape, iterations, be,
+                   options=RunOptions(args.boundary, variant), **blocks)
     print(f"backend {be.name} on {be.device}: {be.memory().free / 2**30:.1f} GiB free")
     print(f"image {shape}, PSF {tuple(psf.shape)}, boundary {args.boundary}")
     print(f"plan: {p}")

@@ -100,6 +100,43 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """Everything a run needs besides its data, checked once and shared by every block,
+    frame and Dask task of the run (never a dict).
+
+    Attributes
+    ----------
+    boundary : str
+        Boundary mode of each run (blocks: the plan's block boundary).
+    variant : Variant
+    guard : float or None
+        Absolute guard of the division; None: :data:`GUARD_RELATIVE` x the run's maximum
+        (blocks and Dask set the whole volume's, so blocks agree with an unblocked run).
+    clip_negative : bool
+        Clip negative image values with a warning (False for the scikit-image layer).
+    outside : float or None
+        Non-circulant first estimate beyond the image (blocks: the volume's mean).
+    """
+
+    boundary: str = "periodic"
+    variant: Variant = field(default_factory=Variant)
+    guard: float | None = None
+    clip_negative: bool = True
+    outside: float | None = None
+
+    def plan(self, psf: Any, shape: tuple[int, ...], iterations: int,
+             backend: Any) -> Deconvolver:
+        """A :class:`Deconvolver` for one block or frame shape with these options."""
+        return Deconvolver(psf, shape, iterations, backend=backend, boundary=self.boundary,
+                           variant=self.variant)
+
+    def run(self, plan: Deconvolver, data: Any, **kwargs: Any) -> Any:
+        """``plan.run(data)`` with this run's guard, clipping and outside value."""
+        return plan.run(data, guard=self.guard, clip_negative=self.clip_negative,
+                        outside=self.outside, **kwargs)
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """How a run went (:func:`rlcore.deconvolve` with ``return_info=True``).
 

@@ -8,6 +8,7 @@ nothing here knows RL.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block
-from rlcore.deconvolver import Deconvolver, Variant
+from rlcore.deconvolver import Deconvolver, RunOptions
 from rlcore.protocol import AsyncDownloads, PinnedTransfers
 
 __all__ = ["run_blocked", "run_dask"]
@@ -26,8 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan, *,
-                out: Any = None, callback: Callable[[int, int], object] | None = None,
-                **options: Any) -> Any:
+                options: RunOptions, out: Any = None,
+                callback: Callable[[int, int], object] | None = None) -> Any:
     """Deconvolve ``image`` block by block; returns the float32 result.
 
     ``be`` is one backend, or a list of backends (one per GPU): then one thread per backend
@@ -52,7 +53,7 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
             if callback is not None:
                 callback(counter[0], total)
 
-    run_options = dict(options, boundary=p.block_boundary)
+    run_options = dataclasses.replace(options, boundary=p.block_boundary)
     mine = [blocks[w::len(backends)] for w in range(len(backends))]
     if len(backends) == 1:
         _worker(backends[0], image, psf, iterations, p, mine[0], out, step, run_options)
@@ -66,7 +67,7 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
 
 
 def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
-            blocks: list, out: Any, step: Callable, options: dict) -> None:
+            blocks: list, out: Any, step: Callable, options: RunOptions) -> None:
     """Compute ``blocks`` on backend ``be``.
 
     A reader thread reads (and, for a device backend, uploads) the next block while this
@@ -81,10 +82,8 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
     def deconvolve_block(data):
         shape = tuple(int(n) for n in data.shape)
         if shape not in plans:
-            plans[shape] = _plan(be, psf, shape, iterations, options)
-        return plans[shape].run(data, callback=step, guard=options.get("guard"),
-                                clip_negative=options.get("clip_negative", True),
-                                outside=options.get("outside"))
+            plans[shape] = options.plan(psf, shape, iterations, be)
+        return options.run(plans[shape], data, callback=step)
 
     device = not be.on_host
     pinned = be.pinned_empty if isinstance(be, PinnedTransfers) else None
@@ -147,36 +146,23 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
             w.result()
 
 
-def _plan(be: Any, psf: np.ndarray, shape: tuple[int, ...], iterations: int,
-          options: dict) -> Deconvolver:
-    variant = Variant.checked(len(shape), accelerate=options.get("accelerate", False),
-                              back_projector=options.get("back_projector", "matched"),
-                              tv=options.get("tv", 0.0), tol=options.get("tol"))
-    return Deconvolver(psf, shape, iterations, backend=be, boundary=options["boundary"],
-                       variant=variant)
-
-
 def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,
-                    boundary: str, options: dict) -> Callable[[np.ndarray], np.ndarray]:
-    options = dict(options, boundary=boundary)
-
+                    options: RunOptions) -> Callable[[np.ndarray], np.ndarray]:
     def deconvolve_block(block: np.ndarray) -> np.ndarray:
         from rlcore.registry import get_backend
 
         if block.size == 0:
             return np.zeros(block.shape, np.float32)
         be = get_backend(backend, device=device)
-        plan = _plan(be, psf, tuple(block.shape), iterations, options)
-        result = plan.run(np.asarray(block), guard=options.get("guard"),
-                          clip_negative=options.get("clip_negative", True),
-                          outside=options.get("outside"))
+        plan = options.plan(psf, tuple(block.shape), iterations, be)
+        result = options.run(plan, np.asarray(block))
         return np.asarray(result, dtype=np.float32)
 
     return deconvolve_block
 
 
 def run_dask(image: Any, psf: np.ndarray, iterations: int, p: BlockPlan | None, *,
-             backend: str, device: Any, boundary: str, **options: Any) -> Any:
+             backend: str, device: Any, options: RunOptions) -> Any:
     """A lazy ``dask.array`` of the result: ``map_overlap`` with depth = the plan's overlap.
 
     With ``p`` None the image's own chunks are the block cores and the overlap is
@@ -192,7 +178,8 @@ def run_dask(image: Any, psf: np.ndarray, iterations: int, p: BlockPlan | None, 
     else:
         overlap = tuple(0 if len(c) == 1 else h
                         for c, h in zip(image.chunks, auto_overlap(psf.shape, iterations)))
-    fn = _block_function(backend, device, psf, iterations, boundary, options)
+    boundary = options.boundary
+    fn = _block_function(backend, device, psf, iterations, options)
     depth = {a: o for a, o in enumerate(overlap)}
     edge = "periodic" if boundary == "periodic" else "none"
     return da.map_overlap(fn, image.astype(np.float32), depth=depth, boundary=edge,
