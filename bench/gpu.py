@@ -184,6 +184,9 @@ def variants_cost(report, shape=(256, 256, 256), psf_size=32, repeats=7):
     x = cp.asarray(make_image(shape))
     psf = gaussian_psf(psf_size)
     variants = {"plain periodic": {}, "accelerate": {"accelerate": True},
+                "momentum": {"accelerate": "momentum"},
+                "wiener-butterworth": {"back_projector": "wiener-butterworth"},
+                "otf-masked": {"back_projector": "otf-masked"},
                 "tv=0.002": {"tv": 0.002}, "non-circulant": {"boundary": "non-circulant"},
                 "zero": {"boundary": "zero"}}
     for kw in variants.values():
