@@ -321,6 +321,43 @@ def _blocked_input(image: Any, init: Any, options: RunOptions) -> tuple[Any, tup
     return image, tuple(int(n) for n in image.shape)
 
 
+#: bytes read per slab when a whole-volume constant is computed from a sliceable source
+_SLAB_BYTES = 64 << 20
+
+
+def _whole_volume(image: Any, options: RunOptions) -> RunOptions:
+    """The constants every block of a run shares, computed from the whole volume in one
+    pass whatever holds it (NumPy, CuPy, Dask, zarr, memmap, any sliceable array), so a
+    blocked run matches an unblocked one: the division's guard (``GUARD_RELATIVE`` x the
+    maximum) and, non-circulant, the first estimate outside the image (the mean)."""
+    need_guard = options.guard is None
+    need_mean = options.boundary == "non-circulant" and options.outside is None
+    if not (need_guard or need_mean) or not int(np.prod(image.shape)):
+        return options
+    kind = _arrays.kind(image)
+    if kind == "dask":
+        import dask
+
+        top, total = dask.compute(image.max(), image.sum(dtype=np.float64))
+        top, total = float(top), float(total)
+    elif isinstance(image, np.ndarray) or kind == "cupy":
+        top, total = float(image.max()), float(image.sum(dtype=np.float64))
+    elif kind == "array_api":
+        xp = array_api_compat.array_namespace(image)
+        top, total = float(xp.max(image)), float(xp.sum(xp.astype(image, xp.float64)))
+    else:  # zarr, memmap, lazy readers: slabs along axis 0
+        step = max(1, _SLAB_BYTES // max(1, int(np.prod(image.shape[1:])) * 4))
+        top, total = -np.inf, 0.0
+        for start in range(0, int(image.shape[0]), step):
+            slab = np.asarray(image[start:start + step, ...], dtype=np.float32)
+            top, total = max(top, float(slab.max())), total + float(slab.sum(dtype=np.float64))
+    if need_guard:
+        options = replace(options, guard=GUARD_RELATIVE * max(top, 0.0))
+    if need_mean:
+        options = replace(options, outside=total / int(np.prod(image.shape)))
+    return options
+
+
 def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked, options,
                  max_memory=None):
     from rlcore.scheduler import run_blocked
@@ -332,11 +369,7 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
                    block_shape=blocked["block_shape"], overlap=blocked["overlap"],
                    max_memory=max_memory or blocked["max_memory"])
     logger.info("deconvolve: blocks: %s", p)
-    if isinstance(image, np.ndarray) and image.size:  # whole-image values, as unblocked
-        if options.guard is None:
-            options = replace(options, guard=GUARD_RELATIVE * max(float(np.max(image)), 0.0))
-        if options.boundary == "non-circulant":
-            options = replace(options, outside=float(np.mean(image, dtype=np.float64)))
+    options = _whole_volume(image, options)
     with _progress(progress, iterations * p.n_blocks, f"RL, {p.n_blocks} blocks",
                    callback) as step:
         result = run_blocked(bes, image, h, iterations, p, callback=step,
@@ -409,7 +442,6 @@ def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overl
 
 def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, max_memory,
               init, return_info, options: RunOptions):
-    from rlcore import blocks
     from rlcore.registry import get_backend
     from rlcore.scheduler import run_dask
 
@@ -422,10 +454,9 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
         p = block_plan(shape, h.shape, iterations, be, options=options,
                        block_shape=block_shape, overlap=overlap, max_memory=max_memory)
     elif overlap != "auto":
-        p = blocks.plan(shape, h.shape, block_shape=tuple(max(c) for c in image.chunks),
-                        overlap=overlap, boundary=options.boundary, iterations=iterations)
-    if options.boundary == "non-circulant":  # the whole image's mean, as unblocked (one
-        options = replace(options, outside=float(image.mean(dtype=np.float64).compute()))
+        p = block_plan(shape, h.shape, iterations, be, options=options,
+                       block_shape=tuple(max(c) for c in image.chunks), overlap=overlap)
+    options = _whole_volume(image, options)
     result = run_dask(image, h, iterations, p, backend=backend, device=device,
                       options=options)
     if return_info:

@@ -313,3 +313,27 @@ def test_block_reads_never_span_two_source_chunks(rng):
     for b in blocks.blocks_of(p):
         np.testing.assert_array_equal(blocks.read_block(Chunked(), b, p),
                                       blocks.read_block(data, b, p))
+
+
+def test_whole_volume_constants_are_one_rule_for_every_source(rng):
+    """Guard and non-circulant fill come from the whole volume for NumPy, Dask and any
+    sliceable source (here a reader with no reductions of its own), so the results agree."""
+    image, psf = _phantom(rng)
+    image[:6] *= 0.01  # blocks with far smaller maxima than the volume
+
+    class Reader:  # a lazy reader: shape, dtype and slicing only
+        shape, dtype, ndim = image.shape, image.dtype, image.ndim
+
+        def __getitem__(self, key):
+            return image[key]
+
+    kw = dict(block_shape=(12, 20, 22), boundary="non-circulant")
+    ref = rlcore.deconvolve(image, psf, 4, **kw)
+    out = rlcore.deconvolve(Reader(), psf, 4, **kw)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    da = pytest.importorskip("dask.array")
+    lazy = rlcore.deconvolve(da.from_array(image, chunks=(12, 20, 22)), psf, 4,
+                             boundary="non-circulant", overlap=8).compute()
+    blocked = rlcore.deconvolve(image, psf, 4, boundary="non-circulant",
+                                block_shape=(12, 20, 22), overlap=8)
+    np.testing.assert_allclose(lazy, blocked, rtol=1e-5, atol=1e-5)
