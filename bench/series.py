@@ -72,7 +72,8 @@ def timelapse(backend: str, stacks: int, shape, psf, rounds: int = 6) -> dict:
     per_update = (eleven - floor) / 10
     out = {k: statistics.median(v) for k, v in times.items()}
     out["floor (10 x one update)"] = 10 * per_update
-    return {"shape": list(shape), "stacks": stacks, "seconds_per_stack": out}
+    return {"shape": list(shape), "stacks": stacks, "rounds": rounds,
+            "seconds_per_stack": out}
 
 
 def costs(backend: str, shape, psf, rounds: int = 5) -> dict:
@@ -105,6 +106,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--stacks", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (6)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/series-cpu"))
     args = parser.parse_args(argv)
     _, psf, _ = lls_sample()
@@ -113,8 +115,8 @@ def main(argv=None) -> int:
         "backend": args.backend,
         "device": rlcore.deconvolve(np.ones((4, 4, 4), np.float32), np.ones((1, 1, 1)), 1,
                                     backend=args.backend, return_info=True)[1].device,
-        "timelapse": timelapse(args.backend, args.stacks, (64, 256, 256), psf),
-        "small_frames": timelapse(args.backend, 40, (8, 48, 48), psf),
+        "timelapse": timelapse(args.backend, args.stacks, (64, 256, 256), psf, args.rounds),
+        "small_frames": timelapse(args.backend, 40, (8, 48, 48), psf, 6),
         "update_cost": costs(args.backend, (64, 256, 256), psf),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,8 @@ def main(argv=None) -> int:
     for key in ("timelapse", "small_frames"):
         r = report[key]
         lines += [f"{r['stacks']} stacks of {tuple(r['shape'])}, 10 iterations, seconds per "
-                  "stack (median of 6 interleaved rounds, order rotated):", "", "| path | s / stack |",
+                  f"stack (median of {r['rounds']} interleaved rounds, order rotated):", "",
+                  "| path | s / stack |",
                   "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in r["seconds_per_stack"].items()]
         lines.append("")
