@@ -69,6 +69,32 @@ def test_run_on_real_data_adds_the_same_result_with_the_scale(viewer_and_widget,
     assert (DOCS / "napari.png").stat().st_size > 10_000
 
 
+def test_auto_iterations_and_back_projector_from_the_widget(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    widget.auto.value = True
+    widget.background.value = 98.0
+    assert not widget.iterations.enabled
+    settings = widget.settings()
+    assert settings["iterations"] == "auto" and settings["offset"] == 98.0
+    source = viewer.layers["LLS image"]
+    assert widget.run() is True
+    _wait(qtbot, widget)
+    expected = rlcore.deconvolve(source.data, viewer.layers["LLS PSF"].data, "auto",
+                                 offset=98.0, backend="numpy")
+    np.testing.assert_array_equal(widget.result_layer.data, expected)
+    widget.auto.value = False
+    widget.iterations.value = 2
+    widget.back_projector.value = "wiener-butterworth"
+    widget.accelerate.value = "momentum"
+    assert widget.run() is True
+    _wait(qtbot, widget)
+    np.testing.assert_array_equal(
+        widget.result_layer.data,
+        rlcore.deconvolve(np.clip(source.data.astype(np.float32) - 98, 0, None),
+                          viewer.layers["LLS PSF"].data, 2, backend="numpy",
+                          back_projector="wiener-butterworth", accelerate="momentum"))
+
+
 def test_cancel_stops_the_worker_between_iterations(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
     widget.iterations.value = 100_000

@@ -28,6 +28,7 @@ from magicgui.widgets import (
 from qtpy.QtCore import QObject, Signal
 
 import rlcore
+from rlcore.backprojector import BACK_PROJECTORS
 from rlcore.boundary import BOUNDARIES
 
 __all__ = ["DeconvolveWidget", "Cancelled"]
@@ -72,6 +73,11 @@ class DeconvolveWidget(Container):
         self.background = FloatSpinBox(value=0.0, min=0.0, max=1e9, step=1.0,
                                        label="background")
         self.iterations = SpinBox(value=10, min=0, max=100000, label="iterations")
+        self.auto = CheckBox(value=False, text="iterations from the data (auto)")
+        self.accelerate = ComboBox(choices=["auto", "off", "momentum", "biggs-andrews"],
+                                   value="auto", label="acceleration")
+        self.back_projector = ComboBox(choices=["auto", *BACK_PROJECTORS], value="auto",
+                                       label="back projector")
         self.backend = ComboBox(choices=backend_choices(), value="auto", label="backend")
         self.boundary = ComboBox(choices=list(BOUNDARIES), value="periodic",
                                  label="boundary")
@@ -81,9 +87,11 @@ class DeconvolveWidget(Container):
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
         self.status = Label(value="")
         self.extend([self.image, self.psf_source, self.psf, self.sigma, self.background,
-                     self.iterations, self.backend, self.boundary, self.blocks,
+                     self.iterations, self.auto, self.accelerate, self.back_projector,
+                     self.backend, self.boundary, self.blocks,
                      self.run_button, self.cancel_button, self.progress, self.status])
         self.psf_source.changed.connect(self._psf_source_changed)
+        self.auto.changed.connect(lambda value: setattr(self.iterations, "enabled", not value))
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self._relay = _Relay()
@@ -106,10 +114,18 @@ class DeconvolveWidget(Container):
         self.sigma.visible = generated
 
     def settings(self) -> dict:
-        """The keyword arguments for :func:`rlcore.deconvolve` (besides image and PSF)."""
-        return {"iterations": int(self.iterations.value), "backend": self.backend.value,
-                "boundary": self.boundary.value,
-                "block_shape": "auto" if self.blocks.value else None}
+        """The keyword arguments for :func:`rlcore.deconvolve` (besides image and PSF).
+
+        With "auto" iterations the background is passed as ``offset`` (the held-out split
+        is made on the data as recorded); otherwise it is subtracted first."""
+        accelerate = {"off": False}.get(self.accelerate.value, self.accelerate.value)
+        out = {"iterations": "auto" if self.auto.value else int(self.iterations.value),
+               "backend": self.backend.value, "boundary": self.boundary.value,
+               "accelerate": accelerate, "back_projector": self.back_projector.value,
+               "block_shape": "auto" if self.blocks.value else None}
+        if self.auto.value and self.background.value:
+            out["offset"] = float(self.background.value)
+        return out
 
     def _inputs(self) -> tuple[np.ndarray, np.ndarray]:
         layer = self.image.value
@@ -119,7 +135,7 @@ class DeconvolveWidget(Container):
         if image.ndim not in (2, 3):
             raise ValueError(f"image: layer {layer.name!r} has {image.ndim} axes; "
                              "rlcore deconvolves 2-D and 3-D images")
-        if self.background.value:
+        if self.background.value and not self.auto.value:
             image = np.clip(image.astype(np.float32) - np.float32(self.background.value),
                             0, None)
         if self.psf_source.value == _GENERATED:
@@ -166,7 +182,7 @@ class DeconvolveWidget(Container):
         def job() -> np.ndarray:
             return rlcore.deconvolve(image, psf, iterations, callback=callback, **kwargs)
 
-        self.progress.max = max(1, iterations)
+        self.progress.max = max(1, iterations if isinstance(iterations, int) else 200)
         self.progress.value = 0
         self.status.value = "running"
         self.run_button.enabled = False
