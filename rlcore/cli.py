@@ -31,12 +31,35 @@ def _iterations(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"must be an int or 'auto', got {text!r}") from None
 
 
+def _version() -> str:
+    from rlcore import __version__
+
+    return __version__
+
+
+_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".zarr", ".ome.zarr")
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    """Before any computing: the output's format, folder and (without --overwrite) absence."""
+    name = path.name.lower()
+    if not name.endswith(_SUFFIXES):
+        raise ValueError(f"output: {path} is not .tif, .ome.tif or .ome.zarr; rlcore writes "
+                         "TIFF, OME-TIFF or OME-Zarr")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output: folder {path.parent} does not exist; create it "
+                                "first")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+
+
 def _parser() -> argparse.ArgumentParser:
     from rlcore.backprojector import BACK_PROJECTORS
     from rlcore.boundary import BOUNDARIES
 
     p = argparse.ArgumentParser(prog="rlcore", description="Richardson-Lucy deconvolution.")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument("--version", action="version", version=f"rlcore {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("deconvolve", help="deconvolve a TIFF / OME-TIFF stack")
@@ -134,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="write the shipped real sample (LLS image + PSF)")
     s.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
+    s.add_argument("--overwrite", action="store_true", help="replace the files if present")
     return p
 
 
@@ -159,8 +183,7 @@ def _deconvolve(args: argparse.Namespace) -> int:
     import rlcore
     from rlcore.io import read_image, read_series, write_series
 
-    if args.output.exists() and not args.overwrite:
-        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    _check_output(args.output, args.overwrite)
     image, axes, voxel = read_series(args.image, lazy=True)  # OME-Zarr stays lazy (dask)
     psfs = []
     for path in args.psf:
@@ -191,6 +214,9 @@ def _deconvolve(args: argparse.Namespace) -> int:
         raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
                          "input write float32 (drop --uint16)")
     auto = args.iterations == "auto"
+    if args.background and not lazy and float(np.max(image)) <= args.background:
+        raise ValueError(f"--background: {args.background:g} is at or above every voxel "
+                         f"(maximum {float(np.max(image)):g}); the result would be all zero")
     if args.background and not auto:
         image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
     extra = dict(max_iterations=args.max_iterations, gain=args.gain,
@@ -349,7 +375,11 @@ def _sample(args: argparse.Namespace) -> int:
     from rlcore import data
 
     args.output.mkdir(parents=True, exist_ok=True)
-    for name in ("lls_image.tif", "lls_psf.tif"):
+    names = ("lls_image.tif", "lls_psf.tif")
+    present = [args.output / n for n in names if (args.output / n).exists()]
+    if present and not args.overwrite:
+        raise FileExistsError(f"{present[0]} exists; pass --overwrite to replace it")
+    for name in names:
         shutil.copyfile(data.path(name), args.output / name)
         print(args.output / name)
     print(f"image background (camera offset): {data.BACKGROUND:g}")

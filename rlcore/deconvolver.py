@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,7 +221,7 @@ def source(be: Any, image: Any) -> Any:
     """The caller's array as the backend checks it: on a device backend, uploaded first
     (in its own dtype, so the checks run on the device and transfers move fewer bytes)."""
     if _arrays.kind(image) == "numpy" and not be.on_host:
-        if isinstance(image, (str, bytes)):
+        if isinstance(image, (str, bytes, os.PathLike)):
             return image  # as_image names the problem
         host = np.asarray(image)
         check_kind(host, "image")  # dtype and shape, before any transfer

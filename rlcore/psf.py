@@ -64,10 +64,14 @@ def gaussian(shape: Sequence[int], sigma: float | Sequence[float]) -> np.ndarray
     Raises
     ------
     ValueError
-        Non-positive shape or sigma.
+        Non-positive shape or sigma, or a sigma count other than 1 or one per axis.
     """
     shape = _shape(shape)
-    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(shape),))
+    given = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
+    if given.ndim != 1 or given.size not in (1, len(shape)):
+        raise ValueError(f"sigma: give one value or one per axis ({len(shape)}), got "
+                         f"{given.size}: {given.tolist()}")
+    sig = np.broadcast_to(given, (len(shape),))
     if not (np.isfinite(sig).all() and (sig > 0).all()):
         raise ValueError(f"sigma: must be positive, got {sigma}")
     g = np.ones((), np.float64)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from typing import Any
 
@@ -81,8 +82,9 @@ def as_image(
         Empty, 0-d, or containing NaN / infinity.
     """
     if not array_api_compat.is_array_api_obj(image):
-        if isinstance(image, (str, bytes)):
-            raise TypeError(f"{name}: got {type(image).__name__}; pass an array of numbers")
+        if isinstance(image, (str, bytes, os.PathLike)):
+            raise TypeError(f"{name}: got {type(image).__name__} {str(image)!r}; pass an "
+                            "array of numbers (read a file with rlcore.io.read_image)")
         image = np.asarray(image)
     xp = array_api_compat.array_namespace(image)
     _check_dtype(xp, image, name)
@@ -118,7 +120,7 @@ def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndar
     ValueError
         Empty, NaN/inf, ndim different from the image's, or sum <= 0.
     """
-    if isinstance(psf, (str, bytes)):
+    if isinstance(psf, (str, bytes, os.PathLike)):
         raise TypeError(f"{name}: got {type(psf).__name__}; pass an array of numbers")
     host = to_numpy(psf, name)
     xp = array_api_compat.array_namespace(host)

@@ -171,3 +171,33 @@ def test_cli_dry_run_reports_the_overlap_for_the_iterations_asked(tmp_path, caps
     _, info = rlcore.deconvolve(image, np.ones((5, 5, 5), np.float32), n,
                                 block_shape=(20, 32, 32), return_info=True)
     assert f"plan: {info.blocks}" in printed
+
+
+def test_newcomer_mistakes_get_one_line_before_any_computing(tmp_path, capsys):
+    from pathlib import Path
+
+    img = tmp_path / "img.tif"
+    tifffile.imwrite(img, np.full((8, 20, 20), 50, np.float32))
+    psf = tmp_path / "psf.tif"
+    tifffile.imwrite(psf, rlcore.psf.gaussian((3, 5, 5), 1.0))
+    cases = [
+        (["-o", str(tmp_path / "out.png")], "is not .tif, .ome.tif or .ome.zarr"),
+        (["-o", str(tmp_path / "missing" / "out.tif")], "does not exist; create it"),
+        (["-o", str(tmp_path / "o.tif"), "--background", "60"], "at or above every voxel"),
+    ]
+    for extra, message in cases:
+        assert main(["deconvolve", str(img), str(psf), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "o.tif").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and rlcore.__version__ in capsys.readouterr().out
+    assert main(["sample", "-o", str(tmp_path / "s")]) == 0
+    assert main(["sample", "-o", str(tmp_path / "s")]) == 2  # no silent overwrite
+    assert main(["sample", "-o", str(tmp_path / "s"), "--overwrite"]) == 0
+    assert main(["psf", "gaussian", "--shape", "5", "7", "7", "--sigma", "2", "1", "-o",
+                 str(tmp_path / "g.tif")]) == 2
+    assert "sigma: give one value or one per axis (3)" in capsys.readouterr().err
+    with pytest.raises(TypeError, match="image: got PosixPath"):
+        rlcore.deconvolve(Path(img), np.ones((3, 3, 3)), 2)
