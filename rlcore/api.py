@@ -93,10 +93,25 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                                     return_info=True)
     logger.info("iterations='auto': stopped at %d (held-out loss %.6g), %s split",
                 stop.best_k, stop.best_loss, method)
+    if stop.best_k == 0:  # no update helps: the image itself (all of its photons)
+        plain = np.clip(y - np.float32(offset), 0, None).astype(np.float32)
+        result = _like(plain, image)
     info = RunInfo(stop.best_k, stop.best_k < max_iterations, info.backend, info.device,
                    boundary, info.grid_shape,
                    stop_rule=f"held-out band loss, {method} split", stop_value=stop.best_loss)
     return (result, info) if return_info else result
+
+
+def _like(host: np.ndarray, image: Any) -> Any:
+    """``host`` as an array of the caller's kind (CuPy, array API; NumPy unchanged)."""
+    kind = _arrays.kind(image)
+    if kind == "cupy":
+        import cupy
+
+        return cupy.asarray(host)
+    if kind == "array_api":
+        return array_api_compat.array_namespace(image).asarray(host)
+    return host
 
 
 def _subtract_offset(image: Any, offset: Any) -> Any:

@@ -114,7 +114,9 @@ def noise_model(image: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
 
 
 def _integer_valued(y: np.ndarray) -> bool:
-    return bool(y.min() >= 0 and np.all(np.abs(y - np.round(y)) < 1e-3))
+    """Non-negative integers small enough to count (binomial thinning takes int64)."""
+    return bool(y.min() >= 0 and y.max() < 2.0**52
+                and np.all(np.abs(y - np.round(y)) < 1e-3))
 
 
 def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float | None = None,

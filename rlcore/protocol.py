@@ -235,9 +235,12 @@ class BackendBase:
 
     def spectral_loss(self, spectrum, weight, target):
         xp = self.xp
-        re, im = xp.real(spectrum), xp.imag(spectrum)
-        terms = weight * (re * re + im * im) - 2 * (re * xp.real(target) + im * xp.imag(target))
-        return float(xp.sum(xp.astype(terms, xp.float64)))
+        f64 = xp.float64
+        re, im = xp.astype(xp.real(spectrum), f64), xp.astype(xp.imag(spectrum), f64)
+        terms = (xp.astype(weight, f64) * (re * re + im * im)
+                 - 2 * (re * xp.astype(xp.real(target), f64)
+                        + im * xp.astype(xp.imag(target), f64)))
+        return float(xp.sum(terms))
 
     def clip_negative(self, x):
         xp = self.xp

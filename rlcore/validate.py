@@ -98,6 +98,11 @@ def as_image(
             f"{name}: contains {bad} NaN or infinite values (after conversion to float32); "
             "replace them, e.g. numpy.nan_to_num"
         )
+    if max(abs(low), abs(high)) * max(int(math.prod(y.shape)), 1) >= 1e38:
+        raise ValueError(
+            f"{name}: values up to {max(abs(low), abs(high)):.3g} over "
+            f"{math.prod(y.shape)} voxels overflow float32 sums in the FFTs; scale the "
+            "image down (results scale with it)")
     if clip_negative and low < 0:
         warnings.warn(
             f"{name}: {int(xp.sum(xp.astype(y < 0, xp.int64)))} negative values clipped to 0 "

@@ -107,3 +107,18 @@ def test_bad_auto_arguments(kwargs, exc, message):
 def test_iterations_must_be_int_or_auto():
     with pytest.raises(TypeError, match="iterations: must be an int"):
         rlcore.deconvolve(np.ones((8, 8), np.float32), np.ones((3, 3)), "sometimes")
+
+
+def test_auto_on_flat_and_empty_images_returns_the_image():
+    """When no update lowers the held-out error (k = 0), the image itself comes back,
+    with all of its photons (not the 90% training part)."""
+    for value in (0.0, 7.0):
+        image = np.full((8, 16, 16), value, np.float32)
+        result, info = rlcore.deconvolve(image, np.ones((3, 3, 3)), "auto", return_info=True)
+        assert info.iterations == 0 and np.array_equal(result, image)
+
+
+def test_values_that_overflow_float32_sums_are_refused():
+    image = np.full((8, 16, 16), 1e36, np.float32)
+    with pytest.raises(ValueError, match="overflow float32 sums"):
+        rlcore.deconvolve(image, np.ones((3, 3, 3)), 2)
