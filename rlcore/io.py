@@ -234,23 +234,29 @@ def write_series(path: str | os.PathLike, image: Any, axes: str,
     voxel = voxel_size or VoxelSize()
     if _is_zarr(path):
         return _write_zarr(path, image, voxel, axes=axes)
-    name = path.name.lower()
     image = np.asarray(image)
-    if name.endswith((".ome.tif", ".ome.tiff")):
+    if path.name.lower().endswith((".ome.tif", ".ome.tiff")):
+        return _atomic_tiff(path, image, **_tiff_kwargs(axes, voxel, ome=True))
+    order = [a for a in "tzcyx" if a in axes]
+    image = np.transpose(image, [axes.index(a) for a in order])
+    return _atomic_tiff(path, image, **_tiff_kwargs("".join(order), voxel, ome=False))
+
+
+def _tiff_kwargs(axes: str, voxel: VoxelSize, *, ome: bool) -> dict:
+    """tifffile keywords: OME ``PhysicalSize*`` or ImageJ ``spacing`` + resolution."""
+    if ome:
         meta: dict = {"axes": axes.upper()}
         for axis, value in zip("ZYX", (voxel.z, voxel.y, voxel.x)):
             if value is not None and axis.lower() in axes:
                 meta[f"PhysicalSize{axis}"] = value
                 meta[f"PhysicalSize{axis}Unit"] = "µm"
-        return _atomic_tiff(path, image, ome=True, metadata=meta)
-    order = [a for a in "tzcyx" if a in axes]
-    image = np.transpose(image, [axes.index(a) for a in order])
-    kwargs: dict = {"imagej": True, "metadata": {"axes": "".join(order).upper(), "unit": "um"}}
+        return {"ome": True, "metadata": meta}
+    kwargs: dict = {"imagej": True, "metadata": {"axes": axes.upper(), "unit": "um"}}
     if voxel.z is not None and "z" in axes:
         kwargs["metadata"]["spacing"] = voxel.z
     if voxel.x is not None and voxel.y is not None:
         kwargs["resolution"] = (1.0 / voxel.x, 1.0 / voxel.y)
-    return _atomic_tiff(path, image, **kwargs)
+    return kwargs
 
 
 def _atomic_tiff(path: Path, image: np.ndarray, **kwargs: Any) -> Path:
@@ -354,34 +360,8 @@ def write_image(
     voxel = voxel_size or VoxelSize()
     if _is_zarr(path):
         return _write_zarr(path, image, voxel)
-    name = path.name.lower()
-    is_ome = name.endswith((".ome.tif", ".ome.tiff"))
-    axes = "ZYX"[-image.ndim:]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if is_ome:
-            meta: dict = {"axes": axes}
-            for axis, value in zip("ZYX", (voxel.z, voxel.y, voxel.x)):
-                if value is not None and axis in axes:
-                    meta[f"PhysicalSize{axis}"] = value
-                    meta[f"PhysicalSize{axis}Unit"] = "µm"
-            tifffile.imwrite(tmp, image, ome=True, metadata=meta)
-        else:
-            kwargs: dict = {"imagej": True, "metadata": {"axes": axes, "unit": "um"}}
-            if voxel.z is not None and image.ndim == 3:
-                kwargs["metadata"]["spacing"] = voxel.z
-            if voxel.x is not None and voxel.y is not None:
-                kwargs["resolution"] = (1.0 / voxel.x, 1.0 / voxel.y)
-            tifffile.imwrite(tmp, image, **kwargs)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    ome = path.name.lower().endswith((".ome.tif", ".ome.tiff"))
+    return _atomic_tiff(path, image, **_tiff_kwargs("zyx"[-image.ndim:], voxel, ome=ome))
 
 
 def _write_zarr(path: Path, image: np.ndarray, voxel: VoxelSize, axes: str | None = None
