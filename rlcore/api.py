@@ -70,10 +70,7 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
     host = to_numpy(image, "image")
     y, _, _ = as_image(host, clip_negative=False)
     y = np.asarray(y)
-    bp = AUTO_BACK_PROJECTOR if isinstance(back_projector, str) and \
-        back_projector == "auto" else backprojector.check(back_projector)
-    if accelerate is None or (isinstance(accelerate, str) and accelerate == "auto"):
-        accelerate = AUTO_ACCELERATE
+    accelerate, bp = _defaults(accelerate, back_projector, auto=True)
     variant = Variant.checked(y.ndim, accelerate=accelerate, back_projector=bp, tv=tv)
     train, test, method = autostop.split(y, gain=gain, offset=offset)
     be = _select_backend(backend, device, image)
@@ -81,13 +78,7 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
         plan = Deconvolver(psf, y.shape, max_iterations, backend=be, boundary=boundary,
                            variant=variant)
         stop = autostop.AutoStop.build(plan, test, out_of_band=bp.matched)
-        like = train
-        if kind == "cupy":
-            import cupy
-
-            like = cupy.asarray(train)
-        elif kind == "array_api":
-            like = array_api_compat.array_namespace(image).asarray(train)
+        like = _like(train, image)
         with _progress(progress, max_iterations, "Richardson-Lucy (auto)", callback) as step:
             result, info = plan.run(like, init=init, callback=step, monitor=stop,
                                     return_info=True)
@@ -100,6 +91,20 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                    boundary, info.grid_shape,
                    stop_rule=f"held-out band loss, {method} split", stop_value=stop.best_loss)
     return (result, info) if return_info else result
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+def _defaults(accelerate: Any, back_projector: Any, *, auto: bool) -> tuple[Any, Any]:
+    """``accelerate`` and ``back_projector`` with "auto" resolved: momentum and the matched
+    back projector for ``iterations="auto"``, plain RL for a fixed count."""
+    if _is_auto(accelerate) or accelerate is None:
+        accelerate = AUTO_ACCELERATE if auto else False
+    if _is_auto(back_projector):
+        back_projector = AUTO_BACK_PROJECTOR
+    return accelerate, backprojector.check(back_projector)
 
 
 def _like(host: np.ndarray, image: Any) -> Any:
@@ -118,7 +123,7 @@ def _subtract_offset(image: Any, offset: Any) -> Any:
     """``max(image - offset, 0)`` in the image's own kind (numpy, CuPy, Dask, array API)."""
     from rlcore import autostop
 
-    offset = autostop.check_auto(1, None, offset)[2]
+    offset = autostop.check_offset(offset)
     kind = _arrays.kind(image)
     if kind == "numpy":
         return np.clip(np.asarray(image, dtype=np.float32) - np.float32(offset), 0, None)
@@ -155,7 +160,7 @@ def _run_series(image: Any, psf: Any, iterations: Any, channel_axis: Any,
         result = series.map_channels(image, psfs, axis, one_channel)
         return (result, infos[0]) if kw.get("return_info") else result
     frame_ndim = series.psf_ndim(psf)
-    if isinstance(psf, (list, tuple)) and psf and hasattr(psf[0], "shape"):
+    if series.is_psf_sequence(psf):
         raise ValueError("psf: a sequence of PSFs needs channel_axis= (one PSF per channel)")
     if frame_ndim == 0 or frame_ndim >= ndim:
         return None
@@ -177,10 +182,8 @@ def _run_series(image: Any, psf: Any, iterations: Any, channel_axis: Any,
                        frames=frames)
         return (result, info) if kw.get("return_info") else result
     iterations = check_iterations(iterations)
-    accelerate = kw.get("accelerate", False)
-    accelerate = False if isinstance(accelerate, str) and accelerate == "auto" else accelerate
-    back = kw.get("back_projector", "matched")
-    back = "matched" if isinstance(back, str) and back == "auto" else back
+    accelerate, back = _defaults(kw.get("accelerate", False),
+                                 kw.get("back_projector", "matched"), auto=False)
     variant = Variant.checked(len(shape), accelerate=accelerate, back_projector=back,
                               tv=kw.get("tv", 0.0), tol=kw.get("tol"))
     first = image[(0,) * (ndim - frame_ndim) + (Ellipsis,)]
@@ -253,7 +256,7 @@ def _run(
     series_result = _run_series(image, psf, iterations, channel_axis, kw)
     if series_result is not None:
         return series_result
-    if isinstance(iterations, str) and iterations == "auto":
+    if _is_auto(iterations):
         return _run_auto(image, psf, backend=backend, device=device, boundary=boundary,
                          init=init, callback=callback, progress=progress,
                          accelerate=accelerate, back_projector=back_projector, tv=tv,
@@ -262,10 +265,7 @@ def _run(
                          blocked=dict(block_shape=block_shape, max_memory=max_memory,
                                       out=out))
     iterations = check_iterations(iterations)
-    if isinstance(back_projector, str) and back_projector == "auto":
-        back_projector = "matched"
-    if isinstance(accelerate, str) and accelerate == "auto":
-        accelerate = False
+    accelerate, back_projector = _defaults(accelerate, back_projector, auto=False)
     if offset:
         image = _subtract_offset(image, offset)
     ndim = max(len(image.shape) if hasattr(image, "shape") else int(np.ndim(image)), 1)
@@ -391,13 +391,8 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
                              out=blocked.get("out"), options=options)
     info = RunInfo(iterations, False, be.name, be.device, options.boundary, p.grid_shape,
                    p)
-    kind = _arrays.kind(image)
-    if blocked.get("out") is None and kind == "cupy":  # CuPy in, CuPy out
-        import cupy
-
-        result = cupy.asarray(result)
-    elif blocked.get("out") is None and kind == "array_api":
-        result = array_api_compat.array_namespace(image).asarray(result)
+    if blocked.get("out") is None:  # CuPy in, CuPy out (array API likewise)
+        result = _like(result, image)
     return result, info
 
 

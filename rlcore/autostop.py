@@ -241,6 +241,17 @@ def check_auto(max_iterations: Any, gain: Any, offset: Any) -> tuple[int, float 
             raise TypeError(f"gain: must be a number or None, got {gain!r}")
         if not (gain > 0 and np.isfinite(gain)):
             raise ValueError(f"gain: must be > 0 (image units per photon), got {gain}")
+    return int(max_iterations), (float(gain) if gain is not None else None), check_offset(offset)
+
+
+def check_offset(offset: Any) -> float:
+    """The camera offset as a float.
+
+    Raises
+    ------
+    TypeError
+        Not a finite number.
+    """
     if isinstance(offset, bool) or not isinstance(offset, numbers.Real) or not np.isfinite(offset):
         raise TypeError(f"offset: must be a finite number, got {offset!r}")
-    return int(max_iterations), (float(gain) if gain is not None else None), float(offset)
+    return float(offset)

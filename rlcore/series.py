@@ -19,12 +19,18 @@ import numpy as np
 from rlcore import _arrays
 from rlcore.validate import to_numpy
 
-__all__ = ["psf_ndim", "split_channels", "check_channel_axis", "map_frames"]
+__all__ = ["is_psf_sequence", "psf_ndim", "split_channels", "check_channel_axis",
+           "map_channels", "map_frames"]
+
+
+def is_psf_sequence(psf: Any) -> bool:
+    """True for a list or tuple of PSF arrays (one per channel), not a nested list PSF."""
+    return isinstance(psf, (list, tuple)) and bool(psf) and hasattr(psf[0], "shape")
 
 
 def psf_ndim(psf: Any) -> int:
     """Number of axes of one PSF (``psf`` may be a sequence of per-channel PSFs)."""
-    if isinstance(psf, (list, tuple)) and psf and hasattr(psf[0], "shape"):
+    if is_psf_sequence(psf):
         return len(psf[0].shape)
     return int(np.ndim(to_numpy(psf, "psf")))
 
@@ -52,7 +58,7 @@ def split_channels(psf: Any, channels: int) -> list[Any]:
     ValueError
         A sequence of another length.
     """
-    if isinstance(psf, (list, tuple)) and psf and hasattr(psf[0], "shape"):
+    if is_psf_sequence(psf):
         if len(psf) != channels:
             raise ValueError(f"psf: {len(psf)} PSFs for {channels} channels; pass one PSF per "
                              "channel (or one PSF for all)")
