@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from rlcore.errors import BackendUnavailableError, DeviceOutOfMemoryError
-from rlcore.protocol import BackendBase, MemoryInfo, spectrum_shape
+from rlcore.protocol import TV_EPS_FLOOR, BackendBase, MemoryInfo, spectrum_shape
 
 __all__ = ["OpenCLBackend", "probe", "create", "auto_skip_reason", "ENV_DEVICE", "ENV_FFT"]
 
@@ -709,7 +709,7 @@ class OpenCLBackend(BackendBase):
 
     def tv_factor(self, x, weight):
         dz, dy, nx = self._dims(tuple(x.shape))
-        eps = 1e-8 * float(self.kernels["max_abs"](x, queue=self.queue).get()) + 1e-30
+        eps = 1e-8 * float(self.kernels["max_abs"](x, queue=self.queue).get()) + TV_EPS_FLOOR
         out = self.empty(tuple(x.shape))
         self._run(self.kernels["tv_factor"], x.size, out.data, x.data, np.int32(dz),
                   np.int32(dy), np.int32(nx), np.float32(weight), np.float32(eps))

@@ -43,7 +43,7 @@ def _reject_dask(array: Any, name: str) -> None:
 
 def _select_backend(backend: str, device: Any, image: Any) -> Any:
     kind = _arrays.kind(image)
-    like = image if kind != "numpy" else None
+    like = image if kind not in ("numpy", "dask") else None
     return registry.get_backend(backend, device=device, like=like)
 
 
@@ -273,10 +273,11 @@ def _run(
                                                    back_projector=back_projector, tv=tv,
                                                    tol=tol),
                          guard=guard, clip_negative=clip_negative)
-    if _arrays.kind(image) == "dask":
+    if _arrays.kind(image) == "dask" and out is None:  # with out=: blocks read from it
         return _run_dask(image, psf, iterations, backend=backend, device=device,
                          block_shape=block_shape, overlap=overlap, max_memory=max_memory,
-                         init=init, return_info=return_info, options=options)
+                         init=init, return_info=return_info, options=options,
+                         callback=callback, progress=progress)
     blocked = dict(block_shape=block_shape, overlap=overlap, max_memory=max_memory, out=out)
     if isinstance(device, (list, tuple)):  # several devices: blocks spread over them
         bes = [_select_backend(backend, d, image) for d in device]
@@ -451,7 +452,7 @@ def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overl
 
 
 def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, max_memory,
-              init, return_info, options: RunOptions):
+              init, return_info, options: RunOptions, callback=None, progress=False):
     from rlcore.registry import get_backend
     from rlcore.scheduler import run_dask
 
@@ -468,7 +469,7 @@ def _run_dask(image, psf, iterations, *, backend, device, block_shape, overlap, 
                        block_shape=tuple(max(c) for c in image.chunks), overlap=overlap)
     options = _whole_volume(image, options)
     result = run_dask(image, h, iterations, p, backend=backend, device=device,
-                      options=options)
+                      options=options, callback=callback, progress=progress)
     if return_info:
         info = RunInfo(iterations, False, backend, str(device), options.boundary,
                        p.grid_shape if p else tuple(max(c) for c in image.chunks), p)
@@ -572,7 +573,9 @@ def deconvolve(
         the image's shape.
     callback : callable, optional
         ``callback(iteration, total)`` after every update, iteration counting from 1.
-        Raising an exception in it stops the run (the exception propagates).
+        Raising an exception in it stops the run (the exception propagates). In blocks
+        (and for a dask array, while the lazy result is computed) it counts the updates
+        of all blocks: ``total = iterations x blocks``.
     progress : bool, default False
         Show a tqdm progress bar.
     device : object or list, optional
@@ -627,7 +630,9 @@ def deconvolve(
         Blocked runs only (implies blocks): the result is written into it core by core
         (a float32 NumPy array, ``numpy.memmap`` or zarr array of the image's shape), so
         neither input nor output needs to fit in memory (``image`` may be any sliceable
-        array: memmap, zarr). ``out`` is returned.
+        array: memmap, zarr). ``out`` is returned. A zarr or h5py ``out`` carries the
+        attribute ``rlcore_complete``: False while blocks are written, True when all are,
+        so a run that was stopped is recognisable (it does not resume: run it again).
     max_iterations : int, default 200
         ``iterations="auto"``: the most updates it may run.
     gain : float, optional
@@ -650,7 +655,9 @@ def deconvolve(
     array, float32, shape ``image.shape``
         The estimate. NumPy (or array-like) in gives NumPy out; an array-API array gives
         an array of the same library; a ``dask.array`` gives a lazy ``dask.array``
-        (``map_overlap`` over the blocks; any Dask scheduler, ``dask.distributed`` too).
+        (``map_overlap`` over the blocks; any Dask scheduler, ``dask.distributed`` too),
+        unless ``out`` is given: then the blocks are read from the dask array and
+        computed in this process, one at a time, within ``max_memory``, into ``out``.
         Never contains NaN or infinity.
     info : RunInfo
         Only with ``return_info=True``: ``(result, info)`` is returned.

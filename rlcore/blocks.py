@@ -167,11 +167,18 @@ def _tuple(value: Any, ndim: int, name: str) -> tuple[int, ...]:
     return out
 
 
-def auto_overlap(psf_shape: tuple[int, ...], iterations: int = 10) -> tuple[int, ...]:
+def auto_overlap(psf_shape: tuple[int, ...], iterations: int = 10,
+                 image_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
     """The automatic overlap in voxels per side: ``ceil(psf_extent * 1.5 *
-    max(1, sqrt(iterations / 10)))`` on each axis (see the module docstring)."""
+    max(1, sqrt(iterations / 10)))`` on each axis (see the module docstring), at most the
+    image's length on that axis (a halo longer than the volume adds nothing: with it the
+    block already sees every voxel the unblocked run does, so a huge iteration count
+    cannot make a block grow without bound)."""
     scale = 1.5 * max(1.0, math.sqrt(max(int(iterations), 0) / 10.0))
-    return tuple(int(math.ceil(p * scale)) for p in psf_shape)
+    halo = [int(math.ceil(p * scale)) for p in psf_shape]
+    if image_shape is not None:
+        halo = [min(h, int(n)) for h, n in zip(halo, image_shape)]
+    return tuple(halo)
 
 
 def _grid(block: tuple[int, ...], psf: tuple[int, ...], boundary: str,
@@ -246,7 +253,7 @@ def plan(
     if isinstance(overlap, str):
         if overlap != "auto":
             raise ValueError(f"overlap: 'auto' or voxels (int or tuple), got {overlap!r}")
-        halo = auto_overlap(psf_shape, iterations)
+        halo = auto_overlap(psf_shape, iterations, image_shape)
     else:
         halo = _tuple(overlap, ndim, "overlap")
         if min(halo) < 0:
@@ -261,6 +268,11 @@ def plan(
 
     def make(cores: tuple[int, ...]) -> BlockPlan:
         counts = tuple(-(-n // c) for n, c in zip(image_shape, cores))
+        # an axis whose every block would span the whole volume is not split
+        reach = (lambda n, c, h: c + 2 * h >= n) if boundary in ("periodic", "reflect") \
+            else (lambda n, c, h: h >= n - c)
+        counts = tuple(1 if reach(n, c, h) else k
+                       for n, c, h, k in zip(image_shape, cores, halo, counts))
         over = tuple(0 if k == 1 else h for k, h in zip(counts, halo))
         cores = tuple(n if k == 1 else c for n, k, c in zip(image_shape, counts, cores))
         if boundary == "periodic":

@@ -15,11 +15,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 __all__ = ["main"]
 
-_EXPECTED = (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError, MemoryError)
+_EXPECTED = (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError, MemoryError,
+             ImportError)
 
 
 def _iterations(text: str) -> int | str:
@@ -51,6 +50,25 @@ def _check_output(path: Path, overwrite: bool) -> None:
                                 "first")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    if name.endswith(".zarr"):
+        try:
+            import ome_zarr.writer  # noqa: F401
+            import zarr  # noqa: F401
+        except ImportError:
+            raise ImportError(f"output: {path} is OME-Zarr, which needs ome-zarr and zarr: "
+                              "pip install 'rlcore[dask]'") from None
+
+
+def _with_psf_axes(image, axes: str, psf_ndim: int):
+    """A single plane (read as (Y, X)) with a 3-D PSF: the plane as (1, Y, X), so that it
+    is deconvolved by the PSF's in-focus plane and written back with its z axis."""
+    import numpy as np
+
+    spatial = sum(a in "zyx" for a in axes)
+    if psf_ndim == 3 and spatial == 2:
+        at = axes.index("y")
+        return np.expand_dims(image, at), axes[:at] + "z" + axes[at:]
+    return image, axes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -180,12 +198,14 @@ def _device(value: str | None):
 
 
 def _deconvolve(args: argparse.Namespace) -> int:
+    import numpy as np
+
     import rlcore
     from rlcore.io import read_image, read_series, write_series
 
     _check_output(args.output, args.overwrite)
     image, axes, voxel = read_series(args.image, lazy=True)  # OME-Zarr stays lazy (dask)
-    psfs = []
+    psfs: list = []
     for path in args.psf:
         psf, psf_voxel = read_image(path)
         if voxel.known and psf_voxel.known and voxel != psf_voxel:
@@ -196,6 +216,7 @@ def _deconvolve(args: argparse.Namespace) -> int:
                 stacklevel=1,
             )
         psfs.append(psf)
+    image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
     channel_axis = axes.index("c") if "c" in axes else None
     if len(psfs) > 1 and channel_axis is None:
         raise ValueError(f"psf: {len(psfs)} PSFs but the image ({axes}, shape "
@@ -225,13 +246,24 @@ def _deconvolve(args: argparse.Namespace) -> int:
         psfs = [np.clip(p.astype(np.float32) - np.float32(args.psf_background), 0, None)
                 for p in psfs]
         psf = psfs if len(psfs) > 1 else psfs[0]
-    result = rlcore.deconvolve(
-        image, psf, args.iterations, backend=args.backend, boundary=args.boundary,
-        progress=args.progress and not lazy, device=_device(args.device),
-        accelerate=args.accelerate if args.accelerate else "auto",
-        back_projector=args.back_projector, tv=args.tv, channel_axis=channel_axis,
-        **blocks, **extra,
-    )
+    options = dict(backend=args.backend, boundary=args.boundary,
+                   device=_device(args.device),
+                   accelerate=args.accelerate if args.accelerate else "auto",
+                   back_projector=args.back_projector, tv=args.tv, **blocks, **extra)
+    if lazy and not auto and set(axes) <= set("zyx") and \
+            str(args.output).lower().endswith(".zarr"):
+        # OME-Zarr to OME-Zarr: blocks in this process within --max-memory, each core
+        # written as it is done into a temporary OME-Zarr, moved into place when complete
+        from rlcore.io import zarr_output
+
+        with zarr_output(args.output, tuple(image.shape), axes, voxel,
+                         overwrite=args.overwrite, chunks=image.chunksize) as out:
+            rlcore.deconvolve(image, psf, args.iterations, progress=args.progress,
+                              out=out, **options)
+        print(f"wrote {args.output} {tuple(image.shape)} float32 ({axes.upper()}), in blocks")
+        return 0
+    result = rlcore.deconvolve(image, psf, args.iterations, channel_axis=channel_axis,
+                               progress=args.progress and not lazy, **options)
     if lazy and not str(args.output).lower().endswith(".zarr"):
         result = result.compute()  # TIFF output: the whole result in memory
     if args.uint16:
@@ -257,6 +289,8 @@ def _inputs(patterns: Sequence[str]) -> list[Path]:
 
 def _batch(args: argparse.Namespace) -> int:
     """Every input through one :class:`rlcore.Deconvolver` per (frame shape, channel)."""
+    import numpy as np
+
     import rlcore
     from rlcore.io import read_image, read_series, write_series
     from rlcore.series import map_channels
@@ -278,6 +312,7 @@ def _batch(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(files), unit="file", disable=not args.progress)
     for path, target in zip(files, targets):
         image, axes, voxel = read_series(path)
+        image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
         if args.background:
             image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
         channels = image.shape[axes.index("c")] if "c" in axes else 1
@@ -337,8 +372,11 @@ def _psf(args: argparse.Namespace) -> int:
     voxel = None
     if args.psf_command == "distill":
         beads, voxel = read_image(args.beads)
-        result = psf_tools.distill(beads, args.shape, threshold=args.threshold,
-                                   iterations=args.iterations)
+        result, found = psf_tools.distill(beads, args.shape, threshold=args.threshold,
+                                          iterations=args.iterations, return_beads=True)
+        print(f"{len(found)} bead(s) at (z, y, x) "
+              + ", ".join(f"({', '.join(f'{v:.1f}' for v in c)})" for c in found[:10])
+              + (" ..." if len(found) > 10 else ""))
     elif args.psf_command == "gaussian":
         result = psf_tools.gaussian(args.shape, args.sigma)
     else:
@@ -354,6 +392,8 @@ def _psf(args: argparse.Namespace) -> int:
 
 
 def _info() -> int:
+    import numpy as np
+
     import rlcore
 
     print(f"rlcore {rlcore.__version__}  python {platform.python_version()}  "
@@ -387,7 +427,16 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("rlcore: interrupted; an output not finished was not written (an existing one "
+              "is untouched)", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="rlcore: %(message)s"

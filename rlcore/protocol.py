@@ -176,6 +176,11 @@ class Backend(Protocol):
         """Free and total memory of the device, in bytes."""
 
 
+#: smallest smoothing of |grad x| in RLTV: its square (1e-36) is a normal float32, so an
+#: all-zero estimate (an empty block) gets a zero divergence, not 0 / 0
+TV_EPS_FLOOR = 1e-18
+
+
 @runtime_checkable
 class HostPlacement(Protocol):
     """Optional: the backend places a PSF on the grid itself (e.g. on the host, then one
@@ -262,7 +267,7 @@ class BackendBase:
 
     def tv_factor(self, x, weight):
         xp = self.xp
-        eps = 1e-8 * float(xp.max(xp.abs(x))) + 1e-30
+        eps = 1e-8 * float(xp.max(xp.abs(x))) + TV_EPS_FLOOR
         grads = [xp.roll(x, -1, axis=a) - x for a in range(x.ndim)]
         norm = xp.sqrt(sum(g * g for g in grads) + eps * eps)
         div = sum((g / norm) - xp.roll(g / norm, 1, axis=a) for a, g in enumerate(grads))

@@ -17,7 +17,7 @@ from rlcore._psfmath import fwhm  # noqa: F401 (public here)
 
 __all__ = [
     "gaussian", "widefield", "confocal", "center", "crop", "normalize",
-    "background_subtract", "fwhm", "detect_beads", "distill",
+    "background_subtract", "fwhm", "detect_beads", "bead_threshold", "distill",
 ]
 
 
@@ -270,14 +270,38 @@ def background_subtract(psf: np.ndarray, background: float | None = None,
     return np.clip(p - np.float32(background), 0, None)
 
 
+#: a bead's peak must stand this many noise standard deviations above the background
+BEAD_SIGNIFICANCE = 5.0
+
+
+def _noise_sigma(b: np.ndarray) -> float:
+    """Robust noise standard deviation: 1.4826 x the median absolute deviation; for
+    quantised, mostly flat data (MAD 0) the spread of the voxels at or below the median."""
+    med = float(np.median(b))
+    mad = 1.4826 * float(np.median(np.abs(b - med)))
+    if mad > 0:
+        return mad
+    low = b[b <= med]
+    return float(np.sqrt(np.mean((low - med) ** 2))) if low.size else 0.0
+
+
+def bead_threshold(beads: np.ndarray) -> float:
+    """The automatic bead threshold: halfway between the median and the maximum, and at
+    least :data:`BEAD_SIGNIFICANCE` noise standard deviations above the median (so that
+    an image of noise alone has no "beads")."""
+    b = np.asarray(beads, dtype=np.float64)
+    med = float(np.median(b))
+    return max((med + float(b.max())) / 2, med + BEAD_SIGNIFICANCE * _noise_sigma(b))
+
+
 def detect_beads(beads: np.ndarray, *, threshold: float | None = None,
                  min_voxels: int = 8, margin: Sequence[int] | int = 0) -> np.ndarray:
     """Centroids ``(n, ndim)`` of the beads: connected components above ``threshold``
-    (default: halfway between the median and the maximum) with at least ``min_voxels``
-    voxels, whose centroid lies at least ``margin`` voxels from every edge."""
+    (default: :func:`bead_threshold`) with at least ``min_voxels`` voxels, whose
+    centroid lies at least ``margin`` voxels from every edge."""
     b = np.asarray(beads, dtype=np.float64)
     if threshold is None:
-        threshold = (np.median(b) + b.max()) / 2
+        threshold = bead_threshold(b)
     labels, count = ndi.label(b > threshold)
     if count == 0:
         return np.zeros((0, b.ndim))
@@ -299,7 +323,8 @@ def distill(
     iterations: int = 30,
     background: float | None = None,
     backend: str = "auto",
-) -> np.ndarray:
+    return_beads: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Distil a PSF from an image of sub-resolution beads (reverse deconvolution).
 
     The bead image is ``beads = points * PSF`` with ``points`` one voxel per bead, so RL
@@ -317,34 +342,47 @@ def distill(
         Image of isolated sub-resolution beads.
     shape : tuple of int, optional
         PSF shape in voxels (default: the image shape, cut to odd sizes).
-    threshold, min_voxels
-        Bead detection (:func:`detect_beads`).
+    threshold : float, optional
+        Bead detection threshold over the background, in image units. Default:
+        :func:`bead_threshold` of the image (halfway to the maximum, and at least
+        :data:`BEAD_SIGNIFICANCE` noise standard deviations).
+    min_voxels : int, default 8
+        Smallest bead, voxels above the threshold (:func:`detect_beads`).
     iterations : int, default 30
         RL iterations of the swapped deconvolution.
     background : float, optional
         Camera background of the bead image (default: its median).
     backend : str
         rlcore backend.
+    return_beads : bool, default False
+        Also return the centroids of the beads used, ``(n, ndim)`` voxels.
 
     Returns
     -------
-    ndarray, float32, ``shape``: non-negative, sum 1, centroid at voxel ``n // 2``.
+    psf : ndarray, float32, ``shape``
+        Non-negative, sum 1, centroid at voxel ``n // 2``.
+    beads : ndarray, shape (n, ndim)
+        Only with ``return_beads``.
 
     Raises
     ------
     ValueError
-        No bead found (the message gives the threshold used), or bad ``shape``.
+        No bead found (an image of noise has none: the message gives the threshold used
+        and the noise level), or bad ``shape``.
     """
     from rlcore.api import deconvolve
 
-    b = np.asarray(beads, dtype=np.float32)
-    bg = float(np.median(b)) if background is None else float(background)
-    b = np.clip(b - np.float32(bg), 0, None)
+    raw = np.asarray(beads, dtype=np.float32)
+    bg = float(np.median(raw)) if background is None else float(background)
+    b = np.clip(raw - np.float32(bg), 0, None)
+    if threshold is None:
+        threshold = bead_threshold(raw) - float(np.median(raw))
     centroids = detect_beads(b, threshold=threshold, min_voxels=min_voxels)
     if len(centroids) == 0:
-        used = threshold if threshold is not None else (np.median(b) + b.max()) / 2
-        raise ValueError(f"beads: no bead found above threshold {used:g}; pass a lower "
-                         "threshold or min_voxels")
+        raise ValueError(
+            f"beads: no bead found above threshold {threshold:g} over the background "
+            f"(noise standard deviation {_noise_sigma(raw):.3g}); is it an image of beads? "
+            "Pass a lower threshold or min_voxels")
     points = np.zeros(b.shape, np.float32)
     for c in np.round(centroids).astype(int):
         points[tuple(c)] += 1.0
@@ -355,7 +393,8 @@ def distill(
     if shape is None:
         shape = tuple(n - (1 - n % 2) for n in b.shape)
     out = crop(estimate, _shape(shape))
-    return normalize(center(background_subtract(out)))
+    psf = normalize(center(background_subtract(out)))
+    return (psf, centroids) if return_beads else psf
 
 
 def _psfmodels() -> Any:

@@ -21,9 +21,16 @@ from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block
 from rlcore.deconvolver import Deconvolver, RunOptions
 from rlcore.protocol import AsyncDownloads, PinnedTransfers
 
-__all__ = ["run_blocked", "run_dask"]
+__all__ = ["run_blocked", "run_dask", "UpdateCounter"]
 
 logger = logging.getLogger(__name__)
+
+#: attribute of an ``out=`` array with attributes (zarr, h5py): False while a blocked run
+#: writes it, True once every block is written; a run that stopped leaves it False (a
+#: blocked run does not resume: run it again)
+COMPLETE = "rlcore_complete"
+#: attribute with the block plan that wrote the array
+PLAN = "rlcore_plan"
 
 
 def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan, *,
@@ -38,10 +45,16 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
     array is returned. Each worker reads its next block on a second thread while the
     current one computes. ``callback(k, total)`` counts updates over all blocks
     (``total = iterations * n_blocks``), from the worker threads (serialised by a lock).
+    An ``out`` with attributes (zarr, h5py) gets :data:`COMPLETE` = False first and True
+    when every block is written.
     """
     backends = list(be) if isinstance(be, (list, tuple)) else [be]
     if out is None:
         out = np.empty(p.image_shape, np.float32)
+    marker = getattr(out, "attrs", None)  # zarr, h5py: a stopped run is seen as incomplete
+    if marker is not None:
+        marker[COMPLETE] = False
+        marker[PLAN] = str(p)
     blocks = list(blocks_of(p))
     total = iterations * len(blocks)
     lock = threading.Lock()
@@ -57,12 +70,14 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
     mine = [blocks[w::len(backends)] for w in range(len(backends))]
     if len(backends) == 1:
         _worker(backends[0], image, psf, iterations, p, mine[0], out, step, run_options)
-        return out
-    with ThreadPoolExecutor(len(backends), thread_name_prefix="rlcore-device") as pool:
-        futures = [pool.submit(_worker, b, image, psf, iterations, p, m, out, step,
-                               run_options) for b, m in zip(backends, mine)]
-        for f in futures:
-            f.result()
+    else:
+        with ThreadPoolExecutor(len(backends), thread_name_prefix="rlcore-device") as pool:
+            futures = [pool.submit(_worker, b, image, psf, iterations, p, m, out, step,
+                                   run_options) for b, m in zip(backends, mine)]
+            for f in futures:
+                f.result()
+    if marker is not None:
+        marker[COMPLETE] = True
     return out
 
 
@@ -146,8 +161,48 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
             w.result()
 
 
+class UpdateCounter:
+    """Counts the updates of every block of a Dask graph as they run: calls
+    ``callback(k, total)`` (k from 1; raising in it stops the computation, as in an
+    unblocked run) and advances a tqdm bar when ``progress``. In a ``dask.distributed``
+    worker (it is pickled there) it counts that worker's updates and calls the callback
+    there."""
+
+    def __init__(self, callback: Callable[[int, int], object] | None, total: int,
+                 progress: bool = False) -> None:
+        self.callback, self.total, self.progress = callback, total, progress
+        self.count = 0
+        self._bar: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, k: int, n: int) -> None:
+        with self._lock:
+            self.count += 1
+            count = self.count
+            if self.progress:
+                if self._bar is None:
+                    from tqdm.auto import tqdm
+
+                    self._bar = tqdm(total=self.total, desc="RL, dask blocks", unit="it")
+                self._bar.update(1)
+                if count >= self.total:
+                    self._bar.close()
+        if self.callback is not None:
+            self.callback(count, self.total)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_lock"], state["_bar"], state["progress"] = None, None, False
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
 def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,
-                    options: RunOptions) -> Callable[[np.ndarray], np.ndarray]:
+                    options: RunOptions, counter: UpdateCounter | None
+                    ) -> Callable[[np.ndarray], np.ndarray]:
     def deconvolve_block(block: np.ndarray) -> np.ndarray:
         from rlcore.registry import get_backend
 
@@ -155,31 +210,41 @@ def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,
             return np.zeros(block.shape, np.float32)
         be = get_backend(backend, device=device)
         plan = options.plan(psf, tuple(block.shape), iterations, be)
-        result = options.run(plan, np.asarray(block))
+        result = options.run(plan, np.asarray(block), callback=counter)
         return np.asarray(result, dtype=np.float32)
 
     return deconvolve_block
 
 
 def run_dask(image: Any, psf: np.ndarray, iterations: int, p: BlockPlan | None, *,
-             backend: str, device: Any, options: RunOptions) -> Any:
+             backend: str, device: Any, options: RunOptions,
+             callback: Callable[[int, int], object] | None = None,
+             progress: bool = False) -> Any:
     """A lazy ``dask.array`` of the result: ``map_overlap`` with depth = the plan's overlap.
 
     With ``p`` None the image's own chunks are the block cores and the overlap is
     :func:`rlcore.blocks.auto_overlap` on split axes. For ``"periodic"`` the halo at the volume's
     edges wraps around (``boundary="periodic"``); other modes leave edge blocks unpadded
-    and their runs use the same boundary mode.
+    and their runs use the same boundary mode. ``callback`` and ``progress`` run while the
+    result is computed (:class:`UpdateCounter`; total = iterations x blocks).
     """
     import dask.array as da
 
-    if p is not None:
-        image = image.rechunk(p.core_shape)
+    if p is not None:  # the plan's block counts, cores spread evenly: no short last chunk
+        # (map_overlap would merge a chunk shorter than the overlap into a larger block)
+        image = image.rechunk(tuple(
+            tuple(n // k + (1 if i < n % k else 0) for i in range(k))
+            for n, k in zip(p.image_shape, p.counts)))
         overlap = p.overlap
     else:
         overlap = tuple(0 if len(c) == 1 else h
-                        for c, h in zip(image.chunks, auto_overlap(psf.shape, iterations)))
+                        for c, h in zip(image.chunks, auto_overlap(psf.shape, iterations,
+                                                               image.shape)))
     boundary = options.boundary
-    fn = _block_function(backend, device, psf, iterations, options)
+    blocks = int(np.prod([len(c) for c in image.chunks]))
+    counter = UpdateCounter(callback, iterations * blocks, progress) \
+        if callback is not None or progress else None
+    fn = _block_function(backend, device, psf, iterations, options, counter)
     depth = {a: o for a, o in enumerate(overlap)}
     edge = "periodic" if boundary == "periodic" else "none"
     return da.map_overlap(fn, image.astype(np.float32), depth=depth, boundary=edge,

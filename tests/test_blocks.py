@@ -15,7 +15,7 @@ from rlcore.boundary import BOUNDARIES
 from rlcore.errors import DeviceOutOfMemoryError
 
 
-def _phantom(rng, shape=(24, 40, 44)) -> np.ndarray:
+def _phantom(rng, shape=(36, 48, 48)) -> np.ndarray:
     """Sparse bright objects on a dim background, blurred: RL has real work to do."""
     x = np.full(shape, 2.0)
     idx = tuple(rng.integers(0, n, 60) for n in shape)
@@ -80,7 +80,7 @@ def test_blocked_matches_unblocked_for_every_boundary(rng, mode):
     image, psf = _phantom(rng)
     ref = rlcore.deconvolve(image, psf, 10, boundary=mode, backend="numpy")
     out, info = rlcore.deconvolve(image, psf, 10, boundary=mode, backend="numpy",
-                                  block_shape=(12, 20, 22), return_info=True)
+                                  block_shape=(18, 24, 24), return_info=True)
     assert info.blocks is not None and info.blocks.n_blocks == 8
     assert out.dtype == np.float32 and out.shape == image.shape
     interior = _interior(image.shape, psf.shape)
@@ -92,16 +92,16 @@ def test_blocked_matches_unblocked_for_every_boundary(rng, mode):
 
 
 def test_blocked_on_every_backend(backend, rng):
-    image, psf = _phantom(rng, (16, 32, 36))
+    image, psf = _phantom(rng, (36, 48, 48))
     ref = backend.deconvolve(image, psf, 5)
-    out = backend.deconvolve(image, psf, 5, block_shape=(8, 16, 18))
+    out = backend.deconvolve(image, psf, 5, block_shape=(18, 24, 24))
     assert rel_l2(out, ref) < 1e-3
 
 
 def test_callback_counts_blocks_and_iterations(rng):
     image, psf = _phantom(rng)
     seen = []
-    rlcore.deconvolve(image, psf, 3, backend="numpy", block_shape=(12, 40, 44),
+    rlcore.deconvolve(image, psf, 3, backend="numpy", block_shape=(18, 48, 48),
                       callback=lambda k, total: seen.append((k, total)))
     assert seen == [(k, 6) for k in range(1, 7)]
 
@@ -109,9 +109,9 @@ def test_callback_counts_blocks_and_iterations(rng):
 def test_blocked_options_that_cannot_work_are_refused(rng):
     image, psf = _phantom(rng)
     with pytest.raises(ValueError, match="tol: not available with blocks"):
-        rlcore.deconvolve(image, psf, 3, block_shape=(12, 20, 22), tol=1e-3)
+        rlcore.deconvolve(image, psf, 3, block_shape=(18, 24, 24), tol=1e-3)
     with pytest.raises(ValueError, match="init: blocked runs start from the image"):
-        rlcore.deconvolve(image, psf, 3, block_shape=(12, 20, 22), init="flat")
+        rlcore.deconvolve(image, psf, 3, block_shape=(18, 24, 24), init="flat")
 
 
 class _SmallDevice:
@@ -162,7 +162,7 @@ def test_out_of_memory_is_retried_in_blocks_and_reported(rng, monkeypatch, caplo
 def test_dask_in_dask_out_matches_blocked_run(rng):
     da = pytest.importorskip("dask.array", reason="dask not installed (rlcore[dask])")
     image, psf = _phantom(rng)
-    lazy = da.from_array(image, chunks=(12, 20, 22))
+    lazy = da.from_array(image, chunks=(18, 24, 24))
     out = rlcore.deconvolve(lazy, psf, 10, backend="numpy")
     assert isinstance(out, da.Array) and out.dtype == np.float32 and out.shape == image.shape
     result = out.compute()
@@ -181,8 +181,9 @@ def test_dask_with_max_memory_rechunks_from_the_plan(rng):
     out, info = rlcore.deconvolve(da.from_array(image), psf, 4, backend="numpy",
                                   max_memory=2**20, return_info=True)
     assert info.blocks.blocked and info.blocks.memory_bytes <= 2**20
-    assert out.chunksize == tuple(min(c, n) for c, n in zip(info.blocks.core_shape,
-                                                            image.shape))
+    # the plan's block counts, chunks spread evenly (none shorter than the overlap)
+    assert tuple(len(c) for c in out.chunks) == info.blocks.counts
+    assert all(c <= core for c, core in zip(out.chunksize, info.blocks.core_shape))
     ref = rlcore.deconvolve(image, psf, 4, backend="numpy")
     interior = _interior(image.shape, psf.shape)
     assert rel_l2(out.compute()[interior], ref[interior]) < 1e-3
@@ -196,7 +197,7 @@ def test_local_cluster_of_two_processes_matches_local_run(rng):
     import dask.array as da
 
     image, psf = _phantom(rng)
-    lazy = rlcore.deconvolve(da.from_array(image, chunks=(12, 20, 22)), psf, 10,
+    lazy = rlcore.deconvolve(da.from_array(image, chunks=(18, 24, 24)), psf, 10,
                              backend="numpy")
     local = lazy.compute(scheduler="threads")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -236,16 +237,16 @@ def test_several_devices_and_out_array(rng, tmp_path):
     """device=[...] spreads blocks over one thread per device; out= receives the result
     core by core (here a memmap, so the result need not fit in memory)."""
     image, psf = _phantom(rng)
-    one = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(12, 20, 22))
+    one = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(18, 24, 24))
     seen = []
     two, info = rlcore.deconvolve(image, psf, 5, backend="numpy", device=[1, 1],
-                                  block_shape=(12, 20, 22), return_info=True,
+                                  block_shape=(18, 24, 24), return_info=True,
                                   callback=lambda k, total: seen.append((k, total)))
     np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-6)
     assert info.blocks.n_blocks == 8 and sorted(seen) == [(k, 40) for k in range(1, 41)]
     out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.float32,
                                     shape=image.shape)
-    got = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(12, 20, 22),
+    got = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(18, 24, 24),
                             out=out)
     assert got is out
     np.testing.assert_allclose(np.asarray(out), one, rtol=1e-6, atol=1e-6)
@@ -289,10 +290,10 @@ def test_device_pipeline_overlaps_transfers_and_matches(rng, monkeypatch):
     from rlcore import api
 
     image, psf = _phantom(rng)
-    ref = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(12, 20, 22))
+    ref = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(18, 24, 24))
     fake = _DeviceLike()
     monkeypatch.setattr(api, "_select_backend", lambda *a: fake)
-    out = rlcore.deconvolve(image, psf, 5, block_shape=(12, 20, 22))
+    out = rlcore.deconvolve(image, psf, 5, block_shape=(18, 24, 24))
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
     assert fake.events == fake.downloads_after_event == 8  # per block, after its event
 
@@ -327,13 +328,13 @@ def test_whole_volume_constants_are_one_rule_for_every_source(rng):
         def __getitem__(self, key):
             return image[key]
 
-    kw = dict(block_shape=(12, 20, 22), boundary="non-circulant")
+    kw = dict(block_shape=(18, 24, 24), boundary="non-circulant")
     ref = rlcore.deconvolve(image, psf, 4, **kw)
     out = rlcore.deconvolve(Reader(), psf, 4, **kw)
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
     da = pytest.importorskip("dask.array")
-    lazy = rlcore.deconvolve(da.from_array(image, chunks=(12, 20, 22)), psf, 4,
+    lazy = rlcore.deconvolve(da.from_array(image, chunks=(18, 24, 24)), psf, 4,
                              boundary="non-circulant", overlap=8).compute()
     blocked = rlcore.deconvolve(image, psf, 4, boundary="non-circulant",
-                                block_shape=(12, 20, 22), overlap=8)
+                                block_shape=(18, 24, 24), overlap=8)
     np.testing.assert_allclose(lazy, blocked, rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from conftest import gaussian_psf
 
 import rlcore
 from rlcore.cli import main
@@ -96,13 +97,31 @@ def test_cli_round_trip_on_lattice_light_sheet(tmp_path, shared_data):
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     img = tmp_path / "img.tif"
     tifffile.imwrite(img, np.ones((40, 60), np.float32))
-    psf2d = tmp_path / "psf.tif"  # more axes than the image (fewer means frames)
-    tifffile.imwrite(psf2d, np.ones((3, 3, 3), np.float32))
-    assert main(["deconvolve", str(img), str(psf2d), "-o", str(tmp_path / "o.tif")]) == 2
+    rgb = tmp_path / "psf.tif"  # tifffile stores (3, 3, 3) as a 3x3 RGB image
+    tifffile.imwrite(rgb, np.ones((3, 3, 3), np.float32))
+    assert main(["deconvolve", str(img), str(rgb), "-o", str(tmp_path / "o.tif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rlcore: error: psf: has 3 dimensions")
+    assert len(err) == 1 and err[0].startswith(f"rlcore: error: {rgb}: has colour samples")
     assert not (tmp_path / "o.tif").exists()
-    assert main(["deconvolve", str(tmp_path / "nope.tif"), str(psf2d), "-o", "x.tif"]) == 2
+    assert main(["deconvolve", str(tmp_path / "nope.tif"), str(rgb), "-o", "x.tif"]) == 2
+
+
+@pytest.mark.parametrize("shape", [(40, 60), (1, 40, 60), (1, 1, 1)])
+def test_cli_single_planes_and_voxels_with_a_3d_psf(tmp_path, capsys, shape):
+    """A plane, stored as (Y, X) or (1, Y, X), with a 3-D PSF is deconvolved by the PSF's
+    in-focus plane (with a warning), and written back with the input's shape."""
+    rng = np.random.default_rng(3)
+    image = rng.poisson(50, shape).astype(np.float32)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "psf.tif", gaussian_psf((7, 7, 7), (2.0, 1.5, 1.5)))
+    out = tmp_path / "o.tif"
+    assert main(["deconvolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+                 str(out), "-n", "3"]) == 0
+    result = tifffile.imread(out)
+    assert result.size == image.size and np.isfinite(result).all()
+    assert read_image(out)[0].shape == read_image(tmp_path / "img.tif")[0].shape
+    if image.size > 1:
+        assert "centre-cropped" in capsys.readouterr().err
 
 
 def test_cli_sample_and_info_and_module_entry(tmp_path):
@@ -158,7 +177,7 @@ def test_cli_auto_iterations_and_back_projector(tmp_path, rng, capsys):
 def test_cli_dry_run_reports_the_overlap_for_the_iterations_asked(tmp_path, capsys, n):
     from rlcore import blocks
 
-    image = np.ones((40, 64, 64), np.float32)
+    image = np.ones((64, 96, 96), np.float32)  # blocks shorter than the volume at n=50
     tifffile.imwrite(tmp_path / "img.tif", image)
     tifffile.imwrite(tmp_path / "psf.tif", np.ones((5, 5, 5), np.float32))
     assert main(["deconvolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
