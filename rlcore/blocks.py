@@ -47,7 +47,8 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["BlockPlan", "Block", "plan", "blocks_of", "read_block", "auto_overlap"]
+__all__ = ["BlockPlan", "Block", "plan", "blocks_of", "read_block", "write_core",
+           "auto_overlap"]
 
 logger = logging.getLogger(__name__)
 
@@ -442,8 +443,8 @@ def read_block(image: Any, block: Block, p: BlockPlan | None = None,
     # split axis-0 runs into slabs, so that a block read in one piece still uses threads,
     # and at the source's chunk boundaries (zarr), so that no read spans two chunks
     slabs = max(1, min(READ_THREADS, out.nbytes // (16 << 20)))
-    chunks = getattr(image, "chunks", None)
-    chunk = chunks[0] if chunks and isinstance(chunks[0], int) else None
+    chunk_shape = _chunk_shape(image)
+    chunk = chunk_shape[0] if chunk_shape else None
     first = []
     for src, dst, flip in pieces[0]:
         n = dst.stop - dst.start
@@ -464,10 +465,45 @@ def read_block(image: Any, block: Block, p: BlockPlan | None = None,
         out[tuple(d for _, d, _ in combo)] = data[flips]
 
     combos = list(itertools.product(*pieces))
-    if len(combos) == 1 or out.nbytes < (32 << 20):
+    # a chunked source decodes whole chunks: at most half the block's bytes in flight
+    threads = READ_THREADS if not chunk_shape else max(1, min(
+        READ_THREADS, out.nbytes // (2 * _decoded_bytes(chunk_shape, block.shape))))
+    if len(combos) == 1 or out.nbytes < (32 << 20) or threads == 1:
         for combo in combos:
             copy(combo)
     else:
-        for f in [_read_pool().submit(copy, c) for c in combos]:
-            f.result()
+        pool = _read_pool()
+        for i in range(0, len(combos), threads):
+            for f in [pool.submit(copy, c) for c in combos[i:i + threads]]:
+                f.result()
     return out
+
+
+def _chunk_shape(array: Any) -> tuple[int, ...] | None:
+    """Chunk lengths of a chunked store (zarr ``chunks``, Dask ``chunksize``), or None."""
+    chunks = getattr(array, "chunks", None)
+    if chunks and all(isinstance(c, int) for c in chunks):
+        return tuple(chunks)
+    size = getattr(array, "chunksize", None)
+    return tuple(int(c) for c in size) if size else None
+
+
+def _decoded_bytes(chunk_shape: tuple[int, ...], block_shape: tuple[int, ...]) -> int:
+    """float32 bytes of the chunks one axis-0 chunk row of a block read touches."""
+    touched = [chunk_shape[0]] + [(-(-b // c) + 1) * c
+                                  for b, c in zip(block_shape[1:], chunk_shape[1:])]
+    return 4 * math.prod(touched)
+
+
+def write_core(out: Any, core: tuple[slice, ...], data: np.ndarray) -> None:
+    """``out[core] = data``; into a chunked store (zarr) one axis-0 chunk row at a time,
+    so that the chunks being re-encoded at once stay few."""
+    chunk_shape = _chunk_shape(out)
+    if not chunk_shape or isinstance(out, np.ndarray):
+        out[core] = data
+        return
+    start, stop = core[0].start, core[0].stop
+    cuts = sorted({start, stop} | set(range(start - start % chunk_shape[0] + chunk_shape[0],
+                                            stop, chunk_shape[0])))
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        out[(slice(a, b),) + tuple(core[1:])] = data[a - start:b - start]

@@ -71,6 +71,24 @@ def _with_psf_axes(image, axes: str, psf_ndim: int):
     return image, axes
 
 
+def _centred(psfs: list, paths: Sequence[Path], keep: bool) -> list:
+    """The faces' centring policy (:func:`rlcore.psf.centered`): each PSF moved so that its
+    centroid is at voxel n // 2, said on stderr; ``keep`` (--no-center-psf): as given."""
+    if keep:
+        return psfs
+    from rlcore.psf import centered
+
+    out = []
+    for psf, path in zip(psfs, paths):
+        psf, moved = centered(psf)
+        if any(moved):
+            print(f"rlcore: {path}: PSF centred on its centroid, moved by "
+                  f"({', '.join(f'{m:+.2f}' for m in moved)}) voxels (--no-center-psf keeps "
+                  "it as given)", file=sys.stderr)
+        out.append(psf)
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     from rlcore.backprojector import BACK_PROJECTORS
     from rlcore.boundary import BOUNDARIES
@@ -113,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="constant subtracted from the image first (camera offset), 0")
     d.add_argument("--psf-background", type=float, default=0.0,
                    help="constant subtracted from the PSF first (camera offset), 0")
+    d.add_argument("--no-center-psf", action="store_true",
+                   help="keep the PSF array as given (default: its background removed and "
+                        "its centroid moved to voxel n // 2, so the result is not shifted)")
     d.add_argument("--uint16", action="store_true",
                    help="write uint16 scaled so the maximum is 65535 (default: float32)")
     d.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -156,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
                         "OME-TIFF or OME-Zarr, series with T and C axes too")
     b.add_argument("--psf", type=Path, nargs="+", required=True,
                    help="PSF file: one for all channels, or one per channel")
+    b.add_argument("--no-center-psf", action="store_true",
+                   help="keep the PSF array as given (default: centred on its centroid)")
     b.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder (made if missing); each result keeps its input's "
                         "name, format and axes")
@@ -245,7 +268,8 @@ def _deconvolve(args: argparse.Namespace) -> int:
     if args.psf_background:
         psfs = [np.clip(p.astype(np.float32) - np.float32(args.psf_background), 0, None)
                 for p in psfs]
-        psf = psfs if len(psfs) > 1 else psfs[0]
+    psfs = _centred(psfs, args.psf, args.no_center_psf)
+    psf = psfs if len(psfs) > 1 else psfs[0]
     options = dict(backend=args.backend, boundary=args.boundary,
                    device=_device(args.device),
                    accelerate=args.accelerate if args.accelerate else "auto",
@@ -305,7 +329,7 @@ def _batch(args: argparse.Namespace) -> int:
     if len(set(targets)) != len(targets):
         raise ValueError("inputs: two inputs have the same file name; the output folder "
                          "would hold one of them")
-    psfs = [read_image(p)[0] for p in args.psf]
+    psfs = _centred([read_image(p)[0] for p in args.psf], args.psf, args.no_center_psf)
     plans: dict = {}
     from tqdm.auto import tqdm
 

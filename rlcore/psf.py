@@ -13,11 +13,18 @@ from typing import Any
 import numpy as np
 import scipy.ndimage as ndi
 
-from rlcore._psfmath import fwhm  # noqa: F401 (public here)
+from rlcore._psfmath import (  # noqa: F401 (public here)
+    CENTER_WARNING,
+    background_subtract,
+    centroid_offset,
+    foreground,
+    fwhm,
+)
 
 __all__ = [
     "gaussian", "widefield", "confocal", "center", "crop", "normalize",
     "background_subtract", "fwhm", "detect_beads", "bead_threshold", "distill",
+    "centroid_offset", "centered", "foreground",
 ]
 
 
@@ -225,6 +232,40 @@ def center(psf: np.ndarray, subvoxel: bool = False) -> np.ndarray:
     return np.roll(p, shift, axis=tuple(range(p.ndim)))
 
 
+#: the faces (CLI, napari, RedLionfish compat) move a PSF whose centroid is further than
+#: this from voxel ``n // 2``, in voxels
+CENTER_TOLERANCE = 0.05
+
+
+def centered(psf: np.ndarray) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A user's PSF made ready for rlcore's ``n // 2`` convention, as the CLI, napari and
+    the RedLionfish compat do by default: when its centroid (:func:`centroid_offset`) is
+    more than :data:`CENTER_TOLERANCE` voxel from ``n // 2``, its background is removed
+    (:func:`foreground`) and it is moved there by a sub-voxel
+    Fourier shift (:func:`center` with ``subvoxel=True``); otherwise it is returned as
+    given. Deconvolution by a centroid-centred PSF does not move objects: a bead comes
+    back where it was imaged (within 0.25 voxel, ``tests/test_centering.py``), whether the
+    PSF array peaks at ``n // 2``, at ``(n - 1) // 2`` or voxels away.
+
+    Returns
+    -------
+    psf : ndarray
+        The centred PSF (float32), or the input itself when already centred.
+    moved_by : tuple of float
+        The shift applied, voxels per axis (zeros when none).
+
+    Raises
+    ------
+    ValueError
+        As :func:`centroid_offset`.
+    """
+    offset = centroid_offset(psf)
+    if max(abs(o) for o in offset) <= CENTER_TOLERANCE:
+        return psf, (0.0,) * len(offset)
+    moved = center(foreground(psf), subvoxel=True)
+    return moved, tuple(-o for o in offset)
+
+
 def crop(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Centre-crop to ``shape`` keeping voxel ``n // 2`` at the new ``n // 2``.
 
@@ -238,36 +279,6 @@ def crop(psf: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     if len(shape) != p.ndim or any(k > n for k, n in zip(shape, p.shape)):
         raise ValueError(f"shape: {shape} must not exceed the PSF's {p.shape}")
     return p[tuple(slice(n // 2 - k // 2, n // 2 - k // 2 + k) for n, k in zip(p.shape, shape))]
-
-
-def background_subtract(psf: np.ndarray, background: float | None = None,
-                        border: int = 2, noise: float = 0.0) -> np.ndarray:
-    """Subtract a constant background and clip at 0; float32.
-
-    Parameters
-    ----------
-    psf : ndarray
-        A measured PSF (bead) stack.
-    background : float, optional
-        The value to subtract. Default: the median of the outer ``border`` voxels of every
-        face, plus ``noise`` robust standard deviations of them (1.4826 x their median
-        absolute deviation).
-    border : int, default 2
-        Thickness in voxels of the shell the background is estimated from.
-    noise : float, default 0
-        How many noise standard deviations to remove above the median. With 0, the noise
-        of a raw bead stack stays as a positive pedestal after clipping, which can hold
-        most of the PSF's sum (84% for the LLS bead in ``../shared/data``); 3 removes it.
-    """
-    p = np.asarray(psf, dtype=np.float32)
-    if background is None:
-        shell = np.ones(p.shape, bool)
-        shell[tuple(slice(border, n - border) for n in p.shape)] = False
-        values = p[shell] if shell.any() else np.zeros(1, np.float32)
-        median = float(np.median(values))
-        sigma = 1.4826 * float(np.median(np.abs(values - median)))
-        background = median + noise * sigma
-    return np.clip(p - np.float32(background), 0, None)
 
 
 #: a bead's peak must stand this many noise standard deviations above the background

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block
+from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block, write_core
 from rlcore.deconvolver import Deconvolver, RunOptions
 from rlcore.protocol import AsyncDownloads, PinnedTransfers
 
@@ -127,12 +127,12 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
     def store(result, block, after):
         with be.activate():
             if pinned is None:
-                out[block.core] = (be.to_host(result, after=after) if events
-                                   else be.to_host(result))
+                write_core(out, block.core, be.to_host(result, after=after) if events
+                           else be.to_host(result))
                 return
             raw, host = buffer(tuple(result.shape))
             try:
-                out[block.core] = be.to_host(result, after=after, out=host)
+                write_core(out, block.core, be.to_host(result, after=after, out=host))
             finally:
                 be.release_pinned(raw)
 
@@ -148,7 +148,7 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
             result = deconvolve_block(data)
             del data
             if not device:
-                out[block.core] = np.asarray(result)[block.crop]
+                write_core(out, block.core, np.asarray(result)[block.crop])
                 continue
             core = result[block.crop]
             core = be.contiguous(core) if events else core

@@ -153,6 +153,7 @@ def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndar
             stacklevel=3,
         )
         h = np.maximum(h, 0)
+    _warn_off_centre(h, name)
     if any(p > n for p, n in zip(h.shape, image_shape)):
         keep = tuple(min(p, n) for p, n in zip(h.shape, image_shape))
         warnings.warn(
@@ -167,6 +168,21 @@ def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndar
         raise ValueError(f"{name}: sum is {total:g} after cropping to the image; pass a PSF whose "
                          "energy lies near its centre voxel n // 2")
     return h / total
+
+
+def _warn_off_centre(h: np.ndarray, name: str) -> None:
+    """rlcore's convention is the PSF's centre at voxel ``n // 2``; a PSF whose centroid
+    lies elsewhere shifts the result by as much, so say so (the faces centre it)."""
+    from rlcore._psfmath import CENTER_WARNING, centroid_offset
+
+    offset = centroid_offset(h)
+    if max(abs(o) for o in offset) > CENTER_WARNING:
+        centre = tuple(n // 2 for n in h.shape)
+        warnings.warn(
+            f"{name}: its centroid is {tuple(round(o, 2) for o in offset)} voxels from the "
+            f"centre voxel n // 2 = {centre} (after background removal), so the result is "
+            "shifted by as much; centre it with rlcore.psf.centered(psf) (the CLI, napari "
+            "and the RedLionfish compat do by default)", UserWarning, stacklevel=4)
 
 
 def check_iterations(iterations: Any, name: str = "iterations") -> int:

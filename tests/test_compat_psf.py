@@ -38,9 +38,13 @@ def test_3dct_style_call_uint8_tick_and_uint8_result(rng):
 def test_float_call_equals_deconvolve(rng):
     data = (rng.random((12, 17, 19)) * 100 + 1).astype(np.float32)
     psf = rng.random((5, 5, 5))
-    out = rlf.doRLDeconvolutionFromNpArrays(data, psf, niter=6, method="cpu")
+    out = rlf.doRLDeconvolutionFromNpArrays(data, psf, niter=6, method="cpu",
+                                            center_psf=False)
     np.testing.assert_array_equal(out, rlcore.deconvolve(data, psf, 6, backend="numpy"))
     assert out.dtype == np.float32 and out.shape == data.shape  # odd last axis kept
+    centred = rlf.doRLDeconvolutionFromNpArrays(data, psf, niter=6, method="cpu")
+    np.testing.assert_array_equal(centred, rlcore.deconvolve(data, P.centered(psf)[0], 6,
+                                                             backend="numpy"))
 
 
 def test_gpu_method_falls_back_to_cpu_with_a_log(rng, caplog):

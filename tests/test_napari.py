@@ -53,8 +53,8 @@ def test_run_on_real_data_adds_the_same_result_with_the_scale(viewer_and_widget,
     _wait(qtbot, widget)
     layer = widget.result_layer
     assert layer is not None and layer.name == "LLS image deconvolved"
-    expected = rlcore.deconvolve(source.data, viewer.layers["LLS PSF"].data, 5,
-                                 backend="numpy")
+    psf = rlcore.psf.centered(viewer.layers["LLS PSF"].data)[0]  # the default policy
+    expected = rlcore.deconvolve(source.data, psf, 5, backend="numpy")
     np.testing.assert_array_equal(layer.data, expected)
     np.testing.assert_allclose(layer.scale, source.scale)
     np.testing.assert_allclose(layer.translate, source.translate)
@@ -79,8 +79,8 @@ def test_auto_iterations_and_back_projector_from_the_widget(viewer_and_widget, q
     source = viewer.layers["LLS image"]
     assert widget.run() is True
     _wait(qtbot, widget)
-    expected = rlcore.deconvolve(source.data, viewer.layers["LLS PSF"].data, "auto",
-                                 offset=98.0, backend="numpy")
+    psf = rlcore.psf.centered(viewer.layers["LLS PSF"].data)[0]  # the default policy
+    expected = rlcore.deconvolve(source.data, psf, "auto", offset=98.0, backend="numpy")
     np.testing.assert_array_equal(widget.result_layer.data, expected)
     widget.auto.value = False
     widget.iterations.value = 2
@@ -91,7 +91,7 @@ def test_auto_iterations_and_back_projector_from_the_widget(viewer_and_widget, q
     np.testing.assert_array_equal(
         widget.result_layer.data,
         rlcore.deconvolve(np.clip(source.data.astype(np.float32) - 98, 0, None),
-                          viewer.layers["LLS PSF"].data, 2, backend="numpy",
+                          psf, 2, backend="numpy",
                           back_projector="wiener-butterworth", accelerate="momentum"))
 
 
@@ -150,3 +150,18 @@ def test_manifest_validates_and_is_discovered():
     out = subprocess.run([sys.executable, "-m", "npe2", "validate", "rlcore"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("kind", ["n // 2", "(n - 1) // 2", "off by voxels"])
+def test_bead_stays_where_it_was_imaged(viewer_and_widget, qtbot, rng, kind):
+    """The widget's default (centre the PSF) keeps a bead's sub-voxel position."""
+    from test_centering import BEAD, _image, _position, _psf
+
+    viewer, widget = viewer_and_widget
+    widget.image.value = viewer.add_image(_image(rng), name="bead")
+    widget.psf.value = viewer.add_image(_psf(kind), name="bead PSF")
+    widget.background.value = 20
+    widget.iterations.value = 10
+    assert widget.center_psf.value is True and widget.run() is True
+    _wait(qtbot, widget)
+    assert np.abs(_position(widget.result_layer.data) - BEAD).max() <= 0.25

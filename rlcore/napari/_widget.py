@@ -68,6 +68,7 @@ class DeconvolveWidget(Container):
         self.psf_source = ComboBox(choices=["PSF layer", _GENERATED], value="PSF layer",
                                    label="PSF from")
         self.psf = create_widget(annotation="napari.layers.Image", label="PSF layer")
+        self.center_psf = CheckBox(value=True, text="centre the PSF on its centroid")
         self.sigma = FloatSpinBox(value=2.0, min=0.3, max=50.0, step=0.1,
                                   label="PSF sigma (voxels)", visible=False)
         self.background = FloatSpinBox(value=0.0, min=0.0, max=1e9, step=1.0,
@@ -86,7 +87,8 @@ class DeconvolveWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
         self.status = Label(value="")
-        self.extend([self.image, self.psf_source, self.psf, self.sigma, self.background,
+        self.extend([self.image, self.psf_source, self.psf, self.center_psf, self.sigma,
+                     self.background,
                      self.iterations, self.auto, self.accelerate, self.back_projector,
                      self.backend, self.boundary, self.blocks,
                      self.run_button, self.cancel_button, self.progress, self.status])
@@ -110,7 +112,7 @@ class DeconvolveWidget(Container):
 
     def _psf_source_changed(self, value: str) -> None:
         generated = value == _GENERATED
-        self.psf.visible = not generated
+        self.psf.visible = self.center_psf.visible = not generated
         self.sigma.visible = generated
 
     def settings(self) -> dict:
@@ -149,7 +151,17 @@ class DeconvolveWidget(Container):
             raise ValueError("PSF: choose a PSF layer, or a generated Gaussian PSF")
         if psf_layer is layer:
             raise ValueError("PSF: the PSF layer is the image layer; choose the PSF")
-        return image, np.asarray(psf_layer.data)
+        psf = np.asarray(psf_layer.data)
+        if self.center_psf.value:  # the faces' policy: rlcore.psf.centered
+            from rlcore.psf import centered
+
+            psf, moved = centered(psf)
+            if any(moved):
+                from napari.utils.notifications import show_info
+
+                show_info(f"PSF centred on its centroid: moved by "
+                          f"{tuple(round(m, 2) for m in moved)} voxels")
+        return image, psf
 
     # -- running
     def run(self, *_: Any) -> bool:
