@@ -341,6 +341,24 @@ def _blocked_input(image: Any, init: Any, options: RunOptions) -> tuple[Any, tup
 _SLAB_BYTES = 64 << 20
 
 
+def _pieces(image: Any):
+    """Slices that cover a sliceable source with little memory each: its chunks (zarr:
+    decoding a chunk-aligned piece holds no other chunk), else slabs along axis 0 of
+    about ``_SLAB_BYTES``."""
+    import itertools
+
+    from rlcore.blocks import _chunk_shape
+
+    shape = tuple(int(n) for n in image.shape)
+    chunks = _chunk_shape(image)
+    if not chunks:
+        step = max(1, _SLAB_BYTES // max(1, int(np.prod(shape[1:])) * 4))
+        chunks = (step,) + shape[1:]
+    ranges = [range(0, n, c) for n, c in zip(shape, chunks)]
+    for start in itertools.product(*ranges):
+        yield tuple(slice(a, min(a + c, n)) for a, c, n in zip(start, chunks, shape))
+
+
 def _whole_volume(image: Any, options: RunOptions) -> RunOptions:
     """The constants every block of a run shares, computed from the whole volume in one
     pass whatever holds it (NumPy, CuPy, Dask, zarr, memmap, any sliceable array), so a
@@ -361,12 +379,11 @@ def _whole_volume(image: Any, options: RunOptions) -> RunOptions:
     elif kind == "array_api":
         xp = array_api_compat.array_namespace(image)
         top, total = float(xp.max(image)), float(xp.sum(xp.astype(image, xp.float64)))
-    else:  # zarr, memmap, lazy readers: slabs along axis 0
-        step = max(1, _SLAB_BYTES // max(1, int(np.prod(image.shape[1:])) * 4))
+    else:  # zarr, memmap, lazy readers: one stored chunk, or a slab along axis 0, at a time
         top, total = -np.inf, 0.0
-        for start in range(0, int(image.shape[0]), step):
-            slab = np.asarray(image[start:start + step, ...], dtype=np.float32)
-            top, total = max(top, float(slab.max())), total + float(slab.sum(dtype=np.float64))
+        for piece in _pieces(image):
+            part = np.asarray(image[piece], dtype=np.float32)
+            top, total = max(top, float(part.max())), total + float(part.sum(dtype=np.float64))
     if need_guard:
         options = replace(options, guard=GUARD_RELATIVE * max(top, 0.0))
     if need_mean:
@@ -381,9 +398,12 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
     be = bes[0] if isinstance(bes, list) else bes
     image, shape = _blocked_input(image, init, options)
     h = as_psf(psf, shape)
+    from rlcore.blocks import _chunk_shape
+
+    chunks = (_chunk_shape(image), _chunk_shape(blocked.get("out")))
     p = block_plan(shape, h.shape, iterations, be, options=options,
                    block_shape=blocked["block_shape"], overlap=blocked["overlap"],
-                   max_memory=max_memory or blocked["max_memory"])
+                   max_memory=max_memory or blocked["max_memory"], chunks=chunks)
     logger.info("deconvolve: blocks: %s", p)
     options = _whole_volume(image, options)
     with _progress(progress, iterations * p.n_blocks, f"RL, {p.n_blocks} blocks",
@@ -399,14 +419,16 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
 
 def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterations: int,
                backend: Any, *, options: RunOptions | None = None, block_shape: Any = None,
-               overlap: Any = "auto", max_memory: int | None = None) -> Any:
+               overlap: Any = "auto", max_memory: int | None = None,
+               chunks: tuple = (None, None)) -> Any:
     """The :class:`rlcore.blocks.BlockPlan` a blocked :func:`deconvolve` uses (the one
     place it is made: runs, Dask and the CLI's ``--dry-run`` all call this).
 
     ``psf_shape`` is the PSF's shape after cropping to the image; ``backend`` a backend
     object (its memory model, free memory and FFT lengths size the blocks); ``options``
-    the run's (boundary and variant; default plain periodic RL); the other arguments as
-    in :func:`deconvolve`.
+    the run's (boundary and variant; default plain periodic RL); ``chunks`` the chunk
+    shapes of a chunked source and ``out`` (zarr), counted in the memory; the other
+    arguments as in :func:`deconvolve`.
 
     Raises
     ------
@@ -424,7 +446,7 @@ def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterati
                        bytes_per_voxel=memory_per_voxel(backend, options.variant,
                                                         options.boundary),
                        free_memory=backend.memory().free if block_shape == "auto" else None,
-                       host=backend.on_host, fast_len=backend.fast_length)
+                       host=backend.on_host, fast_len=backend.fast_length, chunks=chunks)
 
 
 def _retry_in_blocks(be, image, psf, iterations, init, callback, progress, overlap, options):

@@ -48,16 +48,20 @@ import numpy as np
 import scipy.fft
 
 __all__ = ["BlockPlan", "Block", "plan", "blocks_of", "read_block", "write_core",
-           "auto_overlap"]
+           "auto_overlap", "chunk_io_bytes"]
 
 logger = logging.getLogger(__name__)
 
 #: fraction of the free device memory an automatic plan uses
 MEMORY_FRACTION = 0.8
-#: bytes per block voxel besides the backend's buffers: on the host the block read and its
-#: result; on a GPU the next block (uploaded while this one computes) and the last result
-#: (downloaded meanwhile)
+#: bytes per block voxel besides the backend's buffers, on a GPU: the next block (uploaded
+#: while this one computes) and the last result (downloaded meanwhile)
 EXTRA_BYTES = 8.0
+#: the same in host memory (numpy and other host backends): the block read, the next one
+#: read meanwhile, the first estimate's copy and the core being written (zarr re-encodes
+#: whole chunks); measured on zarr -> zarr runs (bench/results/blocks-memory.md): 38.7
+#: bytes per block voxel in all with the numpy backend's 20, hence 16 and not 8
+HOST_EXTRA_BYTES = 16.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,9 @@ class BlockPlan:
         FFT grid of the largest block for the chosen boundary.
     memory_bytes : int
         Estimated memory of one block's run: the backend's bytes per grid voxel times the
-        grid, plus :data:`EXTRA_BYTES` per block voxel (blocks in flight).
+        grid, plus :data:`HOST_EXTRA_BYTES` (host backends) or :data:`EXTRA_BYTES`
+        (devices) per block voxel (blocks in flight), plus the chunked stores' decoding
+        (:func:`chunk_io_bytes`).
     boundary : str
         Boundary mode.
     """
@@ -202,6 +208,7 @@ def plan(
     free_memory: int | None = None,
     host: bool = True,
     fast_len: Callable[[int], int] | None = None,
+    chunks: tuple[tuple[int, ...] | None, tuple[int, ...] | None] = (None, None),
 ) -> BlockPlan:
     """Choose blocks for an image, without computing anything (for UIs and ``--dry-run``).
 
@@ -228,10 +235,13 @@ def plan(
         Free bytes of the device (``Backend.memory().free``); needed when ``block_shape``
         is "auto" and ``max_memory`` is None.
     host : bool, default True
-        The backend computes in host memory (kept for callers; both kinds count
-        :data:`EXTRA_BYTES` per block voxel).
+        The backend computes in host memory: :data:`HOST_EXTRA_BYTES` per block voxel,
+        else :data:`EXTRA_BYTES`.
     fast_len : callable, optional
         The backend's FFT-friendly length (``Backend.fast_length``).
+    chunks : (tuple or None, tuple or None)
+        Chunk shapes of the source and of ``out`` when they are chunked stores (zarr):
+        their decoding is counted per block (:func:`chunk_io_bytes`).
 
     Returns
     -------
@@ -249,7 +259,8 @@ def plan(
     psf_shape = tuple(min(int(p), n) for p, n in zip(psf_shape, image_shape))
     ndim = len(image_shape)
     fast = fast_len or (lambda n: scipy.fft.next_fast_len(int(n), real=True))
-    per_voxel = bytes_per_voxel + EXTRA_BYTES
+    extra = HOST_EXTRA_BYTES if host else EXTRA_BYTES
+    per_voxel = bytes_per_voxel + extra
 
     if isinstance(overlap, str):
         if overlap != "auto":
@@ -284,7 +295,8 @@ def plan(
         else:
             block = tuple(min(c + 2 * o, n) for c, o, n in zip(cores, over, image_shape))
         grid = _grid(block, psf_shape, boundary, fast)
-        memory = int(math.prod(grid) * bytes_per_voxel + math.prod(block) * EXTRA_BYTES)
+        memory = int(math.prod(grid) * bytes_per_voxel + math.prod(block) * extra
+                     + chunk_io_bytes(block, *chunks))
         return BlockPlan(image_shape, psf_shape, cores, over, counts, block, grid, memory,
                          boundary, extended)
 
@@ -466,8 +478,7 @@ def read_block(image: Any, block: Block, p: BlockPlan | None = None,
 
     combos = list(itertools.product(*pieces))
     # a chunked source decodes whole chunks: at most half the block's bytes in flight
-    threads = READ_THREADS if not chunk_shape else max(1, min(
-        READ_THREADS, out.nbytes // (2 * _decoded_bytes(chunk_shape, block.shape))))
+    threads = _read_threads(chunk_shape, block.shape)
     if len(combos) == 1 or out.nbytes < (32 << 20) or threads == 1:
         for combo in combos:
             copy(combo)
@@ -489,10 +500,35 @@ def _chunk_shape(array: Any) -> tuple[int, ...] | None:
 
 
 def _decoded_bytes(chunk_shape: tuple[int, ...], block_shape: tuple[int, ...]) -> int:
-    """float32 bytes of the chunks one axis-0 chunk row of a block read touches."""
-    touched = [chunk_shape[0]] + [(-(-b // c) + 1) * c
-                                  for b, c in zip(block_shape[1:], chunk_shape[1:])]
+    """float32 bytes of the chunks one axis-0 chunk row of a block read touches: a span of
+    ``b`` voxels touches ``(b - 1) / c + 1`` chunks of length ``c`` on average over its
+    alignment."""
+    touched = [chunk_shape[0]] + [b + c - 1 for b, c in zip(block_shape[1:], chunk_shape[1:])]
     return 4 * math.prod(touched)
+
+
+def _read_threads(chunk_shape: tuple[int, ...] | None, block_shape: tuple[int, ...]) -> int:
+    """Threads reading one block: :data:`READ_THREADS`; from a chunked store, as many as
+    keep the decoded chunks in flight within half the block's own bytes."""
+    if not chunk_shape:
+        return READ_THREADS
+    return max(1, min(READ_THREADS, 4 * math.prod(block_shape)
+                      // (2 * _decoded_bytes(chunk_shape, block_shape))))
+
+
+def chunk_io_bytes(block_shape: tuple[int, ...], source_chunks: tuple[int, ...] | None,
+                   out_chunks: tuple[int, ...] | None) -> int:
+    """Bytes a block's reading and writing hold besides the block itself, for chunked
+    stores (zarr): the source chunks decoded at once by :func:`read_block`'s threads and
+    the output chunks :func:`write_core` decodes and re-encodes for one axis-0 chunk row
+    (the next block is read while a core is written). 0 for plain arrays."""
+    total = 0
+    if source_chunks:
+        total += _read_threads(source_chunks, block_shape) * _decoded_bytes(source_chunks,
+                                                                            block_shape)
+    if out_chunks:
+        total += 2 * _decoded_bytes(out_chunks, block_shape)
+    return total
 
 
 def write_core(out: Any, core: tuple[slice, ...], data: np.ndarray) -> None:

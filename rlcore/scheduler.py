@@ -51,6 +51,7 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
     backends = list(be) if isinstance(be, (list, tuple)) else [be]
     if out is None:
         out = np.empty(p.image_shape, np.float32)
+    _heap_returns_memory()
     marker = getattr(out, "attrs", None)  # zarr, h5py: a stopped run is seen as incomplete
     if marker is not None:
         marker[COMPLETE] = False
@@ -198,6 +199,33 @@ class UpdateCounter:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+#: glibc's ``M_MMAP_THRESHOLD`` for blocked runs, bytes (see :func:`_heap_returns_memory`)
+MMAP_THRESHOLD = 1 << 20
+_HEAP_SET: list[bool] = []
+
+
+def _heap_returns_memory() -> None:
+    """Let freed block arrays go back to the system (glibc; a no-op elsewhere).
+
+    glibc serves allocations below its *dynamic* mmap threshold (which rises up to 32
+    MiB after the first large free) from per-thread heaps that keep freed memory, so a
+    blocked run's resident memory grew block after block: measured on a zarr -> zarr run
+    with 17 MiB block arrays, to 2.4x the plan's estimate (311 MiB for a 128 MiB cap).
+    A fixed threshold of :data:`MMAP_THRESHOLD` (``mallopt``, once per process, as the
+    ``MALLOC_MMAP_THRESHOLD_`` environment variable would) maps every array of 1 MiB
+    or more on its own and unmaps it when freed: 170 MiB on the same run, and faster
+    (19.7 s instead of 33 s)."""
+    if _HEAP_SET:
+        return
+    _HEAP_SET.append(True)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,

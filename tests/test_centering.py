@@ -92,3 +92,53 @@ def test_api_keeps_the_array_as_given_and_warns_when_off_centre(rng):
     assert np.abs(_position(shifted) - (np.array(BEAD) - (-3, 3, -3))).max() <= 0.25
     fixed = rlcore.deconvolve(image, P.centered(_psf("off by voxels"))[0], 10)
     assert np.abs(_position(fixed) - BEAD).max() <= 0.25
+
+
+def test_cli_no_center_psf_keeps_the_array_as_given(tmp_path, rng):
+    tifffile.imwrite(tmp_path / "img.tif", _image(rng))
+    tifffile.imwrite(tmp_path / "psf.tif", _psf("off by voxels"))
+    out = tmp_path / "out.tif"
+    assert main(["deconvolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                 "-o", str(out), "--background", "20", "--no-center-psf"]) == 0
+    moved = _position(tifffile.imread(out)) - BEAD
+    assert np.abs(moved - (3, -3, 3)).max() <= 0.25  # minus the centroid's offset
+
+
+def test_redlionfish_submodules_and_names_its_scripts_import():
+    """Every name RedLionfish 0.10's tests and scripts use, under its module paths."""
+    import importlib
+
+    names = {"RLDeconvolve": ["doRLDeconvolutionFromNpArrays", "doRLDeconvolutionFromFiles"],
+             "RLDeconv3DScipy": ["doRLDeconvolution", "doRLDeconvolution_DL2_4",
+                                 "doRLDeconvolution12"],
+             "RLDeconv3DReiknaOCL": ["nonBlock_RLDeconvolutionReiknaOCL",
+                                     "block_RLDeconv3DReiknaOCL", "printGPUInfo",
+                                     "get_best_blockshape_and_blockstep", "isReiknaAvailable",
+                                     "RL_CL_PLATFORM_PREFERENCE"],
+             "helperfunctions": ["convertToUint8AndFullRange", "generateGaussPSF",
+                                 "convertToFloat32AndNormalise"]}
+    for module, attrs in names.items():
+        m = importlib.import_module(f"rlcore.compat.redlionfish.{module}")
+        assert getattr(rlf, module) is m
+        for attr in attrs:
+            assert hasattr(m, attr), f"{module}.{attr}"
+    assert isinstance(rlf.RLDeconv3DReiknaOCL.isReiknaAvailable, bool)
+
+
+@pytest.mark.parametrize("data, psf, size", [
+    ((512, 512, 512), (32, 32, 32), 256), ((256, 256, 256), (32, 32, 32), 256),
+    ((834, 300, 2048), (93, 205, 205), 512), ((834, 300, 2048), (93, 205, 205), 256),
+    ((100, 700, 90), (9, 15, 15), 128)])
+def test_redlionfish_block_plan_matches_redlionfish(data, psf, size):
+    upstream = pytest.importorskip("RedLionfishDeconv.RLDeconv3DReiknaOCL",
+                                   reason="redlionfish not installed (rlcore[test])")
+    ours = rlf.RLDeconv3DReiknaOCL.get_best_blockshape_and_blockstep(data, psf, size, 1.2)
+    assert ours == tuple(upstream.get_best_blockshape_and_blockstep(data, psf, size, 1.2))
+
+
+def test_redlionfish_gauss_psf_matches_for_even_cubes():
+    upstream = pytest.importorskip("RedLionfishDeconv.helperfunctions",
+                                   reason="redlionfish not installed (rlcore[test])")
+    ours = rlf.helperfunctions.generateGaussPSF((16, 16, 16), 3)
+    np.testing.assert_allclose(ours, upstream.generateGaussPSF((16, 16, 16), 3), rtol=1e-6)
+    assert rlf.helperfunctions.generateGaussPSF((9, 12, 15), 2).shape == (9, 12, 15)
