@@ -339,12 +339,16 @@ class Deconvolver:
         """``1 / B M`` (``H^T M`` for the matched back projector), 0 where it is <=
         :data:`NONCIRCULANT_GUARD`: Bertero & Boccacci (2005), eq. (9)."""
         be, grid, op = self.backend, self.grid, self.operator
-        if be.xp is not None:  # built on the device
-            weight = op.back_project(grid.mask(be.xp))
-            ones = be.xp.ones(grid.shape, dtype=be.xp.float32)
-        else:  # no array namespace (pyopencl): built on the host, uploaded
-            weight = op.back_project(be.to_device(grid.mask(np)))
-            ones = be.to_device(np.ones(grid.shape, dtype=np.float32))
+        if be.xp is not None:  # built in the operator's work buffer: one new array
+            work = op.work
+            work[...] = 0
+            work[grid.region] = 1  # M
+            weight = op.back_project(work, out=be.empty(grid.shape))
+            work[...] = 1
+            return be.divide_guarded(work, weight, NONCIRCULANT_GUARD, out=weight)
+        # no array namespace (pyopencl): M and the ones built on the host, uploaded
+        weight = op.back_project(be.to_device(grid.mask(np)))
+        ones = be.to_device(np.ones(grid.shape, dtype=np.float32))
         return be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
 
     @property
@@ -410,7 +414,9 @@ class Deconvolver:
             if tuple(y.shape) != self.shape:
                 raise ValueError(f"image: shape {tuple(y.shape)} differs from the planned "
                                  f"{self.shape}; make a Deconvolver for this shape")
-            estimate0 = initial_estimate(init, y, xp, self.shape)
+            padded_image = grid.padded and isinstance(init, str) and init == "image"
+            # on a padded grid the embedding is the copy: no image-sized copy first
+            estimate0 = y if padded_image else initial_estimate(init, y, xp, self.shape)
             if guard is None:
                 guard = GUARD_RELATIVE * peak
             logger.info("deconvolve: backend=%s device=%s image=%s psf=%s grid=%s "
@@ -429,6 +435,7 @@ class Deconvolver:
             options.monitor = monitor
             estimate, done, converged = richardson_lucy(
                 self.operator, data, estimate, self.iterations, guard, callback, options)
+            del data  # before the result is cropped out of the grid
             if monitor is not None:
                 monitor(done, None, estimate)  # the last estimate too
                 if getattr(monitor, "best", None) is not None:
