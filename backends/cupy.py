@@ -53,6 +53,12 @@ _PINNED_FREE: dict[int, list[np.ndarray]] = {}
 _PINNED_LOCK = __import__("threading").Lock()
 
 
+def _planless(shape: tuple[int, ...]) -> bool:
+    """At most one axis longer than 1 (a single voxel, a line): such an array is both C-
+    and F-contiguous and cuFFT's N-d plans refuse it, so CuPy's plain FFT runs instead."""
+    return sum(int(n) > 1 for n in shape) <= 1
+
+
 class _Staging:
     """Two pinned host buffers and a stream per device: host<->device copies run in
     chunks, the DMA of one chunk overlapping the (multi-threaded) host copy of the other.
@@ -272,6 +278,8 @@ class CupyBackend(BackendBase):
 
     # -- memory and transfers -------------------------------------------------------------
     def plan(self, shape: tuple[int, ...]) -> None:
+        if _planless(shape):
+            return
         self._plan(tuple(shape), "R2C")
         self._plan(tuple(shape), "C2R")
 
@@ -377,6 +385,9 @@ class CupyBackend(BackendBase):
         if out is None:
             out = self.empty(spectrum_shape(shape), complex=True)
         x = self.cp.ascontiguousarray(x)
+        if _planless(shape):
+            out[...] = self.cp.fft.rfftn(x)
+            return out
         self._plan(shape, "R2C").fft(x, out, self._cufft.CUFFT_FORWARD)
         return out
 
@@ -384,6 +395,9 @@ class CupyBackend(BackendBase):
         shape = tuple(shape)
         if out is None:
             out = self.empty(shape)
+        if _planless(shape):
+            out[...] = self.cp.fft.irfftn(spectrum, s=shape)
+            return out
         self._plan(shape, "C2R").fft(spectrum, out, self._cufft.CUFFT_INVERSE)
         out *= np.float32(1.0 / float(np.prod(shape)))
         return out
