@@ -408,6 +408,10 @@ class CupyBackend(BackendBase):
             work = self.empty(spectrum_shape(shape), complex=True)
         if out is None:
             out = self.empty(shape)
+        if _planless(shape):
+            spectrum = self.multiply_spectrum(self.rfftn(x, out=work), otf,
+                                              conjugate=conjugate)
+            return self.irfftn(spectrum, shape, out=out)
         self._plan(shape, "R2C").fft(x, work, self._cufft.CUFFT_FORWARD)
         scale = np.float32(1.0 / float(np.prod(shape)))  # irfftn's 1/N, folded in here
         self._k["cmul_conj" if conjugate else "cmul"](otf, scale, work)
