@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                         "photon counts if the data look like counts, else fitted)")
     d.add_argument("--backend", default="auto", help="backend name or 'auto' (see rlcore info)")
     d.add_argument("--device", default=None, help="backend device (numpy: thread count)")
-    d.add_argument("--boundary", default="periodic", choices=BOUNDARIES)
+    d.add_argument("--boundary", default="periodic", choices=BOUNDARIES,
+                   help="how the volume's edges are modelled (periodic; see the README)")
     d.add_argument("--accelerate", nargs="?", const="biggs-andrews", default=False,
                    choices=["biggs-andrews", "momentum"],
                    help="acceleration: biggs-andrews (the default when given alone) or "
@@ -156,20 +157,22 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--shape", type=int, nargs="+", default=None, help="PSF shape, voxels")
     k.add_argument("--threshold", type=float, default=None,
                    help="bead detection threshold over background (default: automatic)")
-    k.add_argument("--iterations", type=int, default=30)
+    k.add_argument("--iterations", type=int, default=30,
+                   help="RL iterations of the reverse deconvolution (30)")
     g = kinds.add_parser("gaussian", help="a Gaussian PSF")
     g.add_argument("--shape", type=int, nargs="+", required=True, help="shape, voxels")
     g.add_argument("--sigma", type=float, nargs="+", required=True, help="sigma, voxels")
     w = kinds.add_parser("widefield", help="theoretical widefield PSF (psfmodels)")
-    w.add_argument("--na", type=float, required=True)
+    w.add_argument("--na", type=float, required=True, help="numerical aperture")
     w.add_argument("--wavelength", type=float, required=True, help="emission, microns")
     w.add_argument("--ni", type=float, default=1.515, help="immersion refractive index")
     w.add_argument("--voxel-size", type=float, nargs=3, required=True, metavar=("Z", "Y", "X"),
                    help="microns")
-    w.add_argument("--shape", type=int, nargs=3, required=True, metavar=("Z", "Y", "X"))
+    w.add_argument("--shape", type=int, nargs=3, required=True, metavar=("Z", "Y", "X"),
+                   help="PSF shape, voxels")
     for q in (k, g, w):
         q.add_argument("-o", "--output", type=Path, required=True, help="output PSF file")
-        q.add_argument("--overwrite", action="store_true")
+        q.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     b = sub.add_parser("batch", help="deconvolve many files with one plan per shape")
     b.add_argument("inputs", nargs="+",
@@ -185,7 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-n", "--iterations", type=int, default=10, help="RL iterations (10)")
     b.add_argument("--backend", default="auto", help="backend name or 'auto'")
     b.add_argument("--device", default=None, help="backend device (numpy: thread count)")
-    b.add_argument("--boundary", default="periodic", choices=BOUNDARIES)
+    b.add_argument("--boundary", default="periodic", choices=BOUNDARIES,
+                   help="as for deconvolve")
     b.add_argument("--accelerate", nargs="?", const="biggs-andrews", default=False,
                    choices=["biggs-andrews", "momentum"], help="as for deconvolve")
     b.add_argument("--back-projector", default="matched", choices=BACK_PROJECTORS,

@@ -338,3 +338,16 @@ def test_whole_volume_constants_are_one_rule_for_every_source(rng):
     blocked = rlcore.deconvolve(image, psf, 4, boundary="non-circulant",
                                 block_shape=(18, 24, 24), overlap=8)
     np.testing.assert_allclose(lazy, blocked, rtol=1e-5, atol=1e-5)
+
+
+def test_plans_count_the_chunks_a_zarr_source_and_out_decode():
+    """Reading from and writing to chunked stores decodes whole chunks: the plan counts
+    them, so blocks for the same max_memory are smaller and still fit it."""
+    plain = blocks.plan((192, 2048, 2048), (9, 9, 9), max_memory=512 * 2**20)
+    chunked = blocks.plan((192, 2048, 2048), (9, 9, 9), max_memory=512 * 2**20,
+                          chunks=((32, 256, 256), (32, 256, 256)))
+    assert chunked.memory_bytes <= 512 * 2**20 and plain.memory_bytes <= 512 * 2**20
+    assert chunked.n_blocks > plain.n_blocks
+    io = blocks.chunk_io_bytes(chunked.block_shape, (32, 256, 256), (32, 256, 256))
+    assert 0 < io < chunked.memory_bytes
+    assert blocks.chunk_io_bytes((8, 8, 8), None, None) == 0

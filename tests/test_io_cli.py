@@ -228,3 +228,22 @@ def test_newcomer_mistakes_get_one_line_before_any_computing(tmp_path, capsys):
     assert "sigma: give one value or one per axis (3)" in capsys.readouterr().err
     with pytest.raises(TypeError, match="image: got PosixPath"):
         rlcore.deconvolve(Path(img), np.ones((3, 3, 3)), 2)
+
+
+def test_every_cli_option_has_help_text():
+    import argparse
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, path + [name])
+            elif not action.help:
+                missing.append((" ".join(path), action.option_strings or action.dest))
+
+    from rlcore.cli import _parser
+
+    walk(_parser(), [])
+    assert not missing
