@@ -211,33 +211,36 @@ def upstream() -> dict:
     work = Path(tempfile.mkdtemp(prefix="rlcore-redlionfish-"))
     shutil.copytree(UPSTREAM / "test", work / "test")
     shutil.copytree(UPSTREAM / "scripts", work / "scripts")
-    alias = (
-        "import sys, types\n"
-        "import rlcore.compat.redlionfish as compat\n"
-        "sys.modules['RedLionfishDeconv'] = compat\n"
-        "for n in ('RLDeconvolve', 'RLDeconv3DScipy', 'RLDeconv3DReiknaOCL', "
-        "'helperfunctions'):\n"
-        "    sys.modules['RedLionfishDeconv.' + n] = getattr(compat, n)\n"
-        "stub = types.ModuleType('napari')\n"  # the scripts end by opening a viewer
-        "stub.view_image = lambda *a, **k: types.SimpleNamespace(add_image=lambda *a, **k: "
-        "None)\n"
-        "stub.run = lambda *a, **k: None\n"
-        "sys.modules['napari'] = stub\n")
+    alias = ("import sys\n"
+             "import rlcore.compat.redlionfish as compat\n"
+             "sys.modules['RedLionfishDeconv'] = compat\n"
+             "for n in ('RLDeconvolve', 'RLDeconv3DScipy', 'RLDeconv3DReiknaOCL', "
+             "'helperfunctions'):\n"
+             "    sys.modules['RedLionfishDeconv.' + n] = getattr(compat, n)\n")
+    stub = ("import sys, types\n"  # the scripts end by opening a viewer: no GUI here
+            "napari = types.ModuleType('napari')\n"
+            "napari.view_image = lambda *a, **k: types.SimpleNamespace("
+            "add_image=lambda *a, **k: None)\n"
+            "napari.run = lambda *a, **k: None\n"
+            "sys.modules['napari'] = napari\n")
     (work / "conftest.py").write_text(alias)
-    (work / "sitecustomize.py").write_text(alias)
+    (work / "rlcore_alias.py").write_text(alias + stub)
     env = {**os.environ, "PYTHONPATH": str(work)}
     results = {}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "no:randomly", "test"], cwd=work, env=env,
                           capture_output=True, text=True)
-    results["test/ (pytest)"] = proc.stdout.strip().splitlines()[-1]
+    results["test/ (pytest)"] = (proc.stdout.strip().splitlines() or
+                                 proc.stderr.strip().splitlines() or ["no output"])[-1]
     data = Path(os.environ.get("RLCORE_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
     (work / "scripts" / "testdata").mkdir()
     for name in ("gendata_psfconv_poiss.tif", "PSF_RFI_8bit.tif"):
         shutil.copyfile(data / "redlionfish" / name, work / "scripts" / "testdata" / name)
     for script in sorted((work / "scripts").glob("*.py")):
-        proc = subprocess.run([sys.executable, str(script.relative_to(work))], cwd=work,
-                              env=env, capture_output=True, text=True)
+        run = (f"import rlcore_alias, runpy, sys; sys.argv = [{str(script)!r}]; "
+               f"runpy.run_path({str(script)!r}, run_name='__main__')")
+        proc = subprocess.run([sys.executable, "-c", run], cwd=work, env=env,
+                              capture_output=True, text=True)
         last = (proc.stderr.strip().splitlines() or ["ok"])[-1]
         results[f"scripts/{script.name}"] = "ran" if proc.returncode == 0 else \
             f"failed: {last}"

@@ -12,7 +12,7 @@ import array_api_compat
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry
-from rlcore.boundary import make_grid
+from rlcore.boundary import is_noncirculant, make_grid
 from rlcore.deconvolver import (
     GUARD_RELATIVE,
     NONCIRCULANT_GUARD,
@@ -365,7 +365,7 @@ def _whole_volume(image: Any, options: RunOptions) -> RunOptions:
     blocked run matches an unblocked one: the division's guard (``GUARD_RELATIVE`` x the
     maximum) and, non-circulant, the first estimate outside the image (the mean)."""
     need_guard = options.guard is None
-    need_mean = options.boundary == "non-circulant" and options.outside is None
+    need_mean = is_noncirculant(options.boundary) and options.outside is None
     if not (need_guard or need_mean) or not int(np.prod(image.shape)):
         return options
     kind = _arrays.kind(image)

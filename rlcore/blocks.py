@@ -190,9 +190,14 @@ def auto_overlap(psf_shape: tuple[int, ...], iterations: int = 10,
 
 def _grid(block: tuple[int, ...], psf: tuple[int, ...], boundary: str,
           fast_len: Callable[[int], int]) -> tuple[int, ...]:
+    """The FFT grid of one block's run (:func:`rlcore.boundary.make_grid`'s rule; a
+    wrapped block is its own periodic grid)."""
+    from rlcore.boundary import make_grid
+
     if boundary in ("periodic", "reflect"):
         return block
-    return tuple(fast_len(b + min(p, b) - 1) for b, p in zip(block, psf))
+    psf = tuple(min(p, b) for p, b in zip(psf, block))
+    return make_grid(block, psf, boundary, fast_len).shape
 
 
 def plan(

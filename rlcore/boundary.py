@@ -21,6 +21,12 @@ and what the image and first estimate hold outside the image region:
     measured voxels only (the data is zero outside them and the ratio there is 0), and
     every update is normalised by ``H^T M``, ``M`` the measured-voxel mask. The first
     estimate outside the image is the image's mean.
+``"non-circulant-half"``
+    the same model on a grid of image + (P + 1) / 2 per axis instead of image + P - 1
+    (deconwolf's ``--bq 1``): the PSF's reach from either face of the image still lands
+    outside the image, but the voxels beyond the two opposite faces are shared (the grid
+    wraps through them), so objects beyond both faces are modelled by one band. Smaller
+    grid, less memory and time; its error is in ``bench/results/boundaries-half.md``.
 
 PSF placement convention: the PSF's centre voxel is index ``n // 2`` on each axis of the
 PSF array; it is moved to grid index 0 (wrapping), so a PSF that is a single 1 at
@@ -39,9 +45,14 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["BOUNDARIES", "Grid", "make_grid", "place_psf"]
+__all__ = ["BOUNDARIES", "Grid", "make_grid", "place_psf", "is_noncirculant"]
 
-BOUNDARIES = ("periodic", "zero", "reflect", "non-circulant")
+BOUNDARIES = ("periodic", "zero", "reflect", "non-circulant", "non-circulant-half")
+
+
+def is_noncirculant(mode: str) -> bool:
+    """The non-circulant model (Bertero & Boccacci 2005), on a full or half extension."""
+    return mode.startswith("non-circulant")
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ class Grid:
             if not hasattr(xp, "pad"):  # the array API standard has no pad: via the host
                 raise NotImplementedError("reflect needs xp.pad")
             return xp.pad(image, widths, mode="symmetric")
-        if estimate and self.mode == "non-circulant":  # the image's mean unless given
+        if estimate and is_noncirculant(self.mode):  # the image's mean unless given
             if fill is None:
                 fill = float(xp.mean(xp.astype(image, xp.float64)))
         else:
@@ -120,14 +131,19 @@ def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: st
         raise ValueError(f"boundary: must be one of {BOUNDARIES}, got {mode!r}")
     if mode == "periodic":
         return Grid(mode, tuple(image_shape), tuple(image_shape), (0,) * len(image_shape))
-    if fast_len is None or mode == "reflect":
-        # reflect's result depends on its grid (how far the mirror extends before the
-        # grid wraps), so its grid is the same on every backend; zero and non-circulant
-        # give the same result on any grid >= image + PSF - 1, so each backend pads to
-        # the lengths its FFT handles fastest
+    if fast_len is None or mode in ("reflect", "non-circulant-half"):
+        # reflect's and the half extension's results depend on their grid (how far the
+        # mirror extends, how wide the shared band is, before the grid wraps), so their
+        # grid is the same on every backend; zero and non-circulant give the same result
+        # on any grid >= image + PSF - 1, so each backend pads to the lengths its FFT
+        # handles fastest
         def fast_len(n: int) -> int:
             return scipy.fft.next_fast_len(n, real=True)
-    shape = tuple(fast_len(n + p - 1) for n, p in zip(image_shape, psf_shape))
+    if mode == "non-circulant-half":
+        shape = tuple(fast_len(n + (p + 1) // 2) if p > 1 else n
+                      for n, p in zip(image_shape, psf_shape))
+    else:
+        shape = tuple(fast_len(n + p - 1) for n, p in zip(image_shape, psf_shape))
     if mode == "zero":
         offset = (0,) * len(shape)
     else:  # reflect, non-circulant: the image in the middle, room on both sides

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry, series
-from rlcore.boundary import Grid, make_grid
+from rlcore.boundary import Grid, is_noncirculant, make_grid
 from rlcore.errors import NumericalError
 from rlcore.iteration import Convolution, Options, richardson_lucy
 from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
@@ -256,7 +256,7 @@ def memory_per_voxel(backend: Any, variant: Variant, boundary: str) -> float:
     extra = 4.0 if not variant.back_projector.matched else 0.0
     extra += 4.0 * (variant.accelerate is not None)
     extra += 4.0 * (variant.accelerate == "biggs-andrews")
-    extra += 4.0 * (boundary == "non-circulant")
+    extra += 4.0 * is_noncirculant(boundary)
     return float(backend.buffers_per_voxel) + extra
 
 
@@ -333,7 +333,7 @@ class Deconvolver:
         with backend.activate():
             self.operator = Convolution(backend, self.psf, self.grid.shape,
                                         back=self.back_kernel)
-            self.normalization = self._normalization() if boundary == "non-circulant" else None
+            self.normalization = self._normalization() if is_noncirculant(boundary) else None
 
     def _normalization(self) -> Any:
         """``1 / B M`` (``H^T M`` for the matched back projector), 0 where it is <=

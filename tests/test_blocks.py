@@ -85,8 +85,9 @@ def test_blocked_matches_unblocked_for_every_boundary(rng, mode):
     assert out.dtype == np.float32 and out.shape == image.shape
     interior = _interior(image.shape, psf.shape)
     # "reflect" is periodic on a mirror-extended grid whose size (so where it wraps)
-    # depends on the block: its seams are larger (measured: bench/results/blocks.md)
-    limit = 1e-2 if mode == "reflect" else 1e-3
+    # depends on the block: its seams are larger (measured: bench/results/blocks.md); so
+    # is the half extension's shared band (a block's band joins a volume face and a cut)
+    limit = 1e-2 if mode in ("reflect", "non-circulant-half") else 1e-3
     assert rel_l2(out[interior], ref[interior]) < limit
     assert rel_l2(out, ref) < limit  # the volume's own edges behave as unblocked too
 
