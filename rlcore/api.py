@@ -574,12 +574,15 @@ def deconvolve(
     backend : str, default ``"auto"``
         ``"auto"`` picks the fastest backend that works here for this kind of array (see
         :func:`rlcore.available_backends`); or a name such as ``"numpy"``, ``"array_api"``.
-    boundary : {"periodic", "zero", "reflect", "non-circulant"}, default ``"periodic"``
-        How the image continues beyond its edges (:mod:`rlcore.boundary`): circular
+    boundary : str, default ``"periodic"``
+        One of "periodic", "zero", "reflect", "non-circulant", "non-circulant-half": how
+        the image continues beyond its edges (:mod:`rlcore.boundary`): circular
         wrap-around on the image grid; zero outside (linear convolution, on a grid padded
         by the PSF size); mirrored (same padded grid); or unknown (Bertero & Boccacci
         2005: the object is estimated on the padded grid from the measured voxels only,
-        each update normalised by ``H^T M``). Measured (bench/results/variants.md,
+        each update normalised by ``H^T M``; "non-circulant-half" on a grid padded by
+        half the PSF, deconwolf's ``--bq 1``: bench/results/boundaries-half.json).
+        Measured (bench/results/variants.md,
         docs/boundaries.png): where an object is cut by the volume's edges,
         "non-circulant" has the lowest error in the outer band of PSF half-width on the
         EPFL bars phantom (0.66 vs 0.77 periodic, 0.88 zero), but not on every object (on
