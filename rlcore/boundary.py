@@ -99,8 +99,11 @@ class Grid:
                 raise NotImplementedError("reflect needs xp.pad")
             return xp.pad(image, widths, mode="symmetric")
         if estimate and is_noncirculant(self.mode):  # the image's mean unless given
-            if fill is None:
-                fill = float(xp.mean(xp.astype(image, xp.float64)))
+            if fill is None:  # accumulated in float64, without a float64 copy
+                try:
+                    fill = float(xp.mean(image, dtype=xp.float64))
+                except TypeError:  # array API namespaces without the keyword
+                    fill = float(xp.mean(xp.astype(image, xp.float64)))
         else:
             fill = 0.0
         out = xp.full(self.shape, fill, dtype=xp.float32)

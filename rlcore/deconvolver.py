@@ -425,7 +425,7 @@ class Deconvolver:
                         self.iterations, guard)
             data = on_grid(be, grid, y)
             estimate = on_grid(be, grid, estimate0, estimate=True, fill=outside)
-            del estimate0
+            del estimate0, y  # on a padded grid, the image lives on in data
             v = self.variant
             options = Options(accelerate=v.accelerate, tv=v.tv, tol=v.tol,
                               clip=self.back_kernel is not None,
