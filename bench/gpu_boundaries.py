@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 CHILD = r"""
 import json, sys, time, math
@@ -49,6 +50,7 @@ for mode in ("periodic", "non-circulant", "non-circulant-half"):
     cupy_backend.clear_plan_cache(); pool.free_all_blocks()
     out[mode] = {"ms": 1e3 * sorted(times)[1], "peak_image_arrays": peak / (4 * math.prod(shape)),
                  "peak_grid_arrays": peak / (4 * math.prod(grid)), "grid": list(grid)}
+out["file"] = rlcore.__file__
 print(json.dumps(out))
 """
 
@@ -57,8 +59,9 @@ def child(shape: str, psf: int, site: str | None) -> dict:
     env = dict(os.environ)
     if site:
         env["PYTHONPATH"] = site + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", CHILD, shape, str(psf)], env=env,
-                          capture_output=True, text=True, check=True)
+    with tempfile.TemporaryDirectory() as cwd:  # not the checkout: '' leads sys.path
+        proc = subprocess.run([sys.executable, "-c", CHILD, shape, str(psf)], env=env,
+                              cwd=cwd, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -81,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         for version, rows in runs.items():
             if not rows:
                 continue
+            modes = [m for m in rows[0] if m != "file"]
             report[case][version] = {
                 mode: {key: (statistics.median(r[mode][key] for r in rows)
                              if key != "grid" else rows[0][mode][key])
-                       for key in rows[0][mode]} for mode in rows[0]}
+                       for key in rows[0][mode]} for mode in modes}
+            report[case][version + "_file"] = rows[0]["file"]
             per = report[case][version]
-            for mode in per:
+            for mode in modes:
                 per[mode]["ratio_to_periodic"] = per[mode]["ms"] / per["periodic"]["ms"]
         print(json.dumps({case: report[case]}, indent=1), flush=True)
     if args.out:
