@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["temp_file", "temp_folder", "publish", "interrupted_swap"]
+__all__ = ["temp_file", "temp_folder", "publish", "interrupted_swap", "hold_interrupts"]
 
 TMP_SUFFIX = ".tmp"
 OLD_SUFFIX = ".old"
@@ -60,8 +60,11 @@ def remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _hold_interrupts() -> Iterator[None]:
-    """Ctrl-C (SIGINT) waits until the block ends (POSIX, main thread; else no-op)."""
+def hold_interrupts() -> Iterator[None]:
+    """Ctrl-C (SIGINT) waits until the block ends (POSIX, main thread; else no-op): for
+    the renames of :func:`publish`, and for importing and probing backends, whose native
+    modules (pyopencl's nanobind, CuPy) abort with a traceback if interrupted while they
+    initialise."""
     if not hasattr(signal, "pthread_sigmask") or \
             threading.current_thread() is not threading.main_thread():
         yield
@@ -96,7 +99,7 @@ def publish(tmp: Path, path: Path, *, overwrite: bool) -> Path:
         ``path`` exists and ``overwrite`` is False: the result is then kept under a free
         name beside it (``out-1.tif``), which the message gives; ``path`` is untouched.
     """
-    with _hold_interrupts():
+    with hold_interrupts():
         if not _exists(path):
             try:
                 _move_new(tmp, path)

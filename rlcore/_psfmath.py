@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.ndimage as ndi
 
-__all__ = ["fwhm", "background_subtract", "foreground", "centroid_offset", "CENTER_WARNING"]
+__all__ = ["fwhm", "background_subtract", "foreground", "centroid_offset", "support",
+           "CENTER_WARNING", "SUPPORT_ENERGY"]
 
 
 def fwhm(psf: np.ndarray, voxel_size: Sequence[float] | None = None) -> tuple[float, ...]:
@@ -104,3 +105,37 @@ def centroid_offset(psf: np.ndarray) -> tuple[float, ...]:
     """
     clean = foreground(psf)
     return tuple(float(c) - n // 2 for c, n in zip(ndi.center_of_mass(clean), clean.shape))
+
+
+#: the fraction of a PSF's light (after background removal) its support holds: padded
+#: grids and block overlaps are sized by the support, not by the array
+SUPPORT_ENERGY = 0.999
+
+
+def support(psf: np.ndarray, energy: float = SUPPORT_ENERGY) -> tuple[slice, ...]:
+    """The centred box, around voxel ``n // 2`` on each axis, that holds ``energy`` of the
+    PSF's :func:`foreground`: per axis, the smallest half-width ``r`` whose slab
+    ``[n // 2 - r, n // 2 + r]`` holds ``1 - (1 - energy) / ndim`` of the light (so the
+    box holds at least ``energy``). An axis whose light reaches past the array on the
+    short side of ``n // 2`` is kept whole. The box's centre voxel is the PSF's.
+
+    Raises
+    ------
+    ValueError
+        ``energy`` outside (0, 1], or as :func:`foreground`.
+    """
+    if not 0 < energy <= 1:
+        raise ValueError(f"energy: a fraction in (0, 1], got {energy!r}")
+    light = foreground(psf)
+    total = light.sum()
+    keep = 1 - (1 - energy) / light.ndim
+    box = []
+    for axis, n in enumerate(light.shape):
+        profile = light.sum(axis=tuple(a for a in range(light.ndim) if a != axis)) / total
+        c = n // 2
+        reach = min(c, n - 1 - c)
+        r = next((r for r in range(reach + 1) if profile[c - r:c + r + 1].sum() >= keep),
+                 None)
+        box.append(slice(0, n) if r is None or (n % 2 == 0 and r == reach and c > reach)
+                   else slice(c - r, c + r + 1))
+    return tuple(box)

@@ -255,8 +255,6 @@ def _deconvolve(args: argparse.Namespace) -> int:
     blocks = dict(block_shape=tuple(args.block_shape) if args.block_shape else None,
                   overlap=tuple(args.overlap) if args.overlap else "auto",
                   max_memory=args.max_memory)
-    if args.dry_run:
-        return _dry_run(args, image, psfs[0], blocks)
     lazy = type(image).__module__.startswith("dask")
     if lazy and args.uint16:
         raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
@@ -274,6 +272,8 @@ def _deconvolve(args: argparse.Namespace) -> int:
                 for p in psfs]
     psfs = _centred(psfs, args.psf, args.no_center_psf)
     psf = psfs if len(psfs) > 1 else psfs[0]
+    if args.dry_run:
+        return _dry_run(args, image, psfs[0], blocks)
     options = dict(backend=args.backend, boundary=args.boundary,
                    device=_device(args.device),
                    accelerate=args.accelerate if args.accelerate else "auto",

@@ -78,10 +78,13 @@ def _module(entry: _Entry) -> Any:
 
 
 def _probe(entry: _Entry) -> BackendInfo:
+    from rlcore._atomic import hold_interrupts
+
     auto = False
     try:
-        module = _module(entry)
-        devices, reason = module.probe()
+        with hold_interrupts():  # native modules must not be interrupted mid-import
+            module = _module(entry)
+            devices, reason = module.probe()
         if reason is None and entry.auto_rank is not None:
             skip = getattr(module, "auto_skip_reason", None)
             why_not = skip() if skip is not None else None
