@@ -248,23 +248,6 @@ def finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
     return xp.asarray(backend.to_host(result))
 
 
-def _supported(psf: np.ndarray) -> np.ndarray:
-    """The PSF cropped to its support (:func:`rlcore._psfmath.support`: the centred box
-    holding :data:`rlcore._psfmath.SUPPORT_ENERGY` of its light after background
-    removal), renormalised to sum 1; the crop is logged. Padded grids grow by the PSF's
-    extent, so a measured PSF's empty margin would cost grid voxels for nothing."""
-    from rlcore._psfmath import SUPPORT_ENERGY, support
-
-    box = support(psf)
-    cropped = tuple(s.stop - s.start for s in box)
-    if cropped == tuple(psf.shape):
-        return psf
-    logger.info("psf: cropped from %s to its support %s (%.1f%% of its light)",
-                tuple(psf.shape), cropped, 100 * SUPPORT_ENERGY)
-    out = psf[box]
-    return out / out.sum()
-
-
 def memory_per_voxel(backend: Any, variant: Variant, boundary: str) -> float:
     """Device bytes per grid voxel of one run: the backend's buffers (image, estimate,
     work, OTF, spectrum work) plus the variant's: the back projector's half spectrum,
@@ -342,8 +325,6 @@ class Deconvolver:
             backend = registry.get_backend(backend, device=device, like=like)
         self.backend = backend
         self.psf = as_psf(psf, self.shape)
-        if boundary == "zero" or is_noncirculant(boundary):  # padded by the support only
-            self.psf = _supported(self.psf)  # (reflect's blocks share its extended grid)
         self.grid = make_grid(self.shape, self.psf.shape, boundary,
                               fast_len=backend.fast_length)
         self.boundary = boundary

@@ -15,16 +15,18 @@ import scipy.ndimage as ndi
 
 from rlcore._psfmath import (  # noqa: F401 (public here)
     CENTER_WARNING,
+    SUPPORT_ENERGY,
     background_subtract,
     centroid_offset,
     foreground,
     fwhm,
+    support,
 )
 
 __all__ = [
     "gaussian", "widefield", "confocal", "center", "crop", "normalize",
     "background_subtract", "fwhm", "detect_beads", "bead_threshold", "distill",
-    "centroid_offset", "centered", "foreground",
+    "centroid_offset", "centered", "foreground", "support",
 ]
 
 
