@@ -424,8 +424,14 @@ class Deconvolver:
                         self.shape, self.psf.shape, grid.shape, self.boundary,
                         self.iterations, guard)
             data = on_grid(be, grid, y)
-            estimate = on_grid(be, grid, estimate0, estimate=True, fill=outside)
-            del estimate0, y  # on a padded grid, the image lives on in data
+            on_device = be.xp is not None and (grid.mode != "reflect" or hasattr(be.xp, "pad"))
+            if padded_image and on_device:  # from the grid copy: the upload is freed
+                del estimate0, y            # first (one image array less at the peak)
+                estimate = grid.embed(data[grid.region], estimate=True, xp=be.xp,
+                                      fill=outside)
+            else:
+                estimate = on_grid(be, grid, estimate0, estimate=True, fill=outside)
+                del estimate0, y  # on a padded grid, the image lives on in data
             v = self.variant
             options = Options(accelerate=v.accelerate, tv=v.tv, tol=v.tol,
                               clip=self.back_kernel is not None,
