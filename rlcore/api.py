@@ -347,10 +347,10 @@ def _pieces(image: Any):
     about ``_SLAB_BYTES``."""
     import itertools
 
-    from rlcore.blocks import _chunk_shape
+    from rlcore.blocks import chunk_shape
 
     shape = tuple(int(n) for n in image.shape)
-    chunks = _chunk_shape(image)
+    chunks = chunk_shape(image)
     if not chunks:
         step = max(1, _SLAB_BYTES // max(1, int(np.prod(shape[1:])) * 4))
         chunks = (step,) + shape[1:]
@@ -398,9 +398,9 @@ def _run_blocked(bes, image, psf, iterations, init, callback, progress, blocked,
     be = bes[0] if isinstance(bes, list) else bes
     image, shape = _blocked_input(image, init, options)
     h = as_psf(psf, shape)
-    from rlcore.blocks import _chunk_shape
+    from rlcore.blocks import chunk_shape
 
-    chunks = (_chunk_shape(image), _chunk_shape(blocked.get("out")))
+    chunks = (chunk_shape(image), chunk_shape(blocked.get("out")))
     p = block_plan(shape, h.shape, iterations, be, options=options,
                    block_shape=blocked["block_shape"], overlap=blocked["overlap"],
                    max_memory=max_memory or blocked["max_memory"], chunks=chunks)

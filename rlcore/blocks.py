@@ -48,7 +48,7 @@ import numpy as np
 import scipy.fft
 
 __all__ = ["BlockPlan", "Block", "plan", "blocks_of", "read_block", "write_core",
-           "auto_overlap", "chunk_io_bytes"]
+           "auto_overlap", "chunk_io_bytes", "chunk_shape"]
 
 logger = logging.getLogger(__name__)
 
@@ -460,8 +460,8 @@ def read_block(image: Any, block: Block, p: BlockPlan | None = None,
     # split axis-0 runs into slabs, so that a block read in one piece still uses threads,
     # and at the source's chunk boundaries (zarr), so that no read spans two chunks
     slabs = max(1, min(READ_THREADS, out.nbytes // (16 << 20)))
-    chunk_shape = _chunk_shape(image)
-    chunk = chunk_shape[0] if chunk_shape else None
+    stored = chunk_shape(image)
+    chunk = stored[0] if stored else None
     first = []
     for src, dst, flip in pieces[0]:
         n = dst.stop - dst.start
@@ -483,7 +483,7 @@ def read_block(image: Any, block: Block, p: BlockPlan | None = None,
 
     combos = list(itertools.product(*pieces))
     # a chunked source decodes whole chunks: at most half the block's bytes in flight
-    threads = _read_threads(chunk_shape, block.shape)
+    threads = _read_threads(stored, block.shape)
     if len(combos) == 1 or out.nbytes < (32 << 20) or threads == 1:
         for combo in combos:
             copy(combo)
@@ -495,7 +495,7 @@ def read_block(image: Any, block: Block, p: BlockPlan | None = None,
     return out
 
 
-def _chunk_shape(array: Any) -> tuple[int, ...] | None:
+def chunk_shape(array: Any) -> tuple[int, ...] | None:
     """Chunk lengths of a chunked store (zarr ``chunks``, Dask ``chunksize``), or None."""
     chunks = getattr(array, "chunks", None)
     if chunks and all(isinstance(c, int) for c in chunks):
@@ -504,21 +504,21 @@ def _chunk_shape(array: Any) -> tuple[int, ...] | None:
     return tuple(int(c) for c in size) if size else None
 
 
-def _decoded_bytes(chunk_shape: tuple[int, ...], block_shape: tuple[int, ...]) -> int:
+def _decoded_bytes(chunks: tuple[int, ...], block_shape: tuple[int, ...]) -> int:
     """float32 bytes of the chunks one axis-0 chunk row of a block read touches: a span of
     ``b`` voxels touches ``(b - 1) / c + 1`` chunks of length ``c`` on average over its
     alignment."""
-    touched = [chunk_shape[0]] + [b + c - 1 for b, c in zip(block_shape[1:], chunk_shape[1:])]
+    touched = [chunks[0]] + [b + c - 1 for b, c in zip(block_shape[1:], chunks[1:])]
     return 4 * math.prod(touched)
 
 
-def _read_threads(chunk_shape: tuple[int, ...] | None, block_shape: tuple[int, ...]) -> int:
+def _read_threads(chunks: tuple[int, ...] | None, block_shape: tuple[int, ...]) -> int:
     """Threads reading one block: :data:`READ_THREADS`; from a chunked store, as many as
     keep the decoded chunks in flight within half the block's own bytes."""
-    if not chunk_shape:
+    if not chunks:
         return READ_THREADS
     return max(1, min(READ_THREADS, 4 * math.prod(block_shape)
-                      // (2 * _decoded_bytes(chunk_shape, block_shape))))
+                      // (2 * _decoded_bytes(chunks, block_shape))))
 
 
 def chunk_io_bytes(block_shape: tuple[int, ...], source_chunks: tuple[int, ...] | None,
@@ -539,12 +539,12 @@ def chunk_io_bytes(block_shape: tuple[int, ...], source_chunks: tuple[int, ...] 
 def write_core(out: Any, core: tuple[slice, ...], data: np.ndarray) -> None:
     """``out[core] = data``; into a chunked store (zarr) one axis-0 chunk row at a time,
     so that the chunks being re-encoded at once stay few."""
-    chunk_shape = _chunk_shape(out)
-    if not chunk_shape or isinstance(out, np.ndarray):
+    stored = chunk_shape(out)
+    if not stored or isinstance(out, np.ndarray):
         out[core] = data
         return
     start, stop = core[0].start, core[0].stop
-    cuts = sorted({start, stop} | set(range(start - start % chunk_shape[0] + chunk_shape[0],
-                                            stop, chunk_shape[0])))
+    cuts = sorted({start, stop} | set(range(start - start % stored[0] + stored[0],
+                                            stop, stored[0])))
     for a, b in zip(cuts[:-1], cuts[1:]):
         out[(slice(a, b),) + tuple(core[1:])] = data[a - start:b - start]

@@ -205,14 +205,20 @@ def initial_estimate(init: Any, image: Any, xp: Any, shape: tuple[int, ...]) -> 
     return xp.asarray(estimate, copy=True)
 
 
+def _embeds_on_device(backend: Any, grid: Grid) -> bool:
+    """The backend's namespace can embed on the grid (reflect needs ``xp.pad``); else the
+    embedding is made on the host (pyopencl, the array API standard)."""
+    return backend.xp is not None and (grid.mode != "reflect" or hasattr(backend.xp, "pad"))
+
+
 def on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
             fill: float | None = None) -> Any:
     """The array embedded on the grid and moved to the backend's device."""
     if not grid.padded:
         return backend.to_device(array)
-    xp = backend.xp
-    if xp is not None and (grid.mode != "reflect" or hasattr(xp, "pad")):
-        return grid.embed(backend.to_device(array), estimate=estimate, xp=xp, fill=fill)
+    if _embeds_on_device(backend, grid):
+        return grid.embed(backend.to_device(array), estimate=estimate, xp=backend.xp,
+                          fill=fill)
     host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
     return backend.to_device(grid.embed(host, estimate=estimate, fill=fill))
 
@@ -424,9 +430,8 @@ class Deconvolver:
                         self.shape, self.psf.shape, grid.shape, self.boundary,
                         self.iterations, guard)
             data = on_grid(be, grid, y)
-            on_device = be.xp is not None and (grid.mode != "reflect" or hasattr(be.xp, "pad"))
-            if padded_image and on_device:  # from the grid copy: the upload is freed
-                del estimate0, y            # first (one image array less at the peak)
+            if padded_image and _embeds_on_device(be, grid):  # from the grid copy: the upload
+                del estimate0, y  # is freed first
                 estimate = grid.embed(data[grid.region], estimate=True, xp=be.xp,
                                       fill=outside)
             else:
