@@ -221,6 +221,8 @@ def _kernels(cp: Any) -> dict[str, Any]:
             "rlcore_multiply_with_step"),
         "clip_negative": cp.ElementwiseKernel(
             "", "float32 x", "x = x > 0.0f ? x : 0.0f", "rlcore_clip_negative"),
+        "zero_where": cp.ElementwiseKernel(
+            "float32 s", "float32 x", "x = s != 0.0f ? x : 0.0f", "rlcore_zero_where"),
         "extrapolate": cp.ElementwiseKernel(
             "float32 x, float32 a", "float32 p",
             "float v = x + a * (x - p); p = v > 0.0f ? v : 0.0f", "rlcore_extrapolate"),
@@ -469,6 +471,10 @@ class CupyBackend(BackendBase):
 
     def clip_negative(self, x):
         self._k["clip_negative"](x)
+        return x
+
+    def zero_where(self, x, support):
+        self._k["zero_where"](support, x)
         return x
 
     def extrapolate(self, x, previous, alpha):

@@ -217,6 +217,10 @@ class NumpyBackend(BackendBase):
         self._slabs(lambda a: np.maximum(a, np.float32(0), out=a), x)
         return x
 
+    def zero_where(self, x, support):
+        self._slabs(lambda a, s: np.copyto(a, np.float32(0), where=s == 0), x, support)
+        return x
+
     def extrapolate(self, x, previous, alpha):
         a = np.float32(alpha)
 

@@ -356,6 +356,8 @@ def _programs(ctx: Any) -> dict[str, Any]:
             "s[i] = x[i] * (y[i] - 1.0f); x[i] = x[i] * y[i]", "rlcore_multiply_step"),
         clip_negative=ew("float *x", "x[i] = x[i] > 0.0f ? x[i] : 0.0f",
                          "rlcore_clip_negative"),
+        zero_where=ew("float *x, const float *s", "x[i] = s[i] != 0.0f ? x[i] : 0.0f",
+                      "rlcore_zero_where"),
         extrapolate=ew(
             "const float *x, float *p, const float a",
             "float v = x[i] + a * (x[i] - p[i]); p[i] = v > 0.0f ? v : 0.0f",
@@ -692,6 +694,10 @@ class OpenCLBackend(BackendBase):
 
     def clip_negative(self, x):
         self.kernels["clip_negative"](x)
+        return x
+
+    def zero_where(self, x, support):
+        self.kernels["zero_where"](x, support)
         return x
 
     def extrapolate(self, x, previous, alpha):

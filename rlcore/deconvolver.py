@@ -437,6 +437,9 @@ class Deconvolver:
             else:
                 estimate = on_grid(be, grid, estimate0, estimate=True, fill=outside)
                 del estimate0, y  # on a padded grid, the image lives on in data
+            if self.normalization is not None:  # voxels not estimated start at 0, so that
+                # no update's step depends on how far the grid was rounded up
+                estimate = be.zero_where(estimate, self.normalization)
             v = self.variant
             options = Options(accelerate=v.accelerate, tv=v.tv, tol=v.tol,
                               clip=self.back_kernel is not None,

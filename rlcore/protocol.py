@@ -160,6 +160,10 @@ class Backend(Protocol):
     def extrapolate(self, x: Array, previous: Array, alpha: float) -> Array:
         """``max(x + alpha * (x - previous), 0)``, in place in ``previous``."""
 
+    def zero_where(self, x: Array, support: Array) -> Array:
+        """``x`` set to 0 where ``support == 0``, in place in ``x`` where the backend can
+        (non-circulant RL: the voxels that are not estimated start at 0)."""
+
     def update_norms(self, x: Array, y: Array, previous_change: Array | None = None):
         """Sums for the step ``d = x * (y - 1)``: returns ``(sum d*d, sum x*x, sum d*p)``
         with ``p = previous_change`` (0.0 when it is None), as Python floats."""
@@ -255,6 +259,10 @@ class BackendBase:
         xp = self.xp
         y = x + alpha * (x - previous)
         return xp.where(y > 0, y, xp.zeros_like(y))
+
+    def zero_where(self, x, support):
+        xp = self.xp
+        return xp.where(support != 0, x, xp.zeros_like(x))
 
     def update_norms(self, x, y, previous_change=None):
         xp = self.xp
