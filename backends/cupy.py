@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from rlcore.backends._staging import CHUNK, PINNED_MIN, Staging
 from rlcore.errors import BackendUnavailableError, DeviceOutOfMemoryError
 from rlcore.protocol import BackendBase, MemoryInfo, spectrum_shape
 
@@ -36,17 +36,6 @@ def clear_plan_cache() -> None:
     _PLANS.clear()
 
 
-#: bytes per pinned staging buffer (the largest chunk); transfers of fewer than
-#: _PINNED_MIN bytes go through plain CuPy copies. Chunks are ~1/8 of a transfer, between
-#: 4 and 32 MiB: measured on the H100, 8 MiB chunks made 268 MB transfers 2-3x slower
-#: than 32 MiB chunks, and 32 MiB chunks left 67 MB transfers without overlap.
-_CHUNK = 1 << 25
-_CHUNK_MIN = 1 << 22
-_PINNED_MIN = 1 << 24
-
-
-def _chunk(nbytes: int) -> int:
-    return min(_CHUNK, max(_CHUNK_MIN, nbytes // 8))
 _STAGING: dict[tuple[int, int], _Staging] = {}
 #: page-locked block buffers for the block scheduler, per device
 _PINNED_FREE: dict[int, list[np.ndarray]] = {}
@@ -74,76 +63,43 @@ def _planless(shape: tuple[int, ...]) -> bool:
     return sum(int(n) > 1 for n in shape) <= 1
 
 
-class _Staging:
-    """Two pinned host buffers and a stream per device: host<->device copies run in
-    chunks, the DMA of one chunk overlapping the (multi-threaded) host copy of the other.
-
-    Copies from pageable NumPy memory run at a few GB/s here (the driver stages them, and
-    a fresh result array page-faults during the DMA); through pinned buffers the DMA runs
-    at the bus rate and the host copy is spread over several cores.
-    """
+class _Staging(Staging):
+    """:class:`backends._staging.Staging` with pinned CuPy buffers and a stream per device
+    and thread."""
 
     def __init__(self, cp: Any):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.cp = cp
-        self.memory = [cp.cuda.alloc_pinned_memory(_CHUNK) for _ in range(2)]
-        self.views = [np.frombuffer(m, dtype=np.uint8, count=_CHUNK) for m in self.memory]
+        self.memory = [cp.cuda.alloc_pinned_memory(CHUNK) for _ in range(2)]
+        super().__init__([np.frombuffer(m, dtype=np.uint8, count=CHUNK)
+                          for m in self.memory])
         self.stream = cp.cuda.Stream(non_blocking=True)
-        self.threads = max(1, min(8, len(os.sched_getaffinity(0))))
-        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rlcore-copy")
 
-    def _copy(self, dst: np.ndarray, src: np.ndarray) -> None:
-        """Host memcpy of byte views, split over threads (NumPy releases the GIL)."""
-        step = -(-dst.size // self.threads)
-        futures = [self.pool.submit(np.copyto, dst[i:i + step], src[i:i + step])
-                   for i in range(step, dst.size, step)]
-        np.copyto(dst[:step], src[:step])
-        for f in futures:
-            f.result()
-
-    def upload(self, host: np.ndarray, device_array: Any) -> None:
+    def _dma(self, dst: int, src: int, n: int, kind: int) -> _Event:
         rt = self.cp.cuda.runtime
-        src = host.reshape(-1).view(np.uint8)
-        base = device_array.data.ptr
-        events: list[Any] = [None, None]
-        chunk = _chunk(src.size)
-        for i, start in enumerate(range(0, src.size, chunk)):
-            k = i % 2
-            n = min(chunk, src.size - start)
-            if events[k] is not None:
-                events[k].synchronize()  # its previous DMA has read the buffer
-            self._copy(self.views[k][:n], src[start:start + n])
-            rt.memcpyAsync(base + start, self.views[k].ctypes.data, n,
-                           rt.memcpyHostToDevice, self.stream.ptr)
-            events[k] = self.stream.record()
-        self.stream.synchronize()
+        rt.memcpyAsync(dst, src, n, kind, self.stream.ptr)
+        return _Event(self.stream.record())
 
-    def download(self, device_array: Any, host: np.ndarray, after: Any = None) -> None:
-        rt = self.cp.cuda.runtime
-        dst = host.reshape(-1).view(np.uint8)
-        base = device_array.data.ptr
+    def upload_to(self, host: np.ndarray, device_array: Any) -> None:
+        base, h2d = device_array.data.ptr, self.cp.cuda.runtime.memcpyHostToDevice
+        self.upload(host, lambda k, start, n: self._dma(
+            base + start, self.views[k].ctypes.data, n, h2d))
+
+    def download_from(self, device_array: Any, host: np.ndarray, after: Any = None) -> None:
         if after is not None:  # an event recorded after the result was computed
             after.synchronize()
         else:
             self.cp.cuda.get_current_stream().synchronize()  # the result is computed
-        pending = None
-        chunk = _chunk(dst.size)
-        for i, start in enumerate(range(0, dst.size, chunk)):
-            k = i % 2
-            n = min(chunk, dst.size - start)
-            rt.memcpyAsync(self.views[k].ctypes.data, base + start, n,
-                           rt.memcpyDeviceToHost, self.stream.ptr)
-            event = self.stream.record()
-            if pending is not None:
-                self._drain(dst, *pending)
-            pending = (k, start, n, event)
-        if pending is not None:
-            self._drain(dst, *pending)
+        base, d2h = device_array.data.ptr, self.cp.cuda.runtime.memcpyDeviceToHost
+        self.download(host, lambda k, start, n: self._dma(
+            self.views[k].ctypes.data, base + start, n, d2h))
 
-    def _drain(self, dst: np.ndarray, k: int, start: int, n: int, event: Any) -> None:
-        event.synchronize()
-        self._copy(dst[start:start + n], self.views[k][:n])
+
+class _Event:
+    def __init__(self, event: Any):
+        self.event = event
+
+    def wait(self) -> None:
+        self.event.synchronize()
 
 
 def _staging(cp: Any, device: int) -> _Staging:
@@ -324,7 +280,7 @@ class CupyBackend(BackendBase):
         if isinstance(host, cp.ndarray):
             return host
         host = np.ascontiguousarray(host)
-        if host.nbytes < _PINNED_MIN:
+        if host.nbytes < PINNED_MIN:
             return cp.asarray(host)
         out = cp.empty(host.shape, dtype=host.dtype)
         staging = _staging(cp, self._device.id)
@@ -334,7 +290,7 @@ class CupyBackend(BackendBase):
                            rt.memcpyHostToDevice, staging.stream.ptr)
             staging.stream.synchronize()
         else:
-            staging.upload(host, out)
+            staging.upload_to(host, out)
         return out
 
     def pinned_empty(self, nbytes: int) -> np.ndarray:
@@ -373,10 +329,10 @@ class CupyBackend(BackendBase):
                            rt.memcpyDeviceToHost, staging.stream.ptr)
             staging.stream.synchronize()
             return out
-        if array.nbytes < _PINNED_MIN:
+        if array.nbytes < PINNED_MIN:
             return cp.asnumpy(array)
         out = np.empty(array.shape, dtype=array.dtype)
-        _staging(cp, self._device.id).download(array, out, after)
+        _staging(cp, self._device.id).download_from(array, out, after)
         return out
 
     def record(self) -> Any:
