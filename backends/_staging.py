@@ -12,12 +12,13 @@ device array at byte ``start`` and returns something with ``wait()``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
+
+from rlcore._system import usable_cpus
 
 __all__ = ["Staging", "chunk_bytes", "CHUNK", "PINNED_MIN"]
 
@@ -48,7 +49,7 @@ class Staging:
 
     def __init__(self, views: list[np.ndarray]):
         self.views = views
-        self.threads = max(1, min(8, len(os.sched_getaffinity(0))))
+        self.threads = max(1, min(8, usable_cpus()))
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rlcore-copy")
 
     def _copy(self, dst: np.ndarray, src: np.ndarray) -> None:

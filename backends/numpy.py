@@ -17,7 +17,6 @@ pass (small cache-sized pieces measured slower: Python overhead per piece).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +24,7 @@ import numpy as np
 import psutil
 import scipy.fft
 
+from rlcore._system import usable_cpus
 from rlcore.protocol import BackendBase, MemoryInfo, spectrum_shape
 
 try:  # pocketfft's own bindings take out= and the sign; the public scipy.fft API does not.
@@ -57,13 +57,6 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 class NumpyBackend(BackendBase):
     """The default backend: NumPy arrays on the host, ``scipy.fft`` on ``workers`` threads.
 
@@ -86,7 +79,7 @@ class NumpyBackend(BackendBase):
             isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
         ):
             raise ValueError(f"device: thread count must be a positive int, got {workers!r}")
-        self.workers = workers or _cpu_count()
+        self.workers = workers or usable_cpus()
         self._fft = _pocketfft if use_pocketfft else None
         self.xp = np
         self.device = f"CPU ({self.workers} threads, scipy {scipy.__version__})"
@@ -259,7 +252,7 @@ class NumpyBackend(BackendBase):
 
 def probe() -> tuple[tuple[str, ...], str | None]:
     """Devices this backend can use, and why it cannot run (None when it can)."""
-    return (f"CPU ({_cpu_count()} threads)",), None
+    return (f"CPU ({usable_cpus()} threads)",), None
 
 
 def create(device: object = None, like: object = None) -> NumpyBackend:

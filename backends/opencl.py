@@ -252,6 +252,21 @@ __kernel void apply_otf(__global float2 *Zout, __global const float2 *Z,
     Zout[i] = scale * pack(cmul(e + t, h1), cmul(e - t, h2), w[kx]);
 }
 
+/* the PSF (nz, ny, nx), centre voxel n // 2, wrapped around the origin of the grid
+   (Gz, Gy, Gx): PSF index p lands on grid index (p - n / 2) mod G, so grid index g
+   holds PSF index (g + n / 2) mod G where that is < n, else 0 */
+__kernel void place_psf(__global float *out, __global const float *psf, const int Gz,
+                        const int Gy, const int Gx, const int nz, const int ny,
+                        const int nx) {
+    const long i = get_global_id(0);
+    if (i >= (long)Gz * Gy * Gx) return;
+    const int gx = (int)(i % Gx);
+    const long r = i / Gx;
+    const int gy = (int)(r % Gy), gz = (int)(r / Gy);
+    const int pz = (gz + nz / 2) % Gz, py = (gy + ny / 2) % Gy, px = (gx + nx / 2) % Gx;
+    out[i] = (pz < nz && py < ny && px < nx) ? psf[((long)pz * ny + py) * nx + px] : 0.0f;
+}
+
 /* odd last axis: full-length complex transforms */
 __kernel void real_to_complex(__global float2 *c, __global const float *x, const long n) {
     const long i = get_global_id(0);
@@ -341,7 +356,8 @@ def _programs(ctx: Any) -> dict[str, Any]:
     program = cl.Program(ctx, _SPECTRUM_SOURCE).build()
     k = {name: getattr(program, name) for name in (
         "unpack", "pack_spectrum", "apply_otf", "real_to_complex", "crop_half",
-        "apply_otf_full", "expand_half", "multiply_spectrum", "real_part", "tv_factor")}
+        "apply_otf_full", "expand_half", "multiply_spectrum", "real_part", "tv_factor",
+        "place_psf")}
 
     def ew(args: str, op: str, name: str) -> Any:
         return ElementwiseKernel(ctx, args, op, name)
@@ -725,10 +741,13 @@ class OpenCLBackend(BackendBase):
         return out
 
     def place_psf(self, psf, grid_shape, out):
-        """The PSF wrapped around the grid origin, placed on the host and uploaded once."""
-        from rlcore.boundary import place_psf
-
-        out.set(place_psf(np.asarray(psf, np.float32), tuple(grid_shape)))
+        """The PSF wrapped around the grid origin (as :func:`rlcore.boundary.place_psf`):
+        the PSF uploaded as it is, placed by one kernel (no grid-sized host array)."""
+        psf = np.ascontiguousarray(psf, dtype=np.float32)
+        gz, gy, gx = self._dims(tuple(grid_shape))
+        nz, ny, nx = self._dims(psf.shape)
+        self._run(self.kernels["place_psf"], out.size, out.data, self._upload_any(psf).data,
+                  *(np.int32(n) for n in (gz, gy, gx, nz, ny, nx)))
         return out
 
     # -- elementwise

@@ -429,10 +429,11 @@ def _read_pool():
     """Threads shared by every block read of the process: one core each, at most 32, so
     that the readers of several GPUs (8 slabs each) do not queue behind one another."""
     if not _READ_POOL:
-        import os
         from concurrent.futures import ThreadPoolExecutor
 
-        n = max(1, min(32, len(os.sched_getaffinity(0))))
+        from rlcore._system import usable_cpus
+
+        n = max(1, min(32, usable_cpus()))
         _READ_POOL.append(ThreadPoolExecutor(n, thread_name_prefix="rlcore-block-read"))
     return _READ_POOL[0]
 

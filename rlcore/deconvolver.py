@@ -237,15 +237,16 @@ def source(be: Any, image: Any) -> Any:
 
 def finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
     """The image region of the estimate, checked finite, in the caller's array kind."""
-    if backend.xp is None:  # no array namespace (pyopencl): crop on host
-        result = np.asarray(backend.to_host(estimate))
-        result = result[grid.region] if grid.padded else result
-    else:
-        result = estimate[grid.region] if grid.padded else estimate
-    if not backend.all_finite(result):
+    if not backend.all_finite(estimate if backend.xp is None else
+                              estimate[grid.region] if grid.padded else estimate):
         raise NumericalError(
             "the estimate contains NaN or infinite values; the image or PSF is numerically "
             "extreme (check its range and background)")
+    if backend.xp is None:  # no array namespace (pyopencl): checked on the device (the
+        result = np.asarray(backend.to_host(estimate))  # whole grid), cropped on the host
+        result = result[grid.region] if grid.padded else result
+    else:
+        result = estimate[grid.region] if grid.padded else estimate
     kind = _arrays.kind(image)
     if kind == "numpy":
         return np.ascontiguousarray(backend.to_host(result), dtype=np.float32)
@@ -420,9 +421,11 @@ class Deconvolver:
             if tuple(y.shape) != self.shape:
                 raise ValueError(f"image: shape {tuple(y.shape)} differs from the planned "
                                  f"{self.shape}; make a Deconvolver for this shape")
-            padded_image = grid.padded and isinstance(init, str) and init == "image"
-            # on a padded grid the embedding is the copy: no image-sized copy first
-            estimate0 = y if padded_image else initial_estimate(init, y, xp, self.shape)
+            from_image = isinstance(init, str) and init == "image"
+            padded_image = grid.padded and from_image
+            # the first estimate is a copy of the image made where the data lies: the
+            # grid embedding on a padded grid, a device copy of the uploaded data else
+            estimate0 = y if from_image else initial_estimate(init, y, xp, self.shape)
             if guard is None:
                 guard = GUARD_RELATIVE * peak
             logger.info("deconvolve: backend=%s device=%s image=%s psf=%s grid=%s "
@@ -430,7 +433,10 @@ class Deconvolver:
                         self.shape, self.psf.shape, grid.shape, self.boundary,
                         self.iterations, guard)
             data = on_grid(be, grid, y)
-            if padded_image and _embeds_on_device(be, grid):  # from the grid copy: the upload
+            if from_image and not grid.padded:
+                del estimate0, y
+                estimate = be.copy_into(data, be.empty(grid.shape))
+            elif padded_image and _embeds_on_device(be, grid):  # from the grid copy: the upload
                 del estimate0, y  # is freed first
                 estimate = grid.embed(data[grid.region], estimate=True, xp=be.xp,
                                       fill=outside)

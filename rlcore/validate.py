@@ -44,6 +44,30 @@ def _check_dtype(xp: Any, array: Any, name: str) -> None:
         raise TypeError(f"{name}: dtype {dtype} is not supported; pass integer or real float data")
 
 
+#: host arrays from this many voxels are reduced by several threads
+_THREADED_MIN = 1 << 22
+
+
+def _min_max(xp: Any, y: Any) -> tuple[float, float]:
+    """``(min, max)`` of ``y``; a large NumPy array is split over threads along axis 0
+    (NumPy releases the GIL in reductions): 64 M voxels took ~30 ms on one core, which
+    was a third of a 10-iteration GPU run."""
+    rows = y.shape[0] if y.ndim else 0
+    if not isinstance(y, np.ndarray) or y.size < _THREADED_MIN or rows < 2:
+        return float(xp.min(y)), float(xp.max(y))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rlcore._system import usable_cpus
+
+    parts = min(rows, usable_cpus(), 16)
+    bounds = [rows * i // parts for i in range(parts + 1)]
+    with ThreadPoolExecutor(parts) as pool:
+        pairs = list(pool.map(lambda b: (y[b[0]:b[1]].min(), y[b[0]:b[1]].max()),
+                              zip(bounds, bounds[1:])))
+    lows, highs = zip(*pairs)
+    return float(np.min(lows)), float(np.max(highs))
+
+
 def _check_shape(array: Any, name: str) -> None:
     if array.ndim < 1:
         raise ValueError(f"{name}: must have at least 1 dimension, got a 0-d array")
@@ -91,7 +115,7 @@ def as_image(
     _check_shape(image, name)
     y = xp.astype(image, xp.float32, copy=False)
     # two reductions, no temporaries: NaN propagates through min/max, +-inf shows in them
-    low, high = float(xp.min(y)), float(xp.max(y))
+    low, high = _min_max(xp, y)
     if not (math.isfinite(low) and math.isfinite(high)):
         bad = int(xp.sum(xp.astype(~xp.isfinite(y), xp.int64)))
         raise ValueError(

@@ -186,3 +186,16 @@ def test_large_transfers_go_through_pinned_chunks(rng):
     assert np.array_equal(back, host) and np.array_equal(host, before)
     be.multiply(dev, dev)  # queued work, then a download: it must see the result
     assert np.array_equal(be.to_host(dev), host * host)
+
+
+@pytest.mark.parametrize("psf_shape, grid_shape", [
+    ((5, 7, 9), (8, 12, 16)), ((4, 6, 8), (9, 10, 11)), ((8, 10, 12), (8, 10, 12)),
+    ((3, 4), (7, 10)), ((1, 1, 1), (4, 4, 4))])
+def test_psf_placed_on_the_device_as_on_the_host(rng, psf_shape, grid_shape):
+    opencl = _opencl()
+    from rlcore.boundary import place_psf
+
+    be = opencl.create()
+    psf = rng.random(psf_shape, dtype=np.float32)
+    out = be.place_psf(psf, grid_shape, be.empty(grid_shape))
+    assert np.array_equal(be.to_host(out), place_psf(psf, grid_shape))
