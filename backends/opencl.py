@@ -232,26 +232,6 @@ __kernel void pack_spectrum(__global float2 *Z, __global const float2 *S,
     Z[i] = pack(s1, s2c, w[kx]);
 }
 
-/* unpack, multiply by the OTF (conj(OTF) for the adjoint), repack: one pass */
-__kernel void apply_otf(__global float2 *Zout, __global const float2 *Z,
-                        __global const float2 *otf, __global const float2 *w,
-                        const int Dz, const int Dy, const int M, const int conjugate,
-                        const float scale) {
-    const long i = get_global_id(0);
-    if (i >= (long)Dz * Dy * M) return;
-    const int kx = (int)(i % M);
-    const long r = i / M, q = partner_row(r, Dz, Dy), H = M + 1;
-    const float2 a = Z[i];
-    const float2 b = cconj(Z[q * M + ((M - kx) % M)]);
-    const float2 e = 0.5f * (a + b);
-    const float2 t = cmul(w[kx], times_minus_i(0.5f * (a - b)));
-    float2 h1 = otf[r * H + kx];
-    float2 h2 = otf[q * H + (M - kx)];
-    if (conjugate) h1 = cconj(h1); else h2 = cconj(h2);
-    /* s1 = S[k] * h1; s2c = conj(S[-k, M - kx] * otf') = (e - t) * h2 */
-    Zout[i] = scale * pack(cmul(e + t, h1), cmul(e - t, h2), w[kx]);
-}
-
 /* the PSF (nz, ny, nx), centre voxel n // 2, wrapped around the origin of the grid
    (Gz, Gy, Gx): PSF index p lands on grid index (p - n / 2) mod G, so grid index g
    holds PSF index (g + n / 2) mod G where that is < n, else 0 */
@@ -265,6 +245,36 @@ __kernel void place_psf(__global float *out, __global const float *psf, const in
     const int gy = (int)(r % Gy), gz = (int)(r / Gy);
     const int pz = (gz + nz / 2) % Gz, py = (gy + ny / 2) % Gy, px = (gx + nx / 2) % Gx;
     out[i] = (pz < nz && py < ny && px < nx) ? psf[((long)pz * ny + py) * nx + px] : 0.0f;
+}
+
+/* apply_otf in place: the work item of the lower index of each Hermitian pair (i, j)
+   reads both values and writes both outputs (j = i for self-partners), so no second
+   half-length buffer is needed */
+inline float2 otf_product(float2 a, float2 b, __global const float2 *otf,
+                          __global const float2 *w, long r, long q, int kx, int M,
+                          int conjugate, float scale) {
+    const long H = M + 1;
+    const float2 e = 0.5f * (a + b);
+    const float2 t = cmul(w[kx], times_minus_i(0.5f * (a - b)));
+    float2 h1 = otf[r * H + kx];
+    float2 h2 = otf[q * H + (M - kx)];
+    if (conjugate) h1 = cconj(h1); else h2 = cconj(h2);
+    return scale * pack(cmul(e + t, h1), cmul(e - t, h2), w[kx]);
+}
+
+__kernel void apply_otf_inplace(__global float2 *Z, __global const float2 *otf,
+                                __global const float2 *w, const int Dz, const int Dy,
+                                const int M, const int conjugate, const float scale) {
+    const long i = get_global_id(0);
+    if (i >= (long)Dz * Dy * M) return;
+    const int kx = (int)(i % M), kx2 = (M - kx) % M;
+    const long r = i / M, q = partner_row(r, Dz, Dy), j = q * M + kx2;
+    if (j < i) return;  /* the pair's lower index does both */
+    const float2 zi = Z[i], zj = Z[j];
+    const float2 out_i = otf_product(zi, cconj(zj), otf, w, r, q, kx, M, conjugate, scale);
+    if (j != i)
+        Z[j] = otf_product(zj, cconj(zi), otf, w, q, r, kx2, M, conjugate, scale);
+    Z[i] = out_i;
 }
 
 /* odd last axis: full-length complex transforms */
@@ -355,9 +365,9 @@ def _programs(ctx: Any) -> dict[str, Any]:
     acc = np.float64 if fp64 else np.float32
     program = cl.Program(ctx, _SPECTRUM_SOURCE).build()
     k = {name: getattr(program, name) for name in (
-        "unpack", "pack_spectrum", "apply_otf", "real_to_complex", "crop_half",
+        "unpack", "pack_spectrum", "real_to_complex", "crop_half",
         "apply_otf_full", "expand_half", "multiply_spectrum", "real_part", "tv_factor",
-        "place_psf")}
+        "place_psf", "apply_otf_inplace")}
 
     def ew(args: str, op: str, name: str) -> Any:
         return ElementwiseKernel(ctx, args, op, name)
@@ -542,7 +552,6 @@ class OpenCLBackend(BackendBase):
         self.kernels = _programs(self.ctx)
         self.pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue))
         self._plans: dict[tuple[int, ...], Any] = {}
-        self._scratch: dict[tuple[tuple[int, ...], int], Any] = {}
         self._twiddles: dict[int, Any] = {}
         self._local: dict[str, int] = {}
 
@@ -634,11 +643,11 @@ class OpenCLBackend(BackendBase):
 
         return cla.Array(self.queue, shape, dtype, data=array.base_data, offset=array.offset)
 
-    def _scratch_array(self, shape: tuple[int, ...], slot: int) -> Any:
-        key = (shape, slot)
-        if key not in self._scratch:
-            self._scratch[key] = self._alloc(shape, np.complex64)
-        return self._scratch[key]
+    def _scratch(self, shape: tuple[int, ...]) -> Any:
+        """A complex work array, freed (back to the pool) when the caller drops it: the
+        iteration itself needs none (the OTF product is made in the spectrum work
+        buffer), so no grid-sized scratch outlives the transform that used it."""
+        return self._alloc(shape, np.complex64)
 
     @staticmethod
     def _dims(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -673,7 +682,7 @@ class OpenCLBackend(BackendBase):
         spectrum = out if out is not None else self.empty(spectrum_shape(shape), complex=True)
         if half is not None:
             m = nx // 2
-            z = self._scratch_array(half, 0)
+            z = self._scratch(half)
             fft.forward(z, self._view(x, half, np.complex64))
             self._run(self.kernels["unpack"], spectrum.size, spectrum.data, z.data,
                       self._twiddle(nx).data, np.int32(dz), np.int32(dy), np.int32(m))
@@ -684,9 +693,9 @@ class OpenCLBackend(BackendBase):
         return spectrum
 
     def _full_complex(self, x: Any, shape: tuple[int, ...]) -> Any:
-        """FFT of ``x`` as a full-length complex array (odd last axis), in scratch 1."""
+        """FFT of ``x`` as a full-length complex array (odd last axis), a new array."""
         _, fft = self._plans[shape]
-        c0, c1 = self._scratch_array(shape, 0), self._scratch_array(shape, 1)
+        c0, c1 = self._scratch(shape), self._scratch(shape)
         self._run(self.kernels["real_to_complex"], x.size, c0.data, x.data, np.int64(x.size))
         fft.forward(c1, c0)
         return c1
@@ -697,12 +706,12 @@ class OpenCLBackend(BackendBase):
         out = out if out is not None else self.empty(shape)
         if half is not None:
             m = nx // 2
-            z = self._scratch_array(half, 0)
+            z = self._scratch(half)
             self._run(self.kernels["pack_spectrum"], z.size, z.data, spectrum.data,
                       self._twiddle(nx).data, np.int32(dz), np.int32(dy), np.int32(m))
             fft.inverse(self._view(out, half, np.complex64), z)
             return out
-        c0, c1 = self._scratch_array(shape, 0), self._scratch_array(shape, 1)
+        c0, c1 = self._scratch(shape), self._scratch(shape)
         self._run(self.kernels["expand_half"], c0.size, c0.data, spectrum.data, np.int32(dz),
                   np.int32(dy), np.int32(nx))
         fft.inverse(c1, c0)
@@ -721,20 +730,18 @@ class OpenCLBackend(BackendBase):
         out = out if out is not None else self.empty(shape)
         if half is not None:
             m = nx // 2
-            z0 = self._scratch_array(half, 0)
-            # the caller's spectrum work buffer (one more column) holds the product
-            z1 = self._scratch_array(half, 1) if work is None else \
-                self._view(work, half, np.complex64)
-            fft.forward(z0, self._view(x, half, np.complex64))
-            self._run(self.kernels["apply_otf"], z0.size, z1.data, z0.data, otf.data,
+            # the packed spectrum in the caller's spectrum work buffer (one more column)
+            z = self._scratch(half) if work is None else self._view(work, half, np.complex64)
+            fft.forward(z, self._view(x, half, np.complex64))
+            self._run(self.kernels["apply_otf_inplace"], z.size, z.data, otf.data,
                       self._twiddle(nx).data, np.int32(dz), np.int32(dy), np.int32(m),
                       np.int32(bool(conjugate)), np.float32(1.0))
-            fft.inverse(self._view(out, half, np.complex64), z1)
+            fft.inverse(self._view(out, half, np.complex64), z)
             return out
         c = self._full_complex(x, shape)
         self._run(self.kernels["apply_otf_full"], c.size, c.data, otf.data, np.int32(dz),
                   np.int32(dy), np.int32(nx), np.int32(bool(conjugate)))
-        c0 = self._scratch_array(shape, 0)
+        c0 = self._scratch(shape)
         fft.inverse(c0, c)
         self._run(self.kernels["real_part"], out.size, out.data, c0.data, np.float32(1.0),
                   np.int64(out.size))

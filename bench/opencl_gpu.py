@@ -162,12 +162,58 @@ def agreement(run_by_name: dict, shape=(40, 96, 80), psf_n=15) -> dict:
     return out
 
 
+def boundaries(runs: dict, mem_info, rounds: int, n: int) -> dict:
+    """Issue 19 on the GPU backends: non-circulant (full, half) against periodic, time
+    (median of ``rounds``, interleaved) and peak device memory in grid-sized arrays."""
+    from rlcore.boundary import make_grid
+
+    out: dict = {}
+    for shape, p in CASES:
+        image, psf = phantom(shape), gaussian_psf(p)
+        key = "x".join(map(str, shape)) + f" psf {p}^3"
+        rows: dict = {}
+        for name, run in runs.items():
+            if name.startswith("redlionfish") or name == "opencl-reikna":
+                continue
+            be = rlcore.registry.get_backend(name.split("-")[0]) if name == "cupy" else None
+            for mode in ("periodic", "non-circulant", "non-circulant-half"):
+                run(image, psf, n, boundary=mode)  # warm
+                times = []
+                for _ in range(rounds):
+                    t = time.perf_counter()
+                    run(image, psf, n, boundary=mode)
+                    times.append(time.perf_counter() - t)
+                row = {"median_ms": 1e3 * float(np.median(times))}
+                fast = be.fast_length if be is not None else \
+                    rlcore.registry.get_backend("opencl").fast_length
+                grid = make_grid(shape, psf.shape, mode, fast_len=fast).shape
+                row["grid"] = list(grid)
+                if mem_info is not None:
+                    dropped_caches()
+                    with PeakMemory(mem_info) as peak:
+                        run(image, psf, n, boundary=mode)
+                    row["peak_grid_arrays"] = peak.peak / (4 * math.prod(grid))
+                    row["peak_image_arrays"] = peak.peak / (4 * math.prod(shape))
+                rows[f"{name} {mode}"] = row
+            for mode in ("non-circulant", "non-circulant-half"):
+                r, base = rows[f"{name} {mode}"], rows[f"{name} periodic"]
+                r["over_periodic"] = r["median_ms"] / base["median_ms"]
+                r["per_grid_voxel_over_periodic"] = r["over_periodic"] * math.prod(shape) \
+                    / math.prod(r["grid"])
+        out[key] = rows
+        print(key, json.dumps(rows, indent=1), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--skip", nargs="*", default=[], help="configurations to leave out")
     ap.add_argument("--no-agreement", action="store_true")
+    ap.add_argument("--boundaries", action="store_true",
+                    help="also non-circulant against periodic (issue 19)")
+    ap.add_argument("--no-speed", action="store_true", help="skip the speed table")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -188,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"device": gpus[0], "platform": platform.platform(),
                     "iterations": args.iterations, "cases": {}}
     n = args.iterations
-    for shape, p in CASES:
+    for shape, p in CASES if not args.no_speed else ():
         image, psf = phantom(shape), gaussian_psf(p)
         key = "x".join(map(str, shape)) + f" psf {p}^3"
         times: dict[str, list[float]] = {name: [] for name in runs}
@@ -220,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         report["cases"][key] = row
         print(key, json.dumps(row, indent=1), flush=True)
         dropped_caches()
+    if args.boundaries:
+        report["boundaries"] = boundaries(runs, mem_info, args.rounds, n)
     if not args.no_agreement:
         report["agreement_vs_numpy"] = agreement(
             {k: v for k, v in runs.items() if k != "redlionfish-opencl"})
