@@ -91,30 +91,42 @@ class Grid:
         the image (non-circulant first estimate, ``estimate=True``)."""
         if not self.padded:
             return image
-        if self.mode == "reflect":
+        fill = self.outside(estimate, fill, lambda: _mean(xp, image))
+        if fill is None:  # reflect
             widths = [
                 (o, g - n - o) for o, n, g in zip(self.offset, self.image_shape, self.shape)
             ]
             if not hasattr(xp, "pad"):  # the array API standard has no pad: via the host
                 raise NotImplementedError("reflect needs xp.pad")
             return xp.pad(image, widths, mode="symmetric")
-        if estimate and is_noncirculant(self.mode):  # the image's mean unless given
-            if fill is None:  # accumulated in float64, without a float64 copy
-                try:
-                    fill = float(xp.mean(image, dtype=xp.float64))
-                except TypeError:  # array API namespaces without the keyword
-                    fill = float(xp.mean(xp.astype(image, xp.float64)))
-        else:
-            fill = 0.0
         out = xp.full(self.shape, fill, dtype=xp.float32)
         out[self.region] = image
         return out
+
+    def outside(self, estimate: bool, fill: float | None,
+                mean: Callable[[], float]) -> float | None:
+        """The value the grid holds outside the image: None for reflect (the mirror),
+        the image's mean (``mean()``) or ``fill`` for a non-circulant first estimate
+        (``estimate=True``), else 0."""
+        if self.mode == "reflect":
+            return None
+        if estimate and is_noncirculant(self.mode):
+            return float(mean()) if fill is None else float(fill)
+        return 0.0
 
     def mask(self, xp: Any = np) -> Any:
         """``M``: 1 on the measured voxels (the image region), 0 elsewhere on the grid."""
         m = xp.zeros(self.shape, dtype=xp.float32)
         m[self.region] = 1
         return m
+
+
+def _mean(xp: Any, image: Any) -> float:
+    """The mean, accumulated in float64 without a float64 copy where the namespace can."""
+    try:
+        return float(xp.mean(image, dtype=xp.float64))
+    except TypeError:  # array API namespaces without the keyword
+        return float(xp.mean(xp.astype(image, xp.float64)))
 
 
 def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: str,

@@ -10,6 +10,7 @@ image. :func:`rlcore.deconvolve`, the block scheduler and Dask all run through i
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from rlcore import _arrays, backprojector, registry, series
 from rlcore.boundary import Grid, is_noncirculant, make_grid
 from rlcore.errors import NumericalError
 from rlcore.iteration import Convolution, Options, richardson_lucy
+from rlcore.protocol import GridPlacement
 from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
 
 __all__ = ["Deconvolver", "RunInfo", "Variant", "GUARD_RELATIVE", "NONCIRCULANT_GUARD"]
@@ -220,6 +222,10 @@ def on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
         return grid.embed(backend.to_device(array), estimate=estimate, xp=backend.xp,
                           fill=fill)
     host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
+    if isinstance(backend, GridPlacement):  # the image crosses, the grid is made there
+        image = backend.to_device(host)
+        return backend.embed(image, grid, grid.outside(estimate, fill,
+                                                       lambda: backend.mean(image)))
     return backend.to_device(grid.embed(host, estimate=estimate, fill=fill))
 
 
@@ -243,8 +249,12 @@ def finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
             "the estimate contains NaN or infinite values; the image or PSF is numerically "
             "extreme (check its range and background)")
     if backend.xp is None:  # no array namespace (pyopencl): checked on the device (the
-        result = np.asarray(backend.to_host(estimate))  # whole grid), cropped on the host
-        result = result[grid.region] if grid.padded else result
+        # whole grid), cropped there (or on the host) and downloaded
+        if grid.padded and isinstance(backend, GridPlacement):
+            result = np.asarray(backend.to_host(backend.crop(estimate, grid)))
+        else:
+            result = np.asarray(backend.to_host(estimate))
+            result = result[grid.region] if grid.padded else result
     else:
         result = estimate[grid.region] if grid.padded else estimate
     kind = _arrays.kind(image)
@@ -353,7 +363,11 @@ class Deconvolver:
             weight = op.back_project(work, out=be.empty(grid.shape))
             work[...] = 1
             return be.divide_guarded(work, weight, NONCIRCULANT_GUARD, out=weight)
-        # no array namespace (pyopencl): M and the ones built on the host, uploaded
+        if isinstance(be, GridPlacement):  # M, then the ones, made in the work buffer
+            weight = op.back_project(be.region_mask(grid, op.work), out=be.empty(grid.shape))
+            ones = be.region_mask(grid, op.work, outside=1.0)
+            return be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
+        # no array namespace: M and the ones built on the host, uploaded
         weight = op.back_project(be.to_device(grid.mask(np)))
         ones = be.to_device(np.ones(grid.shape, dtype=np.float32))
         return be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
@@ -436,6 +450,12 @@ class Deconvolver:
             if from_image and not grid.padded:
                 del estimate0, y
                 estimate = be.copy_into(data, be.empty(grid.shape))
+            elif padded_image and isinstance(be, GridPlacement):  # from the grid copy
+                del estimate0, y  # (zero outside the image unless reflect: its mean is the
+                # grid's mean scaled by the grid's size over the image's)
+                scale = math.prod(grid.shape) / math.prod(grid.image_shape)
+                estimate = be.embed(data, grid, grid.outside(
+                    True, outside, lambda grid_data=data: be.mean(grid_data) * scale))
             elif padded_image and _embeds_on_device(be, grid):  # from the grid copy: the upload
                 del estimate0, y  # is freed first
                 estimate = grid.embed(data[grid.region], estimate=True, xp=be.xp,

@@ -195,6 +195,27 @@ class HostPlacement(Protocol):
 
 
 @runtime_checkable
+class GridPlacement(Protocol):
+    """Optional, for backends without an array namespace (OpenCL): the image embedded on
+    a padded grid and the result cropped from it on the device, so only image-sized
+    arrays cross the bus (:meth:`rlcore.boundary.Grid.embed` does it with ``xp``)."""
+
+    def embed(self, array: Array, grid: Any, fill: float | None) -> Array:
+        """A new grid-sized array: ``array`` (image-sized, or grid-sized with the image
+        in its region) in the grid's image region; outside it ``fill``, or the mirror
+        (``fill`` None: reflect)."""
+
+    def region_mask(self, grid: Any, out: Array, outside: float = 0.0) -> Array:
+        """``M`` in ``out``: 1 in the image region of the grid, ``outside`` elsewhere."""
+
+    def crop(self, array: Array, grid: Any) -> Array:
+        """The image region of a grid-sized array, as a new image-sized array."""
+
+    def mean(self, x: Array) -> float:
+        """The mean of ``x``, summed in float64 where the device can."""
+
+
+@runtime_checkable
 class AsyncDownloads(Protocol):
     """Optional: downloads ordered by events on another thread (CuPy), so the block
     scheduler downloads one block's result while the next computes."""

@@ -199,3 +199,29 @@ def test_psf_placed_on_the_device_as_on_the_host(rng, psf_shape, grid_shape):
     psf = rng.random(psf_shape, dtype=np.float32)
     out = be.place_psf(psf, grid_shape, be.empty(grid_shape))
     assert np.array_equal(be.to_host(out), place_psf(psf, grid_shape))
+
+
+@pytest.mark.parametrize("mode", ["zero", "reflect", "non-circulant", "non-circulant-half"])
+@pytest.mark.parametrize("image_shape, psf_shape", [
+    ((6, 20, 18), (5, 9, 7)), ((3, 4, 5), (9, 9, 9)), ((20, 18), (9, 7))])
+def test_grid_made_on_the_device_as_on_the_host(rng, mode, image_shape, psf_shape):
+    """The OpenCL grid embedding (data, first estimate from the image and from the grid
+    copy, M) and the crop give the host's arrays exactly; (3, 4, 5) + 9^3 reflects more
+    than once."""
+    opencl = _opencl()
+    from rlcore.boundary import make_grid
+
+    be = opencl.create()
+    grid = make_grid(image_shape, psf_shape, mode, fast_len=be.fast_length)
+    image = rng.random(image_shape, dtype=np.float32)
+    data = be.embed(be.to_device(image), grid, grid.outside(False, None, lambda: 0.0))
+    assert np.array_equal(be.to_host(data), grid.embed(image))
+    mean = float(image.mean(dtype=np.float64))
+    fill = grid.outside(True, None, lambda: mean)
+    expected = grid.embed(image, estimate=True)
+    assert np.allclose(be.to_host(be.embed(be.to_device(image), grid, fill)), expected,
+                       rtol=1e-6)
+    assert np.allclose(be.to_host(be.embed(data, grid, fill)), expected, rtol=1e-6)
+    assert np.array_equal(be.to_host(be.region_mask(grid, be.empty(grid.shape))), grid.mask())
+    assert np.array_equal(be.to_host(be.crop(data, grid)), image)
+    assert be.mean(be.to_device(image)) == pytest.approx(mean, rel=1e-6)
