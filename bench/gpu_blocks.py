@@ -1,6 +1,8 @@
-"""Blocked CuPy runs on volumes larger than the GPU, and the throughput of several GPUs.
+"""Blocked GPU runs on volumes larger than the GPU, and the throughput of several GPUs.
 
-``python -m bench.gpu_blocks --out bench/results/gpu-blocks``
+``python -m bench.gpu_blocks --out bench/results/gpu-blocks`` (CuPy);
+``python -m bench.gpu_blocks --backend opencl --compare-with cupy --factor 1.03``
+(OpenCL blocks, their checksum and a smaller blocked result against CuPy's)
 
 * unblocked throughput (voxels x iterations / s, numpy in -> numpy out) on a volume that
   fits;
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import rlcore
+import rlcore.registry
 from rlcore.blocks import _runs
 
 
@@ -98,9 +101,10 @@ def gaussian_psf(n: int, sigma: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import cupy as cp
-
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--backend", default="cupy", choices=["cupy", "opencl"])
+    ap.add_argument("--compare-with", default=None, choices=["cupy", "opencl"],
+                    help="also run the blocked volume on this backend and compare")
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--psf", type=int, default=15)
     ap.add_argument("--fit-shape", type=int, nargs=3, default=[512, 1024, 1024])
@@ -116,22 +120,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    n_gpus = cp.cuda.runtime.getDeviceCount()
-    total = cp.cuda.Device(0).mem_info[1]
-    name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    if args.backend == "cupy":
+        import cupy as cp
+
+        n_gpus = cp.cuda.runtime.getDeviceCount()
+    else:
+        n_gpus = 1
+    be = rlcore.registry.get_backend(args.backend)
+    total, name = be.memory().total, be.device
     psf = gaussian_psf(args.psf, args.psf / 6)
     its = args.iterations
-    report = {"gpu": name, "gpus": n_gpus, "gpu_memory_GiB": round(total / 2**30, 1),
+    report = {"backend": args.backend, "gpu": name, "gpus": n_gpus,
+              "gpu_memory_GiB": round(total / 2**30, 1),
               "iterations": its, "psf": args.psf, "platform": platform.platform()}
     print(report, flush=True)
 
     # unblocked, a volume that fits
     fit = phantom_tile(tuple(args.fit_shape))
-    rlcore.deconvolve(fit, psf, its, backend="cupy")  # warm-up (plans, kernels)
+    rlcore.deconvolve(fit, psf, its, backend=args.backend)  # warm-up (plans, kernels)
     times = []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        rlcore.deconvolve(fit, psf, its, backend="cupy")
+        rlcore.deconvolve(fit, psf, its, backend=args.backend)
         times.append(time.perf_counter() - t)
     t_fit = float(np.median(times))
     report["unblocked"] = {"shape": list(fit.shape), "median_s": round(t_fit, 3),
@@ -145,18 +155,23 @@ def main(argv: list[str] | None = None) -> int:
     volume = TiledVolume(tile, z)
     nbytes = math.prod(volume.shape) * 4
     max_memory = int(args.max_memory * 2**30)
-    runs = [("1 GPU", 0)] if not (args.skip_single and n_gpus > 1) else []
+    one = 0 if args.backend == "cupy" else None
+    runs = [("1 GPU", one)] if not (args.skip_single and n_gpus > 1) else []
     if n_gpus > 1:
         runs.append((f"{n_gpus} GPUs", list(range(n_gpus))))
     report["blocked"] = []
-    for label, device in [r for _ in range(args.rounds) for r in runs]:
+    plan = [(label, device, args.backend) for _ in range(args.rounds) for label, device in runs]
+    if args.compare_with:
+        plan.append(("1 GPU", 0 if args.compare_with == "cupy" else None, args.compare_with))
+    for label, device, backend in plan:
         sink = Sink(volume.shape)
         t = time.perf_counter()
-        _, info = rlcore.deconvolve(volume, psf, its, backend="cupy", device=device,
+        _, info = rlcore.deconvolve(volume, psf, its, backend=backend, device=device,
                                     max_memory=max_memory, out=sink, return_info=True)
         elapsed = time.perf_counter() - t
         assert sink.voxels == math.prod(volume.shape) and sink.finite
-        row = {"run": label, "shape": list(volume.shape), "GB": round(nbytes / 1e9, 1),
+        row = {"backend": backend, "run": label, "shape": list(volume.shape),
+               "GB": round(nbytes / 1e9, 1),
                "x_gpu_memory": round(nbytes / total, 2), "plan": str(info.blocks),
                "seconds": round(elapsed, 1),
                "throughput_Gvox_it_s": round(math.prod(volume.shape) * its / elapsed / 1e9,
@@ -166,6 +181,17 @@ def main(argv: list[str] | None = None) -> int:
             report["unblocked"]["throughput_Gvox_it_s"] / row["throughput_Gvox_it_s"], 2)
         report["blocked"].append(row)
         print(row, flush=True)
+    if args.compare_with:  # the same result on the other backend (a smaller volume)
+        small = phantom_tile((192, 512, 512))
+        kw = dict(block_shape=(64, 256, 256))
+        mine = rlcore.deconvolve(small, psf, its, backend=args.backend, **kw)
+        theirs = rlcore.deconvolve(small, psf, its, backend=args.compare_with, **kw)
+        report["compare_rel_l2"] = float(np.linalg.norm(mine - theirs)
+                                         / np.linalg.norm(theirs))
+        a, b = report["blocked"][-2]["checksum"], report["blocked"][-1]["checksum"]
+        report["compare_checksum_rel"] = abs(a - b) / abs(b)
+        print(f"{args.backend} vs {args.compare_with}:", report["compare_rel_l2"],
+              report["compare_checksum_rel"], flush=True)
     if n_gpus > 1:  # the same result on several GPUs as on one (a smaller volume)
         small = phantom_tile((192, 512, 512))
         kw = dict(backend="cupy", block_shape=(64, 256, 256))

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import rlcore
+import rlcore.registry
 from rlcore.boundary import BOUNDARIES
 
 CASES = (((256, 256, 256), 32), ((64, 1024, 1024), 64))

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 import rlcore
+import rlcore.registry
 from rlcore.protocol import spectrum_shape
 
 
