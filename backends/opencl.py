@@ -815,8 +815,7 @@ class OpenCLBackend(BackendBase):
 
     def embed(self, array, grid, fill):
         # blocks the pool holds (the uploaded image, once embedded) go back to the device
-        # first: measured on an H200, the held upload made the non-circulant peak 6.8
-        # grid arrays instead of 6
+        # first, so that no freed block of another size adds to the peak
         self.pool.free_held()
         out = self.empty(grid.shape)
         src_grid = tuple(array.shape) == tuple(grid.shape)
@@ -831,6 +830,7 @@ class OpenCLBackend(BackendBase):
         return out
 
     def crop(self, array, grid):
+        self.pool.free_held()  # the data's grid array, dropped before the result is cropped
         out = self.empty(grid.image_shape)
         _, gy, gx, nz, ny, nx, oz, oy, ox = self._placement(grid)
         self._run(self.kernels["crop"], out.size, out.data, array.data, gy, gx, nz, ny, nx,
