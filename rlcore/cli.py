@@ -436,6 +436,11 @@ def _info() -> int:
         print(f"  {b.name:10s} {b.devices[0] if b.devices else ''}{mark}")
         for d in b.devices[1:]:  # one device per line (OpenCL lists every platform/device)
             print(f"  {'':10s} {d}")
+        if b.name != auto:  # why "auto" took another
+            note = (f"not chosen by 'auto' for NumPy input: {b.auto_note}" if b.auto_note
+                    else f"'auto' prefers {auto} (in this order: CuPy on NVIDIA GPUs, "
+                    "OpenCL on other GPUs, numpy)")
+            print(f"  {'':10s} {note}")
     return 0
 
 

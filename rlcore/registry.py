@@ -38,6 +38,8 @@ class BackendInfo:
     auto : bool
         True when ``backend="auto"`` may choose it for numpy input here (an OpenCL
         backend with only CPU devices is left to numpy, which is faster there).
+    auto_note : str or None
+        Why ``"auto"`` does not choose it although it is available (None otherwise).
     """
 
     name: str
@@ -45,6 +47,7 @@ class BackendInfo:
     devices: tuple[str, ...]
     reason: str | None
     auto: bool = False
+    auto_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def _module(entry: _Entry) -> Any:
 def _probe(entry: _Entry) -> BackendInfo:
     from rlcore._atomic import hold_interrupts
 
-    auto = False
+    auto, why_not = False, None
     try:
         with hold_interrupts():  # native modules must not be interrupted mid-import
             module = _module(entry)
@@ -93,7 +96,10 @@ def _probe(entry: _Entry) -> BackendInfo:
             auto = why_not is None
     except Exception as exc:  # a broken optional install must not break discovery
         devices, reason = (), f"{type(exc).__name__}: {exc}"
-    return BackendInfo(entry.name, reason is None, tuple(devices), reason, auto)
+    if entry.auto_rank is None and reason is None:
+        why_not = "it runs the arrays of other array-API libraries, as they come"
+    return BackendInfo(entry.name, reason is None, tuple(devices), reason, auto,
+                       None if auto else why_not)
 
 
 def available_backends() -> list[BackendInfo]:

@@ -146,6 +146,14 @@ def test_cli_sample_and_info_and_module_entry(tmp_path):
     info = subprocess.run([sys.executable, "-m", "rlcore", "info"], capture_output=True,
                           text=True, check=True).stdout
     assert "numpy" in info and "rlcore" in info
+    # every available backend that "auto" did not take says why
+    lines = info.splitlines()
+    for b in rlcore.available_backends():
+        if b.available and not any(line.endswith("<- auto") for line in lines
+                                   if line.split()[:1] == [b.name]):
+            row = next(i for i, line in enumerate(lines) if line.split()[:1] == [b.name])
+            follow = lines[row + 1:row + 1 + len(b.devices)]
+            assert any("auto" in line for line in follow), (b.name, info)
 
 
 def test_sample_loader():
