@@ -510,7 +510,7 @@ def _run_on(be, image, psf, iterations, options: RunOptions, *, init, callback, 
     plan = options.plan(psf, shape, iterations, be)
     with _progress(progress, iterations, "Richardson-Lucy", callback) as step:
         return options.run(plan, image, init=init, callback=step, observe=observe,
-                           return_info=True)
+                           return_info=True, release=True)
 
 
 def deconvolve(

@@ -191,3 +191,32 @@ def test_noncirculant_acceleration_does_not_depend_on_grid_rounding(rng):
     (grid_a, a), (grid_b, b) = results
     assert grid_a != grid_b
     assert rel_l2(a, b) < 1e-4
+
+
+def test_release_frees_the_plan_and_keeps_the_result(rng):
+    image = (rng.random((10, 24, 20)) * 50).astype(np.float32)
+    psf = gaussian_psf((5, 5, 5), 1.0)
+    plan = rlcore.Deconvolver(psf, image.shape, 4, backend="numpy", boundary="non-circulant")
+    kept = plan.run(image)
+    released = plan.run(image, release=True)
+    assert np.array_equal(kept, released)
+    assert plan.operator is None and plan.normalization is None
+    with pytest.raises(RuntimeError, match="closed"):
+        plan.run(image)
+
+
+def test_numpy_guarded_division_in_pieces_matches_a_plain_guard(rng, monkeypatch):
+    """The guarded division and zero_where run in pieces (bounded boolean masks): the
+    same values as one masked pass, across piece boundaries."""
+    from rlcore.backends import numpy as numpy_backend
+
+    monkeypatch.setattr(numpy_backend, "_PIECE", 7 * 13)  # several pieces per slab
+    be = rlcore.registry.get_backend("numpy")
+    num = rng.random((9, 13, 11)).astype(np.float32)
+    den = rng.random((9, 13, 11)).astype(np.float32)
+    den[rng.random(den.shape) < 0.3] = 0
+    out = be.divide_guarded(num, den, 1e-3, out=np.empty_like(den))
+    keep = den > 1e-3
+    assert np.array_equal(out, np.where(keep, num / np.where(keep, den, 1), 0))
+    x = num.copy()
+    assert np.array_equal(be.zero_where(x, den), np.where(den != 0, num, 0))
