@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["BOUNDARIES", "Grid", "make_grid", "place_psf", "is_noncirculant"]
+__all__ = ["BOUNDARIES", "Grid", "make_grid", "place_psf", "is_noncirculant", "mean64"]
 
 BOUNDARIES = ("periodic", "zero", "reflect", "non-circulant", "non-circulant-half")
 
@@ -91,7 +91,7 @@ class Grid:
         the image (non-circulant first estimate, ``estimate=True``)."""
         if not self.padded:
             return image
-        fill = self.outside(estimate, fill, lambda: _mean(xp, image))
+        fill = self.outside(estimate, fill, lambda: mean64(xp, image))
         if fill is None:  # reflect
             widths = [
                 (o, g - n - o) for o, n, g in zip(self.offset, self.image_shape, self.shape)
@@ -121,7 +121,7 @@ class Grid:
         return m
 
 
-def _mean(xp: Any, image: Any) -> float:
+def mean64(xp: Any, image: Any) -> float:
     """The mean, accumulated in float64 without a float64 copy where the namespace can."""
     try:
         return float(xp.mean(image, dtype=xp.float64))

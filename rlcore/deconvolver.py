@@ -219,8 +219,9 @@ def on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
     if not grid.padded:
         return backend.to_device(array)
     if _embeds_on_device(backend, grid):
-        return grid.embed(backend.to_device(array), estimate=estimate, xp=backend.xp,
-                          fill=fill)
+        device = backend.to_device(array)
+        return grid.embed(device, estimate=estimate, xp=backend.xp, fill=grid.outside(
+            estimate, fill, lambda: backend.mean(device)))
     host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
     if isinstance(backend, GridPlacement):  # the image crosses, the grid is made there
         image = backend.to_device(host)
@@ -459,16 +460,16 @@ class Deconvolver:
             if from_image and not grid.padded:
                 del estimate0, y
                 estimate = be.copy_into(data, be.empty(grid.shape))
-            elif padded_image and isinstance(be, GridPlacement):  # from the grid copy
-                del estimate0, y  # (zero outside the image unless reflect: its mean is the
-                # grid's mean scaled by the grid's size over the image's)
+            elif padded_image and (isinstance(be, GridPlacement) or
+                                   _embeds_on_device(be, grid)):
+                del estimate0, y  # from the grid copy: the upload is freed first
+                # the image's mean is asked for only where the data is zero outside the
+                # image (non-circulant): the grid's mean scaled by grid over image voxels
                 scale = math.prod(grid.shape) / math.prod(grid.image_shape)
-                estimate = be.embed(data, grid, grid.outside(
-                    True, outside, lambda grid_data=data: be.mean(grid_data) * scale))
-            elif padded_image and _embeds_on_device(be, grid):  # from the grid copy: the upload
-                del estimate0, y  # is freed first
-                estimate = grid.embed(data[grid.region], estimate=True, xp=be.xp,
-                                      fill=outside)
+                fill = grid.outside(True, outside,
+                                    lambda grid_data=data: be.mean(grid_data) * scale)
+                estimate = be.embed(data, grid, fill) if isinstance(be, GridPlacement) \
+                    else grid.embed(data[grid.region], estimate=True, xp=be.xp, fill=fill)
             else:
                 estimate = on_grid(be, grid, estimate0, estimate=True, fill=outside)
                 del estimate0, y  # on a padded grid, the image lives on in data

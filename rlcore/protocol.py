@@ -164,6 +164,9 @@ class Backend(Protocol):
         """``x`` set to 0 where ``support == 0``, in place in ``x`` where the backend can
         (non-circulant RL: the voxels that are not estimated start at 0)."""
 
+    def mean(self, x: Array) -> float:
+        """The mean of ``x`` (C-contiguous), summed in float64 where the device can."""
+
     def update_norms(self, x: Array, y: Array, previous_change: Array | None = None):
         """Sums for the step ``d = x * (y - 1)``: returns ``(sum d*d, sum x*x, sum d*p)``
         with ``p = previous_change`` (0.0 when it is None), as Python floats."""
@@ -198,7 +201,8 @@ class HostPlacement(Protocol):
 class GridPlacement(Protocol):
     """Optional, for backends without an array namespace (OpenCL): the image embedded on
     a padded grid and the result cropped from it on the device, so only image-sized
-    arrays cross the bus (:meth:`rlcore.boundary.Grid.embed` does it with ``xp``)."""
+    arrays cross the bus (:meth:`rlcore.boundary.Grid.embed` does it with ``xp``); the
+    mean of the first estimate's fill comes from :meth:`Backend.mean`."""
 
     def embed(self, array: Array, grid: Any, fill: float | None) -> Array:
         """A new grid-sized array: ``array`` (image-sized, or grid-sized with the image
@@ -210,9 +214,6 @@ class GridPlacement(Protocol):
 
     def crop(self, array: Array, grid: Any) -> Array:
         """The image region of a grid-sized array, as a new image-sized array."""
-
-    def mean(self, x: Array) -> float:
-        """The mean of ``x``, summed in float64 where the device can."""
 
 
 @runtime_checkable
@@ -280,6 +281,11 @@ class BackendBase:
         xp = self.xp
         y = x + alpha * (x - previous)
         return xp.where(y > 0, y, xp.zeros_like(y))
+
+    def mean(self, x):
+        from rlcore.boundary import mean64
+
+        return mean64(self.xp, x)
 
     def zero_where(self, x, support):
         xp = self.xp
