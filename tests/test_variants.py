@@ -36,6 +36,7 @@ def reference_noncirculant(image, psf, iterations, fast_len=None):
     x[grid.region] = image
     weight = _corr(mask, h)
     inv = np.divide(1.0, weight, out=np.zeros_like(weight), where=weight > NONCIRCULANT_GUARD)
+    x[inv == 0] = 0  # voxels outside the object's domain (not estimated) are 0 throughout
     eps = GUARD_RELATIVE * image.max()
     for _ in range(iterations):
         x = x * _corr(_ratio(y, _conv(x, h), eps), h) * inv
