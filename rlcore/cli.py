@@ -91,7 +91,7 @@ def _centred(psfs: list, paths: Sequence[Path], keep: bool) -> list:
 
 def _parser() -> argparse.ArgumentParser:
     from rlcore.backprojector import BACK_PROJECTORS
-    from rlcore.boundary import BOUNDARIES
+    from rlcore.boundary import BOUNDARIES, FACE_BOUNDARY
 
     p = argparse.ArgumentParser(prog="rlcore", description="Richardson-Lucy deconvolution.")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -117,8 +117,10 @@ def _parser() -> argparse.ArgumentParser:
                         "photon counts if the data look like counts, else fitted)")
     d.add_argument("--backend", default="auto", help="backend name or 'auto' (see rlcore info)")
     d.add_argument("--device", default=None, help="backend device (numpy: thread count)")
-    d.add_argument("--boundary", default="periodic", choices=BOUNDARIES,
-                   help="how the volume's edges are modelled (periodic; see the README)")
+    d.add_argument("--boundary", default=FACE_BOUNDARY, choices=BOUNDARIES,
+                   help=f"how the volume's edges are modelled ({FACE_BOUNDARY}: objects "
+                        "cut by the edges do not move; periodic is about 2x faster on "
+                        "CPUs; see the README)")
     d.add_argument("--accelerate", nargs="?", const="biggs-andrews", default=False,
                    choices=["biggs-andrews", "momentum"],
                    help="acceleration: biggs-andrews (the default when given alone) or "
@@ -188,8 +190,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-n", "--iterations", type=int, default=10, help="RL iterations (10)")
     b.add_argument("--backend", default="auto", help="backend name or 'auto'")
     b.add_argument("--device", default=None, help="backend device (numpy: thread count)")
-    b.add_argument("--boundary", default="periodic", choices=BOUNDARIES,
-                   help="as for deconvolve")
+    b.add_argument("--boundary", default=FACE_BOUNDARY, choices=BOUNDARIES,
+                   help=f"as for deconvolve ({FACE_BOUNDARY})")
     b.add_argument("--accelerate", nargs="?", const="biggs-andrews", default=False,
                    choices=["biggs-andrews", "momentum"], help="as for deconvolve")
     b.add_argument("--back-projector", default="matched", choices=BACK_PROJECTORS,

@@ -137,3 +137,12 @@ def gaussian_psf(shape: tuple[int, ...], sigma: float | tuple[float, ...]) -> np
     grids = np.meshgrid(*[np.arange(n) - n // 2 for n in shape], indexing="ij")
     g = np.exp(-0.5 * sum((gg / s) ** 2 for gg, s in zip(grids, sig)))
     return g / g.sum()
+
+
+def face_deconvolve(*args, **kwargs):
+    """``rlcore.deconvolve`` with the faces' boundary (CLI, napari, the RedLionfish
+    compat): what a face's result is compared with."""
+    import rlcore
+    from rlcore.boundary import FACE_BOUNDARY
+
+    return rlcore.deconvolve(*args, boundary=FACE_BOUNDARY, **kwargs)

@@ -29,7 +29,7 @@ from qtpy.QtCore import QObject, Signal
 
 import rlcore
 from rlcore.backprojector import BACK_PROJECTORS
-from rlcore.boundary import BOUNDARIES
+from rlcore.boundary import BOUNDARIES, FACE_BOUNDARY
 
 __all__ = ["DeconvolveWidget", "Cancelled"]
 
@@ -80,7 +80,7 @@ class DeconvolveWidget(Container):
         self.back_projector = ComboBox(choices=["auto", *BACK_PROJECTORS], value="auto",
                                        label="back projector")
         self.backend = ComboBox(choices=backend_choices(), value="auto", label="backend")
-        self.boundary = ComboBox(choices=list(BOUNDARIES), value="periodic",
+        self.boundary = ComboBox(choices=list(BOUNDARIES), value=FACE_BOUNDARY,
                                  label="boundary")
         self.blocks = CheckBox(value=False, text="compute in blocks (large data)")
         self.run_button = PushButton(text="Run")

@@ -34,8 +34,10 @@ def run(data_np: np.ndarray, psf_np: np.ndarray, niter: int, backend: str,
         **blocks) -> np.ndarray:
     """The one call every compat entry point makes: checks RedLionfish's 3-D rule,
     centres the PSF (:func:`rlcore.psf.centered`) unless ``center_psf`` is False, runs
-    :func:`rlcore.deconvolve`; float32 out."""
+    :func:`rlcore.deconvolve` with the faces' boundary
+    (:data:`rlcore.boundary.FACE_BOUNDARY`); float32 out."""
     from rlcore.api import deconvolve
+    from rlcore.boundary import FACE_BOUNDARY
     from rlcore.psf import centered
 
     for name, array in (("data_np", data_np), ("psf_np", psf_np)):
@@ -51,7 +53,7 @@ def run(data_np: np.ndarray, psf_np: np.ndarray, niter: int, backend: str,
             logger.info("psf_np: centred on its centroid, moved by %s voxels", moved)
     tick = None if callbkTickFunc is None else (lambda k, n: callbkTickFunc())
     return deconvolve(np.asarray(data_np), psf, niter, backend=backend, callback=tick,
-                      **blocks)
+                      boundary=FACE_BOUNDARY, **blocks)
 
 
 def doRLDeconvolutionFromNpArrays(  # noqa: N802 - RedLionfish's name
