@@ -11,17 +11,22 @@ Differences from RedLionfish 0.10, measured (``python -m bench.redlionfish``):
 * **The PSF is centred on its centroid** (after its background is removed;
   :func:`rlcore.psf.centered`; ``center_psf=False`` keeps the array, whose voxel
   ``n // 2`` is then the centre). RedLionfish uses the array as given and flips the whole
-  padded PSF for the adjoint, so its result moves with the PSF's centring. On
+  padded PSF for the adjoint, so its result moves with the PSF's centring. A bead imaged
+  at a known sub-voxel position comes back within 0.005 voxel whether the PSF array peaks
+  at ``n // 2``, ``(n - 1) // 2`` or 3 voxels off.
+* **The volume's faces are not periodic**: the boundary is
+  :data:`rlcore.boundary.FACE_BOUNDARY` (``"non-circulant-half"``: light from beyond the
+  faces is modelled, not wrapped), where RedLionfish's FFTs wrap the volume. On
   RedLionfish's own sample (``gendata_psfconv_poiss.tif`` with ``PSF_RFI_8bit.tif``, the 8
   cubes away from the faces, 10 iterations, 3DCT's call with ``resAsUint8=True``), the
-  cubes move from where the data have them by a mean (z, y, x) of (-0.09, +0.12, -0.12)
-  voxels here, (+0.45, +0.07, -0.54) with RedLionfish 0.10 (CPU and OpenCL alike). A bead
-  imaged at a known sub-voxel position comes back within 0.005 voxel whether the PSF
-  array peaks at ``n // 2``, ``(n - 1) // 2`` or 3 voxels off.
-* Results differ from RedLionfish's by more than rounding, because of that centring and
-  the adjoint: rel. L2 after 10 iterations on 64^3 data, CPU paths: 5.0% for an odd 15^3
-  Gaussian PSF, 6.9% for an even 16^3 one, 1.2% (2.6% centred) for the measured
-  ``PSF_RFI_8bit`` cropped to (31, 32, 32).
+  cubes move from where the data have them by a mean |offset| (z, y, x) of (0.24, 0.11,
+  0.15) voxels here ((0.31, 0.12, 0.12) with a periodic boundary), (0.45, 0.24, 0.54)
+  with RedLionfish 0.10 (CPU and OpenCL alike). It costs about 1.9x a periodic run's time
+  on the CPU, 1.1-1.4x on OpenCL GPUs.
+* Results differ from RedLionfish's by more than rounding, because of the centring, the
+  boundary and the adjoint: rel. L2 after 10 iterations on 64^3 data, CPU paths: 5.8% for
+  an odd 15^3 Gaussian PSF, 7.6% for an even 16^3 one, 3.4% (2.1% without centring) for
+  the measured ``PSF_RFI_8bit`` cropped to (31, 32, 32).
 * The output shape always equals the input shape (RedLionfish pads an odd last axis to
   an even length and returns it: (8, 10, 11) gives (8, 10, 12) there).
 * Errors raise (``ValueError`` / ``TypeError`` naming the argument,
