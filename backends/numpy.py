@@ -229,6 +229,27 @@ class NumpyBackend(BackendBase):
         self._slabs(lambda a: np.maximum(a, np.float32(0), out=a), x)
         return x
 
+    def spectral_loss(self, spectrum, weight, target):
+        """Products in float32, sums in float64, in pieces of about :data:`_PIECE`
+        values on several threads: the generic float64 version (four float64 copies of
+        the spectrum) took 9.5 ms per update on a (48, 96, 96) image, 40% of the update."""
+
+        def part(s, w, t):
+            total = 0.0
+            rows = max(1, _PIECE // max(1, s[:1].size))
+            for lo in range(0, s.shape[0], rows):
+                sf = s[lo:lo + rows].view(np.float32)  # interleaved real, imaginary
+                tf = t[lo:lo + rows].view(np.float32)
+                power = sf[..., 0::2] * sf[..., 0::2]
+                power += sf[..., 1::2] * sf[..., 1::2]
+                power *= w[lo:lo + rows]
+                sf_tf = sf * tf
+                total += float(np.sum(power, dtype=np.float64)) \
+                    - 2.0 * float(np.sum(sf_tf, dtype=np.float64))
+            return total
+
+        return float(sum(self._slabs(part, spectrum, weight, target)))
+
     def zero_where(self, x, support):
         def piece(a, s, zero):
             np.equal(s, np.float32(0), out=zero)
