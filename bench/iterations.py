@@ -220,12 +220,53 @@ def figure(rows, path: Path) -> None:
     plt.close(fig)
 
 
+def speed_only(data: Path, previous: Path, repeats: int = 3) -> list[dict]:
+    """The auto stop's error and wall time against plain RL run for the oracle's count,
+    the oracle counts and errors taken from an earlier full run (``previous``, its JSON):
+    a quick check after a speed change (interleaved, medians of ``repeats``)."""
+    prev = {r["set"]: r for r in json.loads(previous.read_text())}
+    out = []
+    for name, image, psf, truth, offset, _ in sets(data):
+        out.append(_speed_row(prev[name], image, psf, truth, offset, repeats))
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def _speed_row(prev: dict, image, psf, truth, offset, repeats: int) -> dict:
+    k = prev["oracle_iterations"]
+    rlcore.deconvolve(image, psf, 2, backend="numpy", offset=offset)  # warm
+    oracle_times, auto_times = [], []
+    for _ in range(repeats):
+        oracle_times.append(timed(lambda: rlcore.deconvolve(image, psf, k, backend="numpy",
+                                                            offset=offset)))
+        auto_times.append(timed(lambda: rlcore.deconvolve(image, psf, "auto", backend="numpy",
+                                                          offset=offset)))
+    result, info = rlcore.deconvolve(image, psf, "auto", backend="numpy", offset=offset,
+                                     return_info=True)
+    error = nrmse(result, truth)
+    return {"set": prev["set"], "oracle_iterations": k, "oracle_error": prev["oracle_error"],
+            "plain_10": prev["plain_10"], "auto_error": error,
+            "auto_iterations": info.iterations,
+            "auto_vs_oracle": error / prev["oracle_error"] - 1,
+            "speedup": statistics.median(oracle_times) / statistics.median(auto_times),
+            "speedup_in_previous": prev["speedup"]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/iterations"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("--speed-only", type=Path, default=None, metavar="PREVIOUS_JSON",
+                        help="only time auto against plain for the oracle counts of an "
+                             "earlier run (its JSON); writes OUT-speed.json")
     args = parser.parse_args(argv)
+    if args.speed_only is not None:
+        rows = speed_only(args.data, args.speed_only)
+        args.out.with_name(args.out.name + "-speed").with_suffix(".json").write_text(
+            json.dumps(rows, indent=1))
+        print("median speed-up", statistics.median(r["speedup"] for r in rows))
+        return 0
     rows = []
     for case in sets(args.data):
         rows.append(one_set(*case))
