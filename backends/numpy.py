@@ -47,6 +47,8 @@ def _pieces(*arrays: np.ndarray):
     flats = [a.reshape(-1) for a in arrays]
     for i in range(0, flats[0].size, _PIECE):
         yield tuple(f[i:i + _PIECE] for f in flats)
+
+
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -57,20 +59,18 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
-#: voxels per piece of a masked pass (bounds its boolean mask)
-_PIECE = 1 << 20
-
-
 def _in_pieces(func: Callable[..., object], *arrays: np.ndarray) -> None:
-    """``func(*pieces, mask)`` on axis-0 pieces of about :data:`_PIECE` voxels, with a
-    boolean scratch ``mask`` of the piece's shape: a mask of a whole slab made a
-    non-circulant run's peak 6.5 grid arrays instead of 6."""
-    first = arrays[0]
-    rows = max(1, _PIECE // max(1, first[:1].size))
-    mask = np.empty(first[:rows].shape, dtype=bool)
-    for lo in range(0, first.shape[0], rows):
-        parts = [a[lo:lo + rows] for a in arrays]
-        func(*parts, mask[:len(parts[0])])
+    """``func(*pieces, mask)`` on the :func:`_pieces` of ``arrays``, with a boolean
+    scratch ``mask`` of the piece's size: a mask of a whole slab made a non-circulant
+    run's peak 6.5 grid arrays instead of 6. Arrays that are not C-contiguous (whose
+    flat pieces would be copies) go whole."""
+    if not all(a.flags.c_contiguous for a in arrays):
+        func(*arrays, np.empty(arrays[0].shape, dtype=bool))
+        return
+    mask = np.empty(min(_PIECE, arrays[0].size), dtype=bool)
+    for parts in _pieces(*arrays):
+        func(*parts, mask[:parts[0].size])
+
 
 class NumpyBackend(BackendBase):
     """The default backend: NumPy arrays on the host, ``scipy.fft`` on ``workers`` threads.
@@ -236,16 +236,13 @@ class NumpyBackend(BackendBase):
 
         def part(s, w, t):
             total = 0.0
-            rows = max(1, _PIECE // max(1, s[:1].size))
-            for lo in range(0, s.shape[0], rows):
-                sf = s[lo:lo + rows].view(np.float32)  # interleaved real, imaginary
-                tf = t[lo:lo + rows].view(np.float32)
+            for sp, wp, tp in _pieces(s, w, t):
+                sf = sp.view(np.float32)  # interleaved real, imaginary
                 power = sf[..., 0::2] * sf[..., 0::2]
                 power += sf[..., 1::2] * sf[..., 1::2]
-                power *= w[lo:lo + rows]
-                sf_tf = sf * tf
+                power *= wp
                 total += float(np.sum(power, dtype=np.float64)) \
-                    - 2.0 * float(np.sum(sf_tf, dtype=np.float64))
+                    - 2.0 * float(np.sum(sf * tp.view(np.float32), dtype=np.float64))
             return total
 
         return float(sum(self._slabs(part, spectrum, weight, target)))

@@ -202,6 +202,12 @@ inline float2 cconj(float2 a) { return (float2)(a.x, -a.y); }
 inline float2 times_minus_i(float2 a) { return (float2)(a.y, -a.x); }
 inline float2 times_i(float2 a) { return (float2)(-a.y, a.x); }
 
+/* (z, y, x) of the linear index i of a C-ordered (., Dy, Dx) array */
+inline int3 unravel(long i, int Dy, int Dx) {
+    const long r = i / Dx;
+    return (int3)((int)(r / Dy), (int)(r % Dy), (int)(i % Dx));
+}
+
 /* row r = kz * Dy + ky of a (Dz, Dy, n) array -> the row of its Hermitian partner
    (-kz mod Dz, -ky mod Dy) */
 inline long partner_row(long r, int Dz, int Dy) {
@@ -247,10 +253,8 @@ __kernel void place_psf(__global float *out, __global const float *psf, const in
                         const int nx) {
     const long i = get_global_id(0);
     if (i >= (long)Gz * Gy * Gx) return;
-    const int gx = (int)(i % Gx);
-    const long r = i / Gx;
-    const int gy = (int)(r % Gy), gz = (int)(r / Gy);
-    const int pz = (gz + nz / 2) % Gz, py = (gy + ny / 2) % Gy, px = (gx + nx / 2) % Gx;
+    const int3 g = unravel(i, Gy, Gx);
+    const int pz = (g.x + nz / 2) % Gz, py = (g.y + ny / 2) % Gy, px = (g.z + nx / 2) % Gx;
     out[i] = (pz < nz && py < ny && px < nx) ? psf[((long)pz * ny + py) * nx + px] : 0.0f;
 }
 
@@ -301,10 +305,8 @@ __kernel void embed(__global float *out, __global const float *src, const int Gz
                     const int mode, const float fill) {
     const long i = get_global_id(0);
     if (i >= (long)Gz * Gy * Gx) return;
-    const int gx = (int)(i % Gx);
-    const long r = i / Gx;
-    const int gy = (int)(r % Gy), gz = (int)(r / Gy);
-    int kz = gz - oz, ky = gy - oy, kx = gx - ox;
+    const int3 g = unravel(i, Gy, Gx);
+    int kz = g.x - oz, ky = g.y - oy, kx = g.z - ox;
     const int inside = kz >= 0 && kz < nz && ky >= 0 && ky < ny && kx >= 0 && kx < nx;
     if (mode == 2) { out[i] = inside ? 1.0f : fill; return; }
     if (!inside) {
@@ -322,10 +324,8 @@ __kernel void crop(__global float *out, __global const float *src, const int Gy,
                    const int oy, const int ox) {
     const long i = get_global_id(0);
     if (i >= (long)nz * ny * nx) return;
-    const int kx = (int)(i % nx);
-    const long r = i / nx;
-    const int ky = (int)(r % ny), kz = (int)(r / ny);
-    out[i] = src[((long)(kz + oz) * Gy + (ky + oy)) * Gx + (kx + ox)];
+    const int3 k = unravel(i, ny, nx);
+    out[i] = src[((long)(k.x + oz) * Gy + (k.y + oy)) * Gx + (k.z + ox)];
 }
 
 /* odd last axis: full-length complex transforms */
@@ -391,9 +391,8 @@ __kernel void tv_factor(__global float *out, __global const float *x, const int 
                         const int Dy, const int Dx, const float weight, const float eps) {
     const long i = get_global_id(0);
     if (i >= (long)Dz * Dy * Dx) return;
-    const int k = (int)(i % Dx);
-    const long r = i / Dx;
-    const int y = (int)(r % Dy), z = (int)(r / Dy);
+    const int3 v = unravel(i, Dy, Dx);
+    const int z = v.x, y = v.y, k = v.z;
     const float3 n = unit_gradient(x, z, y, k, Dz, Dy, Dx, eps);
     float div = n.x + n.y + n.z;
     div -= unit_gradient(x, z - 1, y, k, Dz, Dy, Dx, eps).x;
