@@ -35,15 +35,18 @@ from __future__ import annotations
 
 import logging
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.fft
 from scipy import ndimage as ndi
 
+from rlcore._system import usable_cpus
 from rlcore.protocol import spectrum_shape
 
-__all__ = ["AutoStop", "noise_model", "split", "DEFAULT_FRACTION", "CV_ALPHA"]
+__all__ = ["AutoStop", "HeldOut", "noise_model", "split", "DEFAULT_FRACTION", "CV_ALPHA"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_FRACTION = 0.9
 #: voxels the noise model is fitted on (a central crop of larger images)
 _NOISE_VOXELS = 1 << 17
+#: values each random generator of the split draws (one chunk, one thread at a time)
+_CHUNK = 1 << 16
 #: weight of the band filter P = |OTF|^2 / (|OTF|^2 + CV_ALPHA)
 CV_ALPHA = 1e-4
 
@@ -62,7 +67,8 @@ def noise_model(image: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
     neighbours (a blurred image is smooth at that scale), its variance by the median
     absolute deviation in 24 bins of the local mean, and a straight line fitted through
     the bins (Foi et al., "Practical Poissonian-Gaussian noise modeling and fitting for
-    single-image raw-data", IEEE TIP 17 (2008) 1737).
+    single-image raw-data", IEEE TIP 17 (2008) 1737). Large images are read on a central
+    crop of about 2^17 voxels; the faces (no full neighbourhood) are left out.
 
     Parameters
     ----------
@@ -78,45 +84,82 @@ def noise_model(image: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
     read_var : float
         Variance of the signal-independent noise, image units squared (>= 0).
     """
+    gain, read_var, _ = _noise_fit(image, offset)
+    return gain, read_var
+
+
+def _noise_fit(image: np.ndarray, offset: float) -> tuple[float, float, float]:
+    """:func:`noise_model`'s fit and the variance over the mean at the bins' mean level,
+    where the line is best determined (the least-squares line passes through the bins'
+    centroid); 0 where unknown."""
     y = np.asarray(image)
     if y.size > _NOISE_VOXELS:  # a central crop is enough (and bounds the cost)
         side = max(int(round(_NOISE_VOXELS ** (1 / y.ndim))), 8)
         y = y[tuple(slice(max(n // 2 - side // 2, 0), max(n // 2 - side // 2, 0) + side)
                     for n in y.shape)]
-    y = np.asarray(y, dtype=np.float64)
-    if y.size < 2000:
-        return 1.0, 0.0
-    kernel = np.zeros((3,) * y.ndim)
-    centre = (1,) * y.ndim
+    y = np.asarray(y, dtype=np.float32)
+    if min(y.shape) < 3 or y.size < 2000:
+        return 1.0, 0.0, 0.0
+    inner = (slice(1, -1),) * y.ndim
+    centre = y[inner]
+    neighbours = np.zeros_like(centre)
     for axis in range(y.ndim):
-        for side in (0, 2):
-            index = list(centre)
-            index[axis] = side
-            kernel[tuple(index)] = -1.0 / (2 * y.ndim)
-    kernel[centre] = 1.0
-    residual = ndi.convolve(y, kernel, mode="reflect")
-    local = ndi.uniform_filter(y, 3, mode="reflect") - offset
+        for lo in (0, 2):
+            index = list(inner)
+            index[axis] = slice(lo, y.shape[axis] - 2 + lo)
+            neighbours += y[tuple(index)]
+    residual = (centre - neighbours / np.float32(2 * y.ndim)).ravel()
+    # local mean over the 3^ndim box (the centre voxel and its neighbours)
+    local = (ndi.uniform_filter(y, 3, mode="reflect")[inner] - np.float32(offset)).ravel()
     scale = 1.0 + 1.0 / (2 * y.ndim)  # variance of the residual of white noise
-    edges = np.quantile(local, np.linspace(0.02, 0.98, 25))
+    edges = np.quantile(local[:: max(local.size // 20000, 1)],
+                        np.linspace(0.02, 0.98, 25)).astype(np.float32)
+    # bin of each voxel (-1 and 24: outside the edges), as int8 so that the stable sort
+    # is a radix sort
+    bins = (np.searchsorted(edges, local, side="right") - 1).astype(np.int8)
+    order = np.argsort(bins, kind="stable")
+    starts = np.searchsorted(bins[order], np.arange(25))
     means, variances = [], []
-    for low, high in zip(edges[:-1], edges[1:]):
-        sel = (local >= low) & (local < high)
-        if sel.sum() < 200:
+    for b in range(24):
+        sel = order[starts[b]:starts[b + 1]]
+        if sel.size < 200:
             continue
+        sel = sel[:: max(sel.size // 2000, 1)]  # 2000 residuals give the MAD to ~3%
         r = residual[sel]
         mad = np.median(np.abs(r - np.median(r)))
-        means.append(float(local[sel].mean()))
+        means.append(float(local[sel].mean(dtype=np.float64)))
         variances.append(float((1.4826 * mad) ** 2 / scale))
     if len(means) < 2 or np.ptp(means) <= 0:
-        return 1.0, float(np.median(variances)) if variances else 0.0
+        return 1.0, float(np.median(variances)) if variances else 0.0, 0.0
     gain, read_var = np.polyfit(means, variances, 1)
-    return max(float(gain), 0.0), max(float(read_var), 0.0)
+    level = float(np.mean(means))
+    ratio = float(np.mean(variances)) / level if level > 0 else 0.0
+    return max(float(gain), 0.0), max(float(read_var), 0.0), ratio
 
 
 def _integer_valued(y: np.ndarray) -> bool:
     """Non-negative integers small enough to count (binomial thinning takes int64)."""
     return bool(y.min() >= 0 and y.max() < 2.0**52
                 and np.all(np.abs(y - np.round(y)) < 1e-3))
+
+
+def _draw_in_chunks(seed: int, size: int, draw) -> None:
+    """Call ``draw(rng, start, stop)`` for each chunk of :data:`_CHUNK` values of
+    ``range(size)``, on the host's cores; each chunk has its own generator spawned from
+    ``seed``, so the numbers do not depend on the number of threads."""
+    starts = range(0, size, _CHUNK)
+    seeds = np.random.SeedSequence(seed).spawn(len(starts))
+
+    def one(i: int) -> None:
+        draw(np.random.default_rng(seeds[i]), starts[i], min(starts[i] + _CHUNK, size))
+
+    workers = min(usable_cpus(), len(starts))
+    if workers <= 1:
+        for i in range(len(starts)):
+            one(i)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="rlcore-split") as pool:
+        list(pool.map(one, range(len(starts))))
 
 
 def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float | None = None,
@@ -130,34 +173,85 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
     method : str
         ``"binomial"`` (photon counts) or ``"gaussian"`` (fission with the noise model).
     """
-    y = np.asarray(image, dtype=np.float64)
-    rng = np.random.default_rng(seed)
+    y = np.asarray(image)
+    # float32 holds every count below 2^24 exactly; larger data keep float64
+    y = y.astype(np.float32 if y.dtype.itemsize <= 4 and y.dtype.kind in "uif" else np.float64,
+                 copy=False)
     # photon counts are thinned as recorded (background photons are Poisson too); the
     # offset is removed from both parts afterwards
-    counts = y / gain if gain else y
+    counts = y / y.dtype.type(gain) if gain else y
     if gain is None:
-        estimated_gain, read_var = noise_model(y, offset)
-        # integer data whose noise grows like photon counts' (gain near 1: the fit reads
-        # some of the signal's curvature as noise, so the band is generous)
-        is_counts = _integer_valued(counts) and 0.6 <= estimated_gain <= 1.6
+        estimated_gain, read_var, ratio = _noise_fit(y, offset)
+        # integer data whose noise is that of photon counts: variance = mean where the fit
+        # is best determined (within 0.6-1.6x: the fit reads some of the signal's
+        # curvature as noise). Not the slope alone: on a nearly flat image the slope and
+        # the read noise trade off (a Poisson(30) volume fitted slopes of 0.24-1.8)
+        ratio = ratio or estimated_gain  # no level known: the slope
+        is_counts = _integer_valued(counts) and 0.6 <= ratio <= 1.6
     else:
         estimated_gain, read_var = gain, 0.0
         is_counts = _integer_valued(counts)
+    flat = np.ascontiguousarray(counts).reshape(-1)
     if is_counts:
-        k = np.round(counts).astype(np.int64)
-        a = rng.binomial(k, fraction).astype(np.float64)
+        k = np.rint(flat).astype(np.int64)
+        held = np.empty_like(k)  # the test part's counts, ~ Binomial(k, 1 - fraction)
+
+        def thin(rng, start, stop):
+            held[start:stop] = rng.binomial(k[start:stop], 1 - fraction)
+
+        _draw_in_chunks(seed, k.size, thin)
         g = gain or 1.0
-        train = g * a / fraction - offset
-        test = g * (k - a) / (1 - fraction) - offset
+        train = ((k - held) * (g / fraction) - offset).astype(np.float32)
+        test = (held * (g / (1 - fraction)) - offset).astype(np.float32)
         method = "binomial"
     else:
-        var = estimated_gain * np.clip(y - offset, 0, None) + read_var
-        tau = np.sqrt((1 - fraction) / fraction)
-        z = rng.normal(size=y.shape) * np.sqrt(np.maximum(var, 1e-12))
-        train, test, method = y - offset + tau * z, y - offset - z / tau, "gaussian"
+        var = estimated_gain * np.clip(flat - y.dtype.type(offset), 0, None) + read_var
+        z = np.empty(flat.size, np.float32)
+
+        def normal(rng, start, stop):
+            z[start:stop] = rng.standard_normal(stop - start, dtype=np.float32)
+
+        _draw_in_chunks(seed, flat.size, normal)
+        z *= np.sqrt(np.maximum(var, 1e-12)).astype(np.float32)
+        tau = np.float32(np.sqrt((1 - fraction) / fraction))
+        shifted = (flat - y.dtype.type(offset)).astype(np.float32)
+        train, test, method = shifted + tau * z, shifted - z / tau, "gaussian"
     logger.info("iterations='auto': %s split, gain %.3g, read variance %.3g", method,
                 estimated_gain, read_var)
-    return (np.clip(train, 0, None).astype(np.float32), test.astype(np.float32), method)
+    np.maximum(train, np.float32(0), out=train)
+    return train.reshape(y.shape), test.reshape(y.shape), method
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The test part in the band on one grid (host, float32 half spectra): the band
+    filter ``P``, ``C = w P Z`` and the weights ``w`` of the mirrored columns."""
+
+    p: np.ndarray
+    c: np.ndarray
+    w: np.ndarray
+
+    @classmethod
+    def of(cls, deconvolver: Any, test: np.ndarray) -> HeldOut:
+        """From the test part (image shape) and a plan's OTF and grid."""
+        be, grid = deconvolver.backend, deconvolver.grid
+        # float32 on the host's cores: the weights go to the device in float32 anyway
+        otf = np.asarray(be.to_host(deconvolver.operator.otf)).astype(np.complex64,
+                                                                       copy=False)
+        n = float(np.prod(grid.shape))
+        power = otf.real * otf.real + otf.imag * otf.imag
+        denominator = power + np.float32(CV_ALPHA * power.max())
+        p = power / denominator
+        embedded = grid.embed(np.asarray(test, np.float32)) if grid.padded else test
+        t = scipy.fft.rfftn(np.asarray(embedded, np.float32), workers=usable_cpus())
+        # columns 1 .. n/2-1 of the last axis stand for two (conjugate) frequencies
+        w = np.full(spectrum_shape(grid.shape)[-1], 2.0 / n, np.float32)
+        w[0] = 1.0 / n
+        if grid.shape[-1] % 2 == 0:
+            w[-1] = 1.0 / n
+        c = np.conj(otf) * t
+        c *= p * w / denominator
+        return cls(p, np.ascontiguousarray(c, dtype=np.complex64), w)
 
 
 @dataclass
@@ -179,41 +273,34 @@ class AutoStop:
     last_k: int = -1
 
     @classmethod
-    def build(cls, deconvolver: Any, test: np.ndarray, *, out_of_band: bool,
+    def build(cls, deconvolver: Any, test: np.ndarray | HeldOut, *, out_of_band: bool,
               patience: int = 2) -> AutoStop:
         """Precompute ``A`` and ``C`` so that ``L(x) = sum A |X|^2 - 2 Re(conj(X) C)``
         (+ a constant) on the half spectrum ``X = rfftn(x)`` (``A`` holds the weights
-        of the half spectrum's mirrored columns)."""
-        be, grid, op = deconvolver.backend, deconvolver.grid, deconvolver.operator
-        otf = np.asarray(be.to_host(op.otf)).astype(np.complex128)
-        n = float(np.prod(grid.shape))
-        power = np.abs(otf) ** 2
-        p = power / (power + CV_ALPHA * power.max())
-        embedded = grid.embed(np.asarray(test, np.float32)) if grid.padded else test
-        t = np.fft.rfftn(np.asarray(embedded, np.float64))
-        z = np.conj(otf) * t / (power + CV_ALPHA * power.max())
-        a = p * p + ((1 - p) ** 2 if out_of_band else 0.0)
-        c = p * z
-        # columns 1 .. n/2-1 of the last axis stand for two (conjugate) frequencies
-        w = np.full(spectrum_shape(grid.shape)[-1], 2.0)
-        w[0] = 1.0
-        if grid.shape[-1] % 2 == 0:
-            w[-1] = 1.0
-        a = a * w / n
-        c = c * w / n
+        of the half spectrum's mirrored columns). ``test``: the test part, or its
+        :class:`HeldOut` band made once for several plans of the same PSF and grid."""
+        if not isinstance(test, HeldOut):
+            test = HeldOut.of(deconvolver, test)
+        be = deconvolver.backend
+        a = test.p * test.p
+        if out_of_band:
+            a += (1 - test.p) ** 2
+        a *= test.w
         weight = be.to_device(np.ascontiguousarray(a, dtype=np.float32))
-        target = be.to_device_spectrum(np.ascontiguousarray(c, dtype=np.complex64))
-        return cls(be, op, weight, target, patience)
+        target = be.to_device_spectrum(test.c)
+        return cls(be, deconvolver.operator, weight, target, patience)
 
-    def loss(self, point: Any) -> float:
-        spectrum = self.backend.rfftn(point, out=self.operator._spectrum)
+    def loss(self, point: Any, spectrum: Any = None) -> float:
+        """``L`` of a grid estimate; ``spectrum``: its ``rfftn`` when already made."""
+        if spectrum is None:
+            spectrum = self.backend.rfftn(point, out=self.operator._spectrum)
         return self.backend.spectral_loss(spectrum, self.weight, self.target)
 
-    def __call__(self, k: int, model: Any, point: Any) -> bool:
+    def __call__(self, k: int, point: Any, spectrum: Any = None) -> bool:
         if k == self.last_k:  # evaluated already (the final estimate)
             return False
         self.last_k = k
-        value = self.loss(point)
+        value = self.loss(point, spectrum)
         if value < self.best_loss:
             self.best_loss, self.best_k, self.since = value, k, 0
             if self.best is None:

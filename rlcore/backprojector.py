@@ -34,7 +34,10 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 from scipy import ndimage as ndi
+
+from rlcore._system import usable_cpus
 
 __all__ = ["BACK_PROJECTORS", "BackProjector", "kernel", "check"]
 
@@ -122,18 +125,21 @@ def check(back_projector: str | BackProjector, *, alpha=None, beta=None, order=N
     return BackProjector(base.kind, alpha=a, beta=b, order=n, support=s)
 
 
-def _centred_spectrum(psf: np.ndarray) -> np.ndarray:
-    """Full float64 spectrum of the PSF with its centre voxel ``n // 2`` at index 0."""
+def _centred_spectrum(psf: np.ndarray, half: bool = False) -> np.ndarray:
+    """Float64 spectrum of the PSF with its centre voxel ``n // 2`` at index 0: full, or
+    the half spectrum of the last axis (``half``, for Hermitian back projectors)."""
     shift = tuple(-(n // 2) for n in psf.shape)
-    return np.fft.fftn(np.roll(psf, shift, axis=tuple(range(psf.ndim))))
+    transform = scipy.fft.rfftn if half else scipy.fft.fftn
+    return transform(np.roll(psf, shift, axis=tuple(range(psf.ndim))), workers=usable_cpus())
 
 
-def _frequencies(shape: tuple[int, ...]) -> list[np.ndarray]:
-    """Per-axis frequencies (cycles per voxel), broadcastable over ``shape``."""
+def _frequencies(shape: tuple[int, ...], half: bool = False) -> list[np.ndarray]:
+    """Per-axis frequencies (cycles per voxel), broadcastable over the spectrum of
+    ``shape`` (the half spectrum's last axis with ``half``)."""
     out = []
     for axis, n in enumerate(shape):
-        f = np.fft.fftfreq(n)
-        out.append(f.reshape([n if a == axis else 1 for a in range(len(shape))]))
+        f = np.fft.rfftfreq(n) if half and axis == len(shape) - 1 else np.fft.fftfreq(n)
+        out.append(f.reshape([f.size if a == axis else 1 for a in range(len(shape))]))
     return out
 
 
@@ -144,10 +150,12 @@ def _fwhm(psf: np.ndarray) -> tuple[float, ...]:
 
 
 def _wiener_butterworth(psf: np.ndarray, bp: BackProjector) -> np.ndarray:
-    otf = _centred_spectrum(psf)
+    """The half spectrum (last axis) of the WB back projector: Hermitian, as the PSF's
+    OTF is and the Butterworth filter (even in every frequency) keeps it."""
+    otf = _centred_spectrum(psf, half=True)
     otf = otf / np.abs(otf).max()
     wiener = np.conj(otf) / (np.abs(otf) ** 2 + bp.alpha)
-    freqs = _frequencies(psf.shape)
+    freqs = _frequencies(psf.shape, half=True)
     cutoff = [1.0 / w for w in _fwhm(psf)]
     w = sum((f / c) ** 2 for f, c in zip(freqs, cutoff))
     # gains at the cut-off along the last axis (Guo: along x), on the frequency sample
@@ -219,6 +227,9 @@ def kernel(psf: np.ndarray, bp: BackProjector) -> np.ndarray:
     else:
         spectrum = _otf_masked(p, bp)
     spectrum = spectrum / spectrum.flat[0].real  # sum 1: the flux of the ratio is kept
-    b = np.fft.ifftn(spectrum).real
+    if spectrum.shape == p.shape:
+        b = scipy.fft.ifftn(spectrum, workers=usable_cpus()).real
+    else:  # a Hermitian half spectrum
+        b = scipy.fft.irfftn(spectrum, s=p.shape, workers=usable_cpus())
     b = np.roll(b, tuple(n // 2 for n in p.shape), axis=tuple(range(p.ndim)))
     return (b / b.sum()).astype(np.float32)

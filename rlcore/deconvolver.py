@@ -387,7 +387,8 @@ class Deconvolver:
             guard: float | None = None, clip_negative: bool = True,
             outside: float | None = None,
             observe: Callable[[int, Any], object] | None = None,
-            monitor: Any = None, return_info: bool = False, release: bool = False) -> Any:
+            monitor: Any = None, return_info: bool = False, release: bool = False,
+            grid_estimate: Any = None) -> Any:
         """Deconvolve one image of :attr:`shape`.
 
         Parameters
@@ -409,12 +410,16 @@ class Deconvolver:
             Non-circulant first estimate beyond the image (default: the image's mean);
             blocks pass the whole volume's mean.
         monitor : callable, optional
-            ``monitor(k, model, point)`` before each update (see
+            ``monitor(k, estimate, spectrum)`` before each update (see
             :class:`rlcore.iteration.Options`), and once more on the last estimate; when it
             has a ``best`` attribute that is not None (:class:`rlcore.autostop.AutoStop`),
             that grid array is the result.
         return_info : bool, default False
             Also return a :class:`RunInfo`.
+        grid_estimate : array, optional
+            Internal: the first estimate as an array of this plan's grid on its backend
+            (another plan's :attr:`rlcore.autostop.AutoStop.best` on the same grid), copied;
+            ``init`` is then ignored. Keeps what a padded grid holds beyond the image.
         release : bool, default False
             Free this plan's buffers (OTF, work buffers, normalisation; as :meth:`close`)
             once the updates are done, before the result is cropped and returned: for a
@@ -462,7 +467,10 @@ class Deconvolver:
                         self.shape, self.psf.shape, grid.shape, self.boundary,
                         self.iterations, guard)
             data = on_grid(be, grid, y)
-            if from_image and not grid.padded:
+            if grid_estimate is not None:
+                del estimate0, y
+                estimate = be.copy_into(grid_estimate, be.empty(grid.shape))
+            elif from_image and not grid.padded:
                 del estimate0, y
                 estimate = be.copy_into(data, be.empty(grid.shape))
             elif padded_image and (isinstance(be, GridPlacement) or
@@ -495,7 +503,7 @@ class Deconvolver:
                 del options  # it holds the normalisation too
                 self.close()
             if monitor is not None:
-                monitor(done, None, estimate)  # the last estimate too
+                monitor(done, estimate, None)  # the last estimate too
                 if getattr(monitor, "best", None) is not None:
                     estimate = monitor.best
             result = finish(be, grid, estimate, image, xp)

@@ -77,6 +77,19 @@ class Convolution:
         """``H x``: circular convolution of ``x`` (grid shape) by the PSF."""
         return self._apply(x, out, conjugate=False)
 
+    def forward_observed(self, x: Array, observe: Callable[[Array], bool],
+                         out: Array | None = None) -> tuple[Array | None, bool]:
+        """``H x`` as :meth:`forward`, showing ``observe`` the half spectrum ``rfftn(x)``
+        on the way (before the OTF product), so that a monitor of the estimate needs no
+        transform of its own. Returns ``(H x, False)``, or ``(None, True)`` when
+        ``observe`` returned True (the product is then not made)."""
+        b = self.backend
+        spectrum = b.rfftn(x, out=self._spectrum)
+        if observe(spectrum):
+            return None, True
+        spectrum = b.multiply_spectrum(spectrum, self.otf)
+        return b.irfftn(spectrum, self.shape, out=out), False
+
     def adjoint(self, y: Array, out: Array | None = None) -> Array:
         """``H^T y``: circular correlation of ``y`` with the PSF (conjugate OTF)."""
         return self._apply(y, out, conjugate=True)
@@ -110,10 +123,12 @@ class Options:
         Clip the back-projected ratio at 0 (unmatched back projectors have negative
         lobes; this keeps the estimate >= 0).
     monitor : callable or None
-        ``monitor(k, model, x_k)`` before the division of update ``k + 1``, with the
-        estimate ``x_k`` after ``k`` updates and ``model`` the forward projection the
-        update starts from (``H x_k`` without acceleration, ``H y_k`` with it); returning
-        True stops the run before that update (``x_k`` is returned).
+        ``monitor(k, x_k, spectrum)`` at the start of update ``k + 1``, with the
+        estimate ``x_k`` after ``k`` updates and, without acceleration, ``spectrum`` its
+        half spectrum ``rfftn(x_k)`` on the grid (the forward projection's own
+        transform, :meth:`Convolution.forward_observed`; valid during the call only),
+        else None; returning True stops the run before that update (``x_k`` is
+        returned).
     tv : float
         RLTV weight (Dey et al. 2006, eq. 9): the update is divided by
         ``1 - tv * div(grad x / |grad x|)``; 0 disables it.
@@ -193,9 +208,16 @@ def richardson_lucy(
         else:
             y = x
         tv = b.tv_factor(y, opt.tv) if opt.tv else None
-        work = operator.forward(y, out=work)
-        if opt.monitor is not None and opt.monitor(k - 1, work, x):
-            return x, done, True
+        if opt.monitor is not None and y is x:  # the monitor reads the forward's spectrum
+            model, stop = operator.forward_observed(
+                y, lambda spectrum, k=k, x=x: opt.monitor(k - 1, x, spectrum), out=work)
+            if stop:
+                return x, done, True
+            work = model
+        else:
+            work = operator.forward(y, out=work)
+            if opt.monitor is not None and opt.monitor(k - 1, x, None):
+                return x, done, True
         work = b.divide_guarded(image, work, eps, out=work)
         work = operator.back_project(work, out=work)
         if opt.clip:

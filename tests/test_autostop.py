@@ -39,23 +39,38 @@ def test_auto_agrees_across_backends_and_reports(backend, phantom):
     assert result.shape == image.shape and result.dtype == np.float32
     assert np.isfinite(result).all() and result.min() >= 0
     assert 1 <= ref_info.iterations <= 200
-    assert ref_info.stop_rule == "held-out band loss, binomial split"
+    assert ref_info.stop_rule.startswith("held-out band loss, binomial split; ")
+    assert "wiener-butterworth" in ref_info.stop_rule
     assert np.isfinite(ref_info.stop_value)
     assert rel_l2(result, ref) < 1e-4
 
 
-def test_auto_stop_lands_near_the_best_of_its_method(phantom):
+def test_auto_stop_lands_near_the_best(phantom):
     image, psf, truth = phantom
     result, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, return_info=True)
-    errors = [_nrmse(rlcore.deconvolve(image, psf, k, offset=2.0,
-                                       accelerate=rlcore.api.AUTO_ACCELERATE), truth)
-              for k in range(1, 40)]
+    # auto's phases (Wiener-Butterworth, then matched with momentum) against plain RL's
+    # best over 1..40 updates (only ground truth can pick it)
+    plain = [_nrmse(rlcore.deconvolve(image, psf, k, offset=2.0), truth) for k in range(1, 41)]
     # the estimate comes from 90% of the photons, so it may sit a little above the best
-    # run on all of them; 10% covers that and the stop's error (measured: bench/iterations)
-    assert _nrmse(result, truth) <= 1.10 * min(errors)
-    # and never worse than 10 plain iterations
-    assert _nrmse(result, truth) <= _nrmse(rlcore.deconvolve(image, psf, 10, offset=2.0),
-                                           truth)
+    # run on all of them; 5% covers that and the stop's error (measured: bench/iterations)
+    assert _nrmse(result, truth) <= 1.05 * min(plain)
+    # and not worse than 10 plain iterations: here plain RL's best is at 13 updates, so
+    # 10 plain updates are within 0.5% of it and auto (from 90% of the photons) lands
+    # level with them (0.5470 vs 0.5470); the bench's sets, whose best lies further out,
+    # show the margin (bench/results/iterations.md)
+    assert _nrmse(result, truth) <= 1.005 * plain[9]
+    assert 1 <= info.iterations < 40
+
+
+def test_auto_phases_follow_what_is_given():
+    phases = rlcore.api._auto_phases
+    assert phases("auto", "auto") == rlcore.api.AUTO_PHASES
+    (acc, bp), = phases("auto", "matched")
+    assert acc == "momentum" and bp.matched
+    (acc, bp), = phases("auto", "otf-masked")
+    assert acc is False and bp.kind == "otf-masked"
+    (acc, bp), = phases("biggs-andrews", "auto")
+    assert acc == "biggs-andrews" and bp.matched
 
 
 def test_binomial_split_is_exact_for_counts(rng):
@@ -83,7 +98,7 @@ def test_camera_data_with_negative_values(phantom, rng):
     camera = (2.0 * image + rng.normal(0, 6, image.shape) - 4.0).astype(np.float32)
     assert camera.min() < 0
     result, info = rlcore.deconvolve(camera, psf, "auto", return_info=True)
-    assert info.stop_rule.endswith("gaussian split")
+    assert info.stop_rule.startswith("held-out band loss, gaussian split")
     assert np.isfinite(result).all() and result.min() >= 0
     assert _nrmse(result, truth) < _nrmse(np.clip(camera, 0, None), truth)
 
