@@ -20,7 +20,7 @@ import numpy as np
 
 from rlcore.backends._staging import CHUNK, PINNED_MIN, Staging
 from rlcore.errors import BackendUnavailableError, DeviceOutOfMemoryError
-from rlcore.protocol import BackendBase, MemoryInfo, spectrum_shape
+from rlcore.protocol import BackendBase, MemoryInfo, SlicedRegionData, spectrum_shape
 
 __all__ = ["CupyBackend", "probe", "create"]
 
@@ -214,7 +214,7 @@ def _kernels(cp: Any) -> dict[str, Any]:
     }
 
 
-class CupyBackend(BackendBase):
+class CupyBackend(SlicedRegionData, BackendBase):
     """CuPy arrays on one CUDA device.
 
     Parameters

@@ -25,7 +25,7 @@ import psutil
 import scipy.fft
 
 from rlcore._system import usable_cpus
-from rlcore.protocol import BackendBase, MemoryInfo, spectrum_shape
+from rlcore.protocol import BackendBase, MemoryInfo, SlicedRegionData, spectrum_shape
 
 try:  # pocketfft's own bindings take out= and the sign; the public scipy.fft API does not.
     from scipy.fft._pocketfft import pypocketfft as _pocketfft
@@ -63,16 +63,22 @@ def _in_pieces(func: Callable[..., object], *arrays: np.ndarray) -> None:
     """``func(*pieces, mask)`` on the :func:`_pieces` of ``arrays``, with a boolean
     scratch ``mask`` of the piece's size: a mask of a whole slab made a non-circulant
     run's peak 6.5 grid arrays instead of 6. Arrays that are not C-contiguous (whose
-    flat pieces would be copies) go whole."""
+    flat pieces would be copies, such as the image region of a grid) go plane by plane
+    along their first axis."""
     if not all(a.flags.c_contiguous for a in arrays):
-        func(*arrays, np.empty(arrays[0].shape, dtype=bool))
+        if arrays[0].ndim < 2:
+            func(*arrays, np.empty(arrays[0].shape, dtype=bool))
+            return
+        mask = np.empty(arrays[0].shape[1:], dtype=bool)
+        for i in range(arrays[0].shape[0]):
+            func(*(a[i] for a in arrays), mask)
         return
     mask = np.empty(min(_PIECE, arrays[0].size), dtype=bool)
     for parts in _pieces(*arrays):
         func(*parts, mask[:parts[0].size])
 
 
-class NumpyBackend(BackendBase):
+class NumpyBackend(SlicedRegionData, BackendBase):
     """The default backend: NumPy arrays on the host, ``scipy.fft`` on ``workers`` threads.
 
     Parameters

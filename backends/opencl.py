@@ -318,6 +318,22 @@ __kernel void embed(__global float *out, __global const float *src, const int Gz
     out[i] = src[s];
 }
 
+/* the RL ratio with the data at the image's size (RegionData): grid voxel i of den
+   becomes data / den in the image region (nz, ny, nx) at (oz, oy, ox) where den > eps,
+   else 0 */
+__kernel void divide_region(__global float *den, __global const float *data, const int Gz,
+                            const int Gy, const int Gx, const int nz, const int ny,
+                            const int nx, const int oz, const int oy, const int ox,
+                            const float eps) {
+    const long i = get_global_id(0);
+    if (i >= (long)Gz * Gy * Gx) return;
+    const int3 g = unravel(i, Gy, Gx);
+    const int kz = g.x - oz, ky = g.y - oy, kx = g.z - ox;
+    const int inside = kz >= 0 && kz < nz && ky >= 0 && ky < ny && kx >= 0 && kx < nx;
+    const float d = den[i];
+    den[i] = (inside && d > eps) ? data[((long)kz * ny + ky) * nx + kx] / d : 0.0f;
+}
+
 /* the image region (nz, ny, nx) at (oz, oy, ox) of a grid-sized array (., Gy, Gx) */
 __kernel void crop(__global float *out, __global const float *src, const int Gy,
                    const int Gx, const int nz, const int ny, const int nx, const int oz,
@@ -417,7 +433,7 @@ def _programs(ctx: Any) -> dict[str, Any]:
     k = {name: getattr(program, name) for name in (
         "unpack", "pack_spectrum", "real_to_complex", "crop_half",
         "apply_otf_full", "expand_half", "multiply_spectrum", "real_part", "tv_factor",
-        "place_psf", "apply_otf_inplace", "embed", "crop")}
+        "place_psf", "apply_otf_inplace", "embed", "crop", "divide_region")}
 
     def ew(args: str, op: str, name: str) -> Any:
         return ElementwiseKernel(ctx, args, op, name)
@@ -842,6 +858,11 @@ class OpenCLBackend(BackendBase):
         self._run(self.kernels["crop"], out.size, out.data, array.data, gy, gx, nz, ny, nx,
                   oz, oy, ox)
         return out
+
+    def divide_region(self, data, model, eps, grid):
+        self._run(self.kernels["divide_region"], model.size, model.data, data.data,
+                  *self._placement(grid), np.float32(eps))
+        return model
 
     def mean(self, x):
         return float(self.kernels["total"](x, queue=self.queue).get()) / x.size

@@ -37,7 +37,7 @@ import logging
 import numbers
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -84,14 +84,24 @@ def noise_model(image: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
     read_var : float
         Variance of the signal-independent noise, image units squared (>= 0).
     """
-    gain, read_var, _ = _noise_fit(image, offset)
-    return gain, read_var
+    fit = _noise_fit(image, offset)
+    return fit.gain, fit.read_var
 
 
-def _noise_fit(image: np.ndarray, offset: float) -> tuple[float, float, float]:
-    """:func:`noise_model`'s fit and the variance over the mean at the bins' mean level,
-    where the line is best determined (the least-squares line passes through the bins'
-    centroid); 0 where unknown."""
+class _Fit(NamedTuple):
+    """:func:`noise_model`'s line, the bins' centroid (mean level, offset removed, and
+    mean variance: where the least-squares line is best determined) and the range of the
+    bins' levels; zeros where unknown."""
+
+    gain: float
+    read_var: float
+    level: float = 0.0
+    variance: float = 0.0
+    spread: float = 0.0
+
+
+def _noise_fit(image: np.ndarray, offset: float) -> _Fit:
+    """:func:`noise_model` with the centroid and spread of its bins (:class:`_Fit`)."""
     y = np.asarray(image)
     if y.size > _NOISE_VOXELS:  # a central crop is enough (and bounds the cost)
         side = max(int(round(_NOISE_VOXELS ** (1 / y.ndim))), 8)
@@ -99,7 +109,7 @@ def _noise_fit(image: np.ndarray, offset: float) -> tuple[float, float, float]:
                     for n in y.shape)]
     y = np.asarray(y, dtype=np.float32)
     if min(y.shape) < 3 or y.size < 2000:
-        return 1.0, 0.0, 0.0
+        return _Fit(1.0, 0.0)
     inner = (slice(1, -1),) * y.ndim
     centre = y[inner]
     neighbours = np.zeros_like(centre)
@@ -130,11 +140,22 @@ def _noise_fit(image: np.ndarray, offset: float) -> tuple[float, float, float]:
         means.append(float(local[sel].mean(dtype=np.float64)))
         variances.append(float((1.4826 * mad) ** 2 / scale))
     if len(means) < 2 or np.ptp(means) <= 0:
-        return 1.0, float(np.median(variances)) if variances else 0.0, 0.0
+        return _Fit(1.0, float(np.median(variances)) if variances else 0.0)
     gain, read_var = np.polyfit(means, variances, 1)
-    level = float(np.mean(means))
-    ratio = float(np.mean(variances)) / level if level > 0 else 0.0
-    return max(float(gain), 0.0), max(float(read_var), 0.0), ratio
+    return _Fit(max(float(gain), 0.0), max(float(read_var), 0.0), float(np.mean(means)),
+                float(np.mean(variances)), float(np.ptp(means)))
+
+
+def _count_like(fit: _Fit, offset: float) -> bool:
+    """Noise of photon counts: the variance grows with the mean at a slope near 1 (0.6-1.6:
+    the fit reads some of the signal's curvature as noise), or, where the image is too
+    flat for a slope (bin means spread over less than half their level; a Poisson(30)
+    volume fitted slopes of 0.24-1.8), the variance equals the recorded mean (``offset``
+    may be a background of photons, which are counted too)."""
+    raw = fit.level + offset
+    if raw > 0 and fit.variance > 0 and fit.spread < 0.5 * raw:
+        return 0.6 <= fit.variance / raw <= 1.6
+    return 0.6 <= fit.gain <= 1.6
 
 
 def _integer_valued(y: np.ndarray) -> bool:
@@ -181,13 +202,9 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
     # offset is removed from both parts afterwards
     counts = y / y.dtype.type(gain) if gain else y
     if gain is None:
-        estimated_gain, read_var, ratio = _noise_fit(y, offset)
-        # integer data whose noise is that of photon counts: variance = mean where the fit
-        # is best determined (within 0.6-1.6x: the fit reads some of the signal's
-        # curvature as noise). Not the slope alone: on a nearly flat image the slope and
-        # the read noise trade off (a Poisson(30) volume fitted slopes of 0.24-1.8)
-        ratio = ratio or estimated_gain  # no level known: the slope
-        is_counts = _integer_valued(counts) and 0.6 <= ratio <= 1.6
+        fit = _noise_fit(y, offset)
+        estimated_gain, read_var = fit.gain, fit.read_var
+        is_counts = _integer_valued(counts) and _count_like(fit, offset)
     else:
         estimated_gain, read_var = gain, 0.0
         is_counts = _integer_valued(counts)

@@ -23,7 +23,7 @@ from rlcore import _arrays, backprojector, registry, series
 from rlcore.boundary import Grid, is_noncirculant, make_grid
 from rlcore.errors import NumericalError
 from rlcore.iteration import Convolution, Options, richardson_lucy
-from rlcore.protocol import GridPlacement
+from rlcore.protocol import GridPlacement, RegionData
 from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
 
 __all__ = ["Deconvolver", "RunInfo", "Variant", "GUARD_RELATIVE", "NONCIRCULANT_GUARD"]
@@ -466,7 +466,10 @@ class Deconvolver:
                         "boundary=%s iterations=%d guard=%.3g", be.name, be.device,
                         self.shape, self.psf.shape, grid.shape, self.boundary,
                         self.iterations, guard)
-            data = on_grid(be, grid, y)
+            # data zero outside the image (zero, non-circulant) stays image-sized where
+            # the backend divides on the region (RegionData): one grid array less
+            region = grid.padded and grid.mode != "reflect" and isinstance(be, RegionData)
+            data = be.to_device(y) if region else on_grid(be, grid, y)
             if grid_estimate is not None:
                 del estimate0, y
                 estimate = be.copy_into(grid_estimate, be.empty(grid.shape))
@@ -475,14 +478,15 @@ class Deconvolver:
                 estimate = be.copy_into(data, be.empty(grid.shape))
             elif padded_image and (isinstance(be, GridPlacement) or
                                    _embeds_on_device(be, grid)):
-                del estimate0, y  # from the grid copy: the upload is freed first
+                del estimate0, y  # from the data on the device: the upload is freed first
                 # the image's mean is asked for only where the data is zero outside the
-                # image (non-circulant): the grid's mean scaled by grid over image voxels
-                scale = math.prod(grid.shape) / math.prod(grid.image_shape)
+                # image (non-circulant): a grid's mean scaled by grid over image voxels
+                scale = 1.0 if region else math.prod(grid.shape) / math.prod(grid.image_shape)
                 fill = grid.outside(True, outside,
                                     lambda grid_data=data: be.mean(grid_data) * scale)
+                inside = data if region else data[grid.region]
                 estimate = be.embed(data, grid, fill) if isinstance(be, GridPlacement) \
-                    else grid.embed(data[grid.region], estimate=True, xp=be.xp, fill=fill)
+                    else grid.embed(inside, estimate=True, xp=be.xp, fill=fill)
             else:
                 estimate = on_grid(be, grid, estimate0, estimate=True, fill=outside)
                 del estimate0, y  # on a padded grid, the image lives on in data
@@ -496,6 +500,7 @@ class Deconvolver:
             if observe is not None:  # internal: the image region after each update
                 options.observe = lambda k, x: observe(k, x[grid.region] if grid.padded else x)
             options.monitor = monitor
+            options.region = grid if region else None
             estimate, done, converged = richardson_lucy(
                 self.operator, data, estimate, self.iterations, guard, callback, options)
             del data  # before the result is cropped out of the grid

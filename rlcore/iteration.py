@@ -143,6 +143,9 @@ class Options:
     tol: float | None = None
     clip: bool = False
     monitor: Callable[[int, Array, Array], bool] | None = None
+    #: the grid (:class:`rlcore.boundary.Grid`) when ``image`` holds only its image region
+    #: (a :class:`rlcore.protocol.RegionData` backend, data zero outside it)
+    region: object | None = None
     #: internal (benchmarks): ``observe(k, x)`` with the grid estimate after update k
     observe: Callable[[int, Array], object] | None = None
 
@@ -163,7 +166,8 @@ def richardson_lucy(
     operator : Convolution
         ``H`` and ``H^T`` on the grid.
     image : array, float32, grid shape
-        The measured image ``y`` (not modified); zero outside the measured voxels.
+        The measured image ``y`` (not modified); zero outside the measured voxels. With
+        ``options.region``, image-shaped: the grid's image region only.
     estimate : array, float32, grid shape
         First estimate ``x_0``; overwritten on backends that compute in place.
     iterations : int
@@ -218,7 +222,10 @@ def richardson_lucy(
             work = operator.forward(y, out=work)
             if opt.monitor is not None and opt.monitor(k - 1, x, None):
                 return x, done, True
-        work = b.divide_guarded(image, work, eps, out=work)
+        if opt.region is not None:
+            work = b.divide_region(image, work, eps, opt.region)
+        else:
+            work = b.divide_guarded(image, work, eps, out=work)
         work = operator.back_project(work, out=work)
         if opt.clip:
             work = b.clip_negative(work)
