@@ -63,6 +63,46 @@ def _planless(shape: tuple[int, ...]) -> bool:
     return sum(int(n) > 1 for n in shape) <= 1
 
 
+def _cufft_library() -> Any:
+    """libcufft as loaded by CuPy (its path from the process's maps on Linux)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                if "libcufft.so" in line:
+                    return ctypes.CDLL(line.split()[-1])
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return ctypes.CDLL(ctypes.util.find_library("cufft"))
+
+
+def _share_work_area(cp: Any, plans: list[Any]) -> None:
+    """One cuFFT work area for a shape's R2C and C2R plans, which never run at once (both
+    on the compute stream): CuPy gives each plan its own, and on padded grids such as
+    (128, 1120, 1120) each took about a grid-sized array (issue 19). Left as CuPy made
+    them where the plan objects or the library differ from what this expects."""
+    import ctypes
+
+    areas = [getattr(plan, "work_area", None) for plan in plans]
+    if any(a is None for a in areas) or all(a is areas[0] for a in areas):
+        return
+    try:
+        size = max(int(a.mem.size) for a in areas)
+        if size == 0:
+            return
+        shared = cp.cuda.alloc(size)
+        set_work_area = _cufft_library().cufftSetWorkArea
+        set_work_area.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        for plan in plans:
+            if set_work_area(int(plan.plan), shared.ptr) != 0:
+                return
+            plan.work_area = shared  # the plan keeps the shared area alive
+    except (AttributeError, OSError, TypeError, ValueError):  # pragma: no cover
+        return
+
+
 class _Staging(Staging):
     """:class:`backends._staging.Staging` with pinned CuPy buffers and a stream per device
     and thread."""
@@ -275,8 +315,8 @@ class CupyBackend(SlicedRegionData, BackendBase):
     def plan(self, shape: tuple[int, ...]) -> None:
         if _planless(shape):
             return
-        self._plan(tuple(shape), "R2C")
-        self._plan(tuple(shape), "C2R")
+        _share_work_area(self.cp, [self._plan(tuple(shape), "R2C"),
+                                   self._plan(tuple(shape), "C2R")])
 
     def _plan(self, shape: tuple[int, ...], kind: str) -> Any:
         key = (shape, kind, self._device.id)
