@@ -315,8 +315,16 @@ class CupyBackend(SlicedRegionData, BackendBase):
     def plan(self, shape: tuple[int, ...]) -> None:
         if _planless(shape):
             return
+        new = any((tuple(shape), kind, self._device.id) not in self._plans
+                  for kind in ("R2C", "C2R"))
         _share_work_area(self.cp, [self._plan(tuple(shape), "R2C"),
                                    self._plan(tuple(shape), "C2R")])
+        if new:  # the plans' probes and replaced work areas (grid-sized) go back to the
+            # device now, not into the pool, where blocks of their size need not fit
+            # what the run allocates next (measured: 1 grid array of peak on padded grids)
+            pool = self.cp.get_default_memory_pool()
+            if self.cp.cuda.get_allocator() == pool.malloc:
+                pool.free_all_blocks()
 
     def _plan(self, shape: tuple[int, ...], kind: str) -> Any:
         key = (shape, kind, self._device.id)
