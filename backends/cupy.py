@@ -63,44 +63,19 @@ def _planless(shape: tuple[int, ...]) -> bool:
     return sum(int(n) > 1 for n in shape) <= 1
 
 
-def _cufft_library() -> Any:
-    """libcufft as loaded by CuPy (its path from the process's maps on Linux)."""
-    import ctypes
-    import ctypes.util
+def _lend_once(area: Any, allocator: Any) -> Any:
+    """An allocator that hands out ``area`` (a MemoryPointer) for the first request of more
+    than half its size that it can hold (the new cuFFT plan's work area: nothing else the
+    plan allocates is that large) and passes every other to ``allocator``."""
+    lent = []
 
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                if "libcufft.so" in line:
-                    return ctypes.CDLL(line.split()[-1])
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return ctypes.CDLL(ctypes.util.find_library("cufft"))
+    def allocate(size: int) -> Any:
+        if not lent and area.mem.size // 2 < size <= area.mem.size:
+            lent.append(size)
+            return area
+        return allocator(size)
 
-
-def _share_work_area(cp: Any, plans: list[Any]) -> None:
-    """One cuFFT work area for a shape's R2C and C2R plans, which never run at once (both
-    on the compute stream): CuPy gives each plan its own, and on padded grids such as
-    (128, 1120, 1120) each took about a grid-sized array (issue 19). Left as CuPy made
-    them where the plan objects or the library differ from what this expects."""
-    import ctypes
-
-    areas = [getattr(plan, "work_area", None) for plan in plans]
-    if any(a is None for a in areas) or all(a is areas[0] for a in areas):
-        return
-    try:
-        size = max(int(a.mem.size) for a in areas)
-        if size == 0:
-            return
-        shared = cp.cuda.alloc(size)
-        set_work_area = _cufft_library().cufftSetWorkArea
-        set_work_area.argtypes = [ctypes.c_int, ctypes.c_void_p]
-        for plan in plans:
-            if set_work_area(int(plan.plan), shared.ptr) != 0:
-                return
-            plan.work_area = shared  # the plan keeps the shared area alive
-    except (AttributeError, OSError, TypeError, ValueError):  # pragma: no cover
-        return
+    return allocate
 
 
 class _Staging(Staging):
@@ -317,8 +292,8 @@ class CupyBackend(SlicedRegionData, BackendBase):
             return
         new = any((tuple(shape), kind, self._device.id) not in self._plans
                   for kind in ("R2C", "C2R"))
-        _share_work_area(self.cp, [self._plan(tuple(shape), "R2C"),
-                                   self._plan(tuple(shape), "C2R")])
+        r2c = self._plan(tuple(shape), "R2C")
+        self._plan(tuple(shape), "C2R", share=r2c)
         if new:  # the plans' probes and replaced work areas (grid-sized) go back to the
             # device now, not into the pool, where blocks of their size need not fit
             # what the run allocates next (measured: 1 grid array of peak on padded grids)
@@ -326,19 +301,30 @@ class CupyBackend(SlicedRegionData, BackendBase):
             if self.cp.cuda.get_allocator() == pool.malloc:
                 pool.free_all_blocks()
 
-    def _plan(self, shape: tuple[int, ...], kind: str) -> Any:
+    def _plan(self, shape: tuple[int, ...], kind: str, share: Any = None) -> Any:
+        """The cached cuFFT plan of ``shape`` and ``kind``. ``share``: a plan whose work
+        area this one uses too (a shape's R2C and C2R plans never run at once: both on
+        the compute stream). CuPy gives each plan its own work area, and on padded grids
+        such as (128, 1120, 1120) each is a grid-sized array (issue 19)."""
         key = (shape, kind, self._device.id)
         plan = self._plans.get(key)
         if plan is None:
             from cupyx.scipy.fft import get_fft_plan
 
+            cp = self.cp
             axes = tuple(range(len(shape)))
             if kind == "R2C":
-                probe = self.cp.empty(shape, np.float32)
-                plan = get_fft_plan(probe, axes=axes, value_type="R2C")
+                probe = cp.empty(shape, np.float32)
+                kwargs = {"axes": axes, "value_type": "R2C"}
             else:
-                probe = self.cp.empty(spectrum_shape(shape), np.complex64)
-                plan = get_fft_plan(probe, shape=shape, axes=axes, value_type="C2R")
+                probe = cp.empty(spectrum_shape(shape), np.complex64)
+                kwargs = {"shape": shape, "axes": axes, "value_type": "C2R"}
+            area = getattr(share, "work_area", None)
+            if area is not None and getattr(area, "mem", None) is not None:
+                with cp.cuda.using_allocator(_lend_once(area, cp.cuda.get_allocator())):
+                    plan = get_fft_plan(probe, **kwargs)
+            else:
+                plan = get_fft_plan(probe, **kwargs)
             del probe
             self._plans[key] = plan
         return plan
