@@ -620,9 +620,11 @@ def deconvolve(
         photon counts, Gaussian fission with a fitted noise model otherwise), the
         training part is deconvolved while an in-band object-space error against the
         test part is tracked, and the estimate where it is smallest is returned
-        (:attr:`RunInfo.iterations` and :attr:`RunInfo.stop_value` report it). With
-        ``"auto"``, ``accelerate`` defaults to ``"momentum"``. Not with blocks, ``out=``
-        or Dask arrays (pass an int there).
+        (:attr:`RunInfo.iterations` and :attr:`RunInfo.stop_value` report it), in two
+        phases (:data:`AUTO_PHASES`): the Wiener-Butterworth back projector (alpha 0.1),
+        then the matched one with momentum from its best estimate; ``back_projector`` or
+        ``accelerate`` given: one phase with them. Not with blocks, ``out=`` or Dask
+        arrays (pass an int there).
     backend : str, default ``"auto"``
         ``"auto"`` picks the fastest backend that works here for this kind of array (see
         :func:`rlcore.available_backends`); or a name such as ``"numpy"``, ``"array_api"``.
@@ -660,7 +662,7 @@ def deconvolve(
         GPU index; OpenCL: index or name). A list of devices (``[0, 1]``) computes in
         blocks, one thread per device.
     accelerate : {"auto", False, True, "biggs-andrews", "momentum"}, default "auto"
-        ``"auto"``: ``"momentum"`` with ``iterations="auto"``, else False.
+        ``"auto"``: False (``iterations="auto"``: its phases, :data:`AUTO_PHASES`).
         ``True`` or ``"biggs-andrews"``: Biggs & Andrews (1997) vector extrapolation (as
         cudaDecon); step clipped to [0, 1], two more grid-sized buffers.
         ``"momentum"``: deconwolf's scaled heavy ball (Wernersson et al. 2024),
@@ -668,7 +670,8 @@ def deconvolve(
         one more grid-sized buffer. Both combine with every back projector. Measured
         reach: Notes.
     back_projector : {"auto", "matched", "wiener-butterworth", "otf-masked"} or BackProjector
-        The kernel of the back projection (``"auto"`` is ``"matched"``). ``"matched"``:
+        The kernel of the back projection (``"auto"`` is ``"matched"``; with
+        ``iterations="auto"`` its phases, :data:`AUTO_PHASES`). ``"matched"``:
         the exact adjoint ``H^T``
         (classic RL). ``"wiener-butterworth"``: Guo et al. 2020; ``"otf-masked"``:
         PetaKit5D's OMW (Ruan et al. 2024); both reach their best in a few updates
@@ -763,15 +766,16 @@ def deconvolve(
 
     Notes
     -----
-    How many iterations (bench/results/iterations.md, docs/iterations.png; 8 ground-truth
-    sets, NRMSE after least-squares scaling): plain RL's best lies at 23-200 updates;
-    ``iterations="auto"`` landed within 2.0% of that best on every set (and within 1.8%
-    of its own method's best), 0.8-2.7x faster (median 1.7x) on a 2-core CPU. Momentum
-    reaches plain RL's best in 2.3-4.2x fewer updates at about the cost of a plain update
-    (1.16x on an H200); the Wiener-Butterworth back projector (alpha 0.05) reaches its best
-    in 3-19 updates, 3-19% below plain RL's best error under a widefield PSF, within
-    -1% to +4% of it under the measured LLS PSF and on the EPFL bars; the OTF-masked one in 1-5,
-    and it degrades fast after its best (use 1-3 updates).
+    How many iterations (bench/results/iterations.md, docs/iterations.png; 9 ground-truth
+    sets, NRMSE after least-squares scaling): plain RL's best lies at 7-200 updates;
+    ``iterations="auto"`` landed from 17% below that best (widefield PSF) to 6.3% above
+    it (EPFL bars; +4.3% on small blocks whose best is at 7 plain updates), within 3.4%
+    of the best of its first phase's method, 0.3-7.9x faster (median 1.8x) on a 2-core
+    CPU. Momentum reaches plain RL's best in 1.4-4.2x fewer updates at about the cost of
+    a plain update (1.16x on an H200); the Wiener-Butterworth back projector (alpha 0.1)
+    reaches its best in 2-50 updates, 7-17% below plain RL's best error under a
+    widefield PSF, within +1.4% of it under the measured LLS PSF; the OTF-masked one in
+    1-5, and it degrades fast after its best (use 1-3 updates).
 
     The division is guarded: the ratio ``image / (H x)`` is 0 wherever
     ``H x <= 1e-6 * max(image)`` (:data:`GUARD_RELATIVE`), so every value stays finite and

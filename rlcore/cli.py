@@ -126,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="acceleration: biggs-andrews (the default when given alone) or "
                         "momentum (deconwolf's scaled heavy ball)")
     d.add_argument("--back-projector", default="auto", choices=("auto",) + BACK_PROJECTORS,
-                   help="back projector: matched (classic RL; what auto means), "
+                   help="back projector: matched (classic RL; what auto means for a fixed "
+                        "count; with -n auto, Wiener-Butterworth then matched with momentum), "
                         "wiener-butterworth (Guo 2020) or otf-masked (PetaKit5D); the last "
                         "two need 2-15 iterations instead of tens")
     d.add_argument("--tv", type=float, default=0.0, help="RLTV weight, 0 (off)")
