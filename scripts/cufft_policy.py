@@ -1,6 +1,6 @@
 # issue 19 experiment (GPU machine): does cuFFT's CUFFT_WORKAREA_MINIMAL policy shrink the
 # work area of the 3-D R2C/C2R plans on padded grids, and at what speed? Plans made by
-# ctypes: cufftCreate, SetAutoAllocation(0), XtSetWorkAreaPolicy, MakePlanMany.
+# ctypes: cufftCreate, SetAutoAllocation(0), MakePlanMany, then XtSetWorkAreaPolicy.
 import ctypes
 import statistics
 import sys
@@ -25,15 +25,16 @@ def make(shape, kind, policy):
     h = ctypes.c_int()
     assert L.cufftCreate(ctypes.byref(h)) == 0
     assert L.cufftSetAutoAllocation(h, 0) == 0
-    size = ctypes.c_size_t(0)
-    if policy is not None:
-        rc = L.cufftXtSetWorkAreaPolicy(h, ctypes.c_int(policy), ctypes.byref(size))
-        if rc != 0:
-            print("policy rc", rc)
     n = (ctypes.c_int * 3)(*shape)
     work = ctypes.c_size_t(0)
     rc = L.cufftMakePlanMany(h, 3, n, None, 1, 0, None, 1, 0, kind, 1, ctypes.byref(work))
     assert rc == 0, rc
+    if policy is not None:  # after the plan: cuFFT re-plans the handle for this policy
+        size = ctypes.c_size_t(0)
+        rc = L.cufftXtSetWorkAreaPolicy(h, ctypes.c_int(policy), ctypes.byref(size))
+        if rc != 0:
+            print("policy rc", rc)
+        assert L.cufftGetSize(h, ctypes.byref(work)) == 0
     return h, work.value
 
 
