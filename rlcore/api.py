@@ -772,7 +772,7 @@ def deconvolve(
     sets, NRMSE after least-squares scaling): plain RL's best lies at 7-200 updates;
     ``iterations="auto"`` landed from 17% below that best (widefield PSF) to 6.3% above
     it (EPFL bars; +4.3% on small blocks whose best is at 7 plain updates), within 3.4%
-    of the best of its first phase's method, 0.3-7.9x faster (median 1.8x) on a 2-core
+    of the best of its first phase's method, 0.4-7.0x faster (median 1.7x) on a 2-core
     CPU. Momentum reaches plain RL's best in 1.4-4.2x fewer updates at about the cost of
     a plain update (1.16x on an H200); the Wiener-Butterworth back projector (alpha 0.1)
     reaches its best in 2-50 updates, 7-17% below plain RL's best error under a
