@@ -84,7 +84,14 @@ def phantom(shape, seed, pad):
     return obj
 
 
-def sets(data: Path):
+def sets(data: Path, shape: tuple[int, ...] = SHAPE, only: list[str] | None = None):
+    """The ground-truth sets (phantoms of ``shape``), or those whose names contain one of
+    ``only``."""
+    return [case for case in _sets(data, shape)
+            if not only or any(word in case[0] for word in only)]
+
+
+def _sets(data: Path, shape: tuple[int, ...]):
     lls = tifffile.imread(data / "lls_pycudadecon" / "psf.tif").astype(np.float64)
     measured = P.crop(P.center(P.background_subtract(lls, noise=3), subvoxel=True),
                       (41, 41, 41)).astype(np.float64)
@@ -93,7 +100,7 @@ def sets(data: Path):
     out = []
     for name, psf, seed in (("measured", measured, 1), ("widefield", widefield, 2)):
         pad = tuple(s // 2 + 1 for s in psf.shape)
-        obj = phantom(SHAPE, seed, pad)
+        obj = phantom(shape, seed, pad)
         crop = tuple(slice(p, -p) for p in pad)
         truth = obj[crop].astype(np.float64)
         clean = np.clip(ss.fftconvolve(obj, psf / psf.sum(), mode="same")[crop], 0, None)
@@ -278,6 +285,11 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/iterations"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("--shape", type=int, nargs=3, default=list(SHAPE),
+                        help="size of the phantom sets (Z Y X), default 48 96 96")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="only the sets whose names contain one of these words")
+    parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--speed-only", type=Path, default=None, metavar="PREVIOUS_JSON",
                         help="only time auto against plain for the oracle counts of an "
                              "earlier run (its JSON); writes OUT-speed.json")
@@ -289,7 +301,7 @@ def main(argv=None) -> int:
         print("median speed-up", statistics.median(r["speedup"] for r in rows))
         return 0
     rows = []
-    for case in sets(args.data):
+    for case in sets(args.data, tuple(args.shape), args.only):
         rows.append(one_set(*case))
         r = rows[-1]
         print(f"{r['set']:42s} oracle {r['oracle_error']:.4f}@{r['oracle_iterations']} "
@@ -298,7 +310,8 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     args.out.with_suffix(".md").write_text(markdown(rows))
-    figure(rows, args.docs / "iterations.png")
+    if not args.no_figure:
+        figure(rows, args.docs / "iterations.png")
     print(markdown(rows))
     return 0
 
