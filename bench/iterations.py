@@ -43,6 +43,8 @@ from rlcore.api import _run
 from rlcore.backprojector import check
 
 SHAPE = (48, 96, 96)
+#: the boundary of every run (``--boundary``; the faces' default is non-circulant-half)
+BOUNDARY = "periodic"
 METHODS = {  # name: (deconvolve keywords, updates in the curve)
     "plain": ({}, 200),
     "Biggs-Andrews": ({"accelerate": True}, 100),
@@ -138,10 +140,16 @@ def _sets(data: Path, shape: tuple[int, ...]):
 
 def curve(image, psf, truth, n, offset, **kwargs):
     errors = []
-    _run(image, psf, n, backend="numpy", device=None, boundary="periodic", init="image",
+    _run(image, psf, n, backend="numpy", device=None, boundary=BOUNDARY, init="image",
          callback=None, progress=False, guard=None, offset=offset,
          observe=lambda k, x: errors.append(nrmse(x, truth)), **kwargs)
     return errors
+
+
+def dec(image, psf, iterations, **kwargs):
+    """``rlcore.deconvolve`` on the numpy backend with the bench's boundary."""
+    return rlcore.deconvolve(image, psf, iterations, backend="numpy", boundary=BOUNDARY,
+                             **kwargs)
 
 
 def timed(fn) -> float:
@@ -156,18 +164,18 @@ def one_set(name, image, psf, truth, offset, kind, repeats=3):
     k_oracle = int(np.argmin(plain)) + 1
     oracle_times, auto_times = [], []
     for _ in range(repeats):  # interleaved
-        oracle_times.append(timed(lambda: rlcore.deconvolve(image, psf, k_oracle,
-                                                            backend="numpy", offset=offset)))
-        auto_times.append(timed(lambda: rlcore.deconvolve(image, psf, "auto",
-                                                          backend="numpy", offset=offset)))
-    result, info = rlcore.deconvolve(image, psf, "auto", backend="numpy", offset=offset,
+        oracle_times.append(timed(lambda: dec(image, psf, k_oracle,
+                                                            offset=offset)))
+        auto_times.append(timed(lambda: dec(image, psf, "auto",
+                                                          offset=offset)))
+    result, info = dec(image, psf, "auto", offset=offset,
                                      return_info=True)
     per_update = {}
-    base = statistics.median(timed(lambda: rlcore.deconvolve(image, psf, 10, backend="numpy"))
+    base = statistics.median(timed(lambda: dec(image, psf, 10))
                              for _ in range(repeats))
     for m, (kw, _) in METHODS.items():
         per_update[m] = statistics.median(
-            timed(lambda kw=kw: rlcore.deconvolve(image, psf, 10, backend="numpy", **kw))
+            timed(lambda kw=kw: dec(image, psf, 10, **kw))
             for _ in range(repeats)) / base
     auto_error = nrmse(result, truth)
     best_any = min(min(c) for c in curves.values())  # the best of every method's curve
@@ -192,7 +200,7 @@ def one_set(name, image, psf, truth, offset, kind, repeats=3):
 
 def markdown(rows) -> str:
     lines = [
-        "# How many iterations? (numpy backend, 2-core CPU)", "",
+        f"# How many iterations? (numpy backend, 2-core CPU, boundary {BOUNDARY})", "",
         "NRMSE after least-squares scaling. Oracle = plain RL's best over 1..200 updates "
         "(needs the ground truth). auto = `rlcore.deconvolve(image, psf, iterations=\"auto\", "
         "offset=...)`, everything else at its default (held-out split, rlcore.autostop; "
@@ -262,14 +270,14 @@ def speed_only(data: Path, previous: Path, repeats: int = 3) -> list[dict]:
 
 def _speed_row(prev: dict, image, psf, truth, offset, repeats: int) -> dict:
     k = prev["oracle_iterations"]
-    rlcore.deconvolve(image, psf, 2, backend="numpy", offset=offset)  # warm
+    dec(image, psf, 2, offset=offset)  # warm
     oracle_times, auto_times = [], []
     for _ in range(repeats):
-        oracle_times.append(timed(lambda: rlcore.deconvolve(image, psf, k, backend="numpy",
+        oracle_times.append(timed(lambda: dec(image, psf, k,
                                                             offset=offset)))
-        auto_times.append(timed(lambda: rlcore.deconvolve(image, psf, "auto", backend="numpy",
+        auto_times.append(timed(lambda: dec(image, psf, "auto",
                                                           offset=offset)))
-    result, info = rlcore.deconvolve(image, psf, "auto", backend="numpy", offset=offset,
+    result, info = dec(image, psf, "auto", offset=offset,
                                      return_info=True)
     error = nrmse(result, truth)
     return {"set": prev["set"], "oracle_iterations": k, "oracle_error": prev["oracle_error"],
@@ -290,10 +298,14 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None,
                         help="only the sets whose names contain one of these words")
     parser.add_argument("--no-figure", action="store_true")
+    parser.add_argument("--boundary", default="periodic",
+                        help="boundary of every run (curves, oracle, auto)")
     parser.add_argument("--speed-only", type=Path, default=None, metavar="PREVIOUS_JSON",
                         help="only time auto against plain for the oracle counts of an "
                              "earlier run (its JSON); writes OUT-speed.json")
     args = parser.parse_args(argv)
+    global BOUNDARY
+    BOUNDARY = args.boundary
     if args.speed_only is not None:
         rows = speed_only(args.data, args.speed_only)
         args.out.with_name(args.out.name + "-speed").with_suffix(".json").write_text(
