@@ -633,9 +633,10 @@ def deconvolve(
         test part is tracked, and the estimate where it is smallest is returned
         (:attr:`RunInfo.iterations` and :attr:`RunInfo.stop_value` report it), in two
         phases (:data:`AUTO_PHASES`): the Wiener-Butterworth back projector (alpha 0.1),
-        then the matched one with momentum from its best estimate; ``back_projector`` or
-        ``accelerate`` given: one phase with them. Not with blocks, ``out=`` or Dask
-        arrays (pass an int there).
+        then the matched one with momentum from its best estimate; on padded grids (every
+        ``boundary`` but "periodic") the second alone (:data:`AUTO_PADDED_PHASES`);
+        ``back_projector`` or ``accelerate`` given: one phase with them. Not with blocks,
+        ``out=`` or Dask arrays (pass an int there).
     backend : str, default ``"auto"``
         ``"auto"`` picks the fastest backend that works here for this kind of array (see
         :func:`rlcore.available_backends`); or a name such as ``"numpy"``, ``"array_api"``.

@@ -127,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                         "momentum (deconwolf's scaled heavy ball)")
     d.add_argument("--back-projector", default="auto", choices=("auto",) + BACK_PROJECTORS,
                    help="back projector: matched (classic RL; what auto means for a fixed "
-                        "count; with -n auto, Wiener-Butterworth then matched with momentum), "
+                        "count; with -n auto, matched with momentum on padded boundaries, "
+                        "Wiener-Butterworth then matched with momentum on periodic), "
                         "wiener-butterworth (Guo 2020) or otf-masked (PetaKit5D); the last "
                         "two need 2-15 iterations instead of tens")
     d.add_argument("--tv", type=float, default=0.0, help="RLTV weight, 0 (off)")
