@@ -44,7 +44,7 @@ import scipy.fft
 from scipy import ndimage as ndi
 
 from rlcore._system import usable_cpus
-from rlcore.protocol import spectrum_shape
+from rlcore.protocol import GridPlacement, spectrum_shape
 
 __all__ = ["AutoStop", "HeldOut", "noise_model", "split", "DEFAULT_FRACTION", "CV_ALPHA"]
 
@@ -241,48 +241,71 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The test part in the band on one grid (host, float32 half spectra): the band
-    filter ``P``, ``C = w P Z`` and the weights ``w`` of the mirrored columns."""
+    """The test part in the band (host, float32 half spectra): the band filter ``P``,
+    ``C = w P Z`` and the weights ``w`` of the mirrored columns, on the plan's grid, or,
+    for a padded grid, on the image's own (periodic) grid with ``operator`` the
+    convolution there and ``grid`` the plan's grid whose image region is compared: on a
+    padded grid the test part says nothing about the estimate beyond the image, and a
+    loss over the whole grid stopped early (bench/results/iterations.md)."""
 
     p: np.ndarray
     c: np.ndarray
     w: np.ndarray
+    operator: Any = None
+    grid: Any = None
 
     @classmethod
     def of(cls, deconvolver: Any, test: np.ndarray) -> HeldOut:
         """From the test part (image shape) and a plan's OTF and grid."""
+        from rlcore.iteration import Convolution
+
         be, grid = deconvolver.backend, deconvolver.grid
+        operator = None
+        if grid.padded:
+            operator = Convolution(be, deconvolver.psf, tuple(grid.image_shape))
+        shape = grid.image_shape if grid.padded else grid.shape
+        otf = (operator or deconvolver.operator).otf
         # float32 on the host's cores: the weights go to the device in float32 anyway
-        otf = np.asarray(be.to_host(deconvolver.operator.otf)).astype(np.complex64,
-                                                                       copy=False)
-        n = float(np.prod(grid.shape))
+        otf = np.asarray(be.to_host(otf)).astype(np.complex64, copy=False)
+        n = float(np.prod(shape))
         power = otf.real * otf.real + otf.imag * otf.imag
         denominator = power + np.float32(CV_ALPHA * power.max())
         p = power / denominator
-        embedded = grid.embed(np.asarray(test, np.float32)) if grid.padded else test
-        t = scipy.fft.rfftn(np.asarray(embedded, np.float32), workers=usable_cpus())
+        t = scipy.fft.rfftn(np.asarray(test, np.float32), workers=usable_cpus())
         # columns 1 .. n/2-1 of the last axis stand for two (conjugate) frequencies
-        w = np.full(spectrum_shape(grid.shape)[-1], 2.0 / n, np.float32)
+        w = np.full(spectrum_shape(tuple(shape))[-1], 2.0 / n, np.float32)
         w[0] = 1.0 / n
-        if grid.shape[-1] % 2 == 0:
+        if shape[-1] % 2 == 0:
             w[-1] = 1.0 / n
         c = np.conj(otf) * t
         c *= p * w / denominator
-        return cls(p, np.ascontiguousarray(c, dtype=np.complex64), w)
+        return cls(p, np.ascontiguousarray(c, dtype=np.complex64), w, operator,
+                   grid if grid.padded else None)
+
+
+def _image_region(backend: Any, grid: Any, x: Any) -> Any:
+    """The image region of a grid array, as a new contiguous array on the backend."""
+    if isinstance(backend, GridPlacement):
+        return backend.crop(x, grid)
+    region = x[grid.region]
+    xp = backend.xp
+    return xp.ascontiguousarray(region) if hasattr(xp, "ascontiguousarray") else region
 
 
 @dataclass
 class AutoStop:
-    """The held-out loss of step 2 on a grid, with the best estimate kept.
+    """The held-out loss of step 2, with the best estimate kept.
 
     Built by :meth:`build`; :meth:`__call__` is the iteration's ``monitor``.
     """
 
     backend: Any
-    operator: Any
+    operator: Any  # the convolution whose grid the loss is taken on
     weight: Any  # A = w (|P - 1|^2 + P^2 ...) as a real half spectrum (see build)
     target: Any  # C = w P Z, complex half spectrum
     patience: int
+    shape: tuple[int, ...] = ()  # the estimate's (the plan's grid)
+    region: Any = None  # the plan's grid when the loss is taken on its image region
     best: Any = None
     best_loss: float = float("inf")
     best_k: int = 0
@@ -305,10 +328,14 @@ class AutoStop:
         a *= test.w
         weight = be.to_device(np.ascontiguousarray(a, dtype=np.float32))
         target = be.to_device_spectrum(test.c)
-        return cls(be, deconvolver.operator, weight, target, patience)
+        return cls(be, test.operator or deconvolver.operator, weight, target, patience,
+                   tuple(deconvolver.operator.shape), test.grid)
 
     def loss(self, point: Any, spectrum: Any = None) -> float:
-        """``L`` of a grid estimate; ``spectrum``: its ``rfftn`` when already made."""
+        """``L`` of a grid estimate; ``spectrum``: its ``rfftn`` when already made (not
+        used on a padded grid, where the loss is taken on the image region)."""
+        if self.region is not None:
+            point, spectrum = _image_region(self.backend, self.region, point), None
         if spectrum is None:
             spectrum = self.backend.rfftn(point, out=self.operator._spectrum)
         return self.backend.spectral_loss(spectrum, self.weight, self.target)
@@ -321,7 +348,7 @@ class AutoStop:
         if value < self.best_loss:
             self.best_loss, self.best_k, self.since = value, k, 0
             if self.best is None:
-                self.best = self.backend.empty(self.operator.shape)
+                self.best = self.backend.empty(self.shape)
             self.best = self.backend.copy_into(point, self.best)
             return False
         self.since += 1
