@@ -61,12 +61,13 @@ def _select_backend(backend: str, device: Any, image: Any) -> Any:
 #: first phase lands 11% above it on the EPFL bars.
 AUTO_PHASES = ((False, backprojector.check("wiener-butterworth", alpha=0.1)),
                ("momentum", backprojector.check("matched")))
-#: the phase of ``iterations="auto"`` on padded grids (every boundary but periodic):
-#: there the held-out loss also weighs the estimate beyond the image, which the test part
-#: does not see, and the Wiener-Butterworth phase stopped after 1 update on the widefield
-#: sets with "non-circulant-half" (+28% and +37% against periodic plain RL's best), where
-#: momentum with the matched back projector landed 11% and 32% below it (and -2.0% to
-#: +1.1% on the measured-PSF and blocks sets; bench/results/iterations.md)
+#: the phase of ``iterations="auto"`` on padded grids (every boundary but periodic): with
+#: "non-circulant-half" the Wiener-Butterworth phase first stopped after 1 update on the
+#: widefield sets (the loss then weighed the estimate beyond the image too); with the
+#: loss on the image region, Wiener-Butterworth then momentum still landed worse than
+#: momentum alone on the EPFL bars (+16.4% against +2.0% above the half extension's
+#: best) and the widefield set at 1000 photons (+24.6% against +11.4%;
+#: bench/results/iterations.md)
 AUTO_PADDED_PHASES = (("momentum", backprojector.check("matched")),)
 
 
