@@ -158,21 +158,25 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def oracle_and_auto(image, psf, k, offset, repeats):
+    """Wall times of plain RL for ``k`` updates and of ``iterations="auto"``, interleaved
+    (``repeats`` each), then auto's result and RunInfo."""
+    oracle_times, auto_times = [], []
+    for _ in range(repeats):
+        oracle_times.append(timed(lambda: dec(image, psf, k, offset=offset)))
+        auto_times.append(timed(lambda: dec(image, psf, "auto", offset=offset)))
+    result, info = dec(image, psf, "auto", offset=offset, return_info=True)
+    return oracle_times, auto_times, result, info
+
+
 def one_set(name, image, psf, truth, offset, kind, repeats=3):
     curves = {m: curve(image, psf, truth, n, offset, **kw) for m, (kw, n) in METHODS.items()}
     plain = curves["plain"]
     k_oracle = int(np.argmin(plain)) + 1
-    oracle_times, auto_times = [], []
-    for _ in range(repeats):  # interleaved
-        oracle_times.append(timed(lambda: dec(image, psf, k_oracle,
-                                                            offset=offset)))
-        auto_times.append(timed(lambda: dec(image, psf, "auto",
-                                                          offset=offset)))
-    result, info = dec(image, psf, "auto", offset=offset,
-                                     return_info=True)
+    oracle_times, auto_times, result, info = oracle_and_auto(image, psf, k_oracle, offset,
+                                                             repeats)
     per_update = {}
-    base = statistics.median(timed(lambda: dec(image, psf, 10))
-                             for _ in range(repeats))
+    base = statistics.median(timed(lambda: dec(image, psf, 10)) for _ in range(repeats))
     for m, (kw, _) in METHODS.items():
         per_update[m] = statistics.median(
             timed(lambda kw=kw: dec(image, psf, 10, **kw))
@@ -271,14 +275,7 @@ def speed_only(data: Path, previous: Path, repeats: int = 3) -> list[dict]:
 def _speed_row(prev: dict, image, psf, truth, offset, repeats: int) -> dict:
     k = prev["oracle_iterations"]
     dec(image, psf, 2, offset=offset)  # warm
-    oracle_times, auto_times = [], []
-    for _ in range(repeats):
-        oracle_times.append(timed(lambda: dec(image, psf, k,
-                                                            offset=offset)))
-        auto_times.append(timed(lambda: dec(image, psf, "auto",
-                                                          offset=offset)))
-    result, info = dec(image, psf, "auto", offset=offset,
-                                     return_info=True)
+    oracle_times, auto_times, result, info = oracle_and_auto(image, psf, k, offset, repeats)
     error = nrmse(result, truth)
     return {"set": prev["set"], "oracle_iterations": k, "oracle_error": prev["oracle_error"],
             "plain_10": prev["plain_10"], "auto_error": error,
