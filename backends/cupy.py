@@ -5,8 +5,10 @@
 * The elementwise steps are single fused kernels: spectrum x OTF (x conj(OTF) for the
   adjoint) with the 1/N inverse-FFT normalisation folded in; the guarded divide; the
   in-place multiply. One iteration = 4 real FFTs + 4 elementwise passes.
-* Device memory for one run: image, estimate and one real work buffer (float32), the OTF
-  and one spectrum work buffer (complex64 half spectra), plus cuFFT's workspace.
+* Device memory for one run: image and estimate (float32), the OTF and one spectrum work
+  buffer (complex64 half spectra) whose memory is also the real work buffer (cuFFT's
+  in-place layout, rows padded to 2 (n // 2 + 1) floats: :meth:`CupyBackend.work_buffers`),
+  plus one cuFFT work area shared by every plan of a shape.
 * CUDA / cuFFT out-of-memory becomes :class:`rlcore.errors.DeviceOutOfMemoryError`.
 """
 
@@ -26,14 +28,17 @@ __all__ = ["CupyBackend", "probe", "create"]
 
 _MISSING = "CuPy is not installed: pip install cupy-cuda12x (or the wheel for your CUDA)"
 
-#: cuFFT plans per (shape, kind, device) and compiled kernels per device, for the process
+#: cuFFT plans per (shape, kind, padded, device), the work area the plans of a shape share
+#: per (shape, device), and compiled kernels per device, for the process
 _PLANS: dict[tuple, Any] = {}
+_AREAS: dict[tuple, Any] = {}
 _KERNELS: dict[int, dict[str, Any]] = {}
 
 
 def clear_plan_cache() -> None:
     """Release every cached cuFFT plan (and its workspace)."""
     _PLANS.clear()
+    _AREAS.clear()
 
 
 _STAGING: dict[tuple[int, int], _Staging] = {}
@@ -130,14 +135,17 @@ def _staging(cp: Any, device: int) -> _Staging:
 
 _NORMS_SOURCE = r"""
 extern "C" __global__ void rlcore_step_norms(const float* x, const float* y, const float* p,
-                                             double* out, long long n, int has_p) {
+                                             double* out, long long n, int has_p,
+                                             long long row, long long pitch) {
     // sums of d*d, x*x and d*p with d = x * (y - 1): grid-stride loop, warp shuffles,
-    // one double atomicAdd per block and sum
+    // one double atomicAdd per block and sum; y's rows of `row` values lie `pitch` apart
+    // (the real work buffer in cuFFT's in-place layout)
     double dd = 0.0, xx = 0.0, dp = 0.0;
     long long stride = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         float xi = x[i];
-        float d = xi * (y[i] - 1.0f);
+        float yi = row == pitch ? y[i] : y[(i / row) * pitch + i % row];
+        float d = xi * (yi - 1.0f);
         dd += (double)d * (double)d;
         xx += (double)xi * (double)xi;
         if (has_p) dp += (double)d * (double)p[i];
@@ -245,8 +253,9 @@ class CupyBackend(SlicedRegionData, BackendBase):
 
     name = "cupy"
     on_host = False
-    #: image, estimate, real work (float32) + OTF, spectrum work (complex64 half spectra)
-    buffers_per_voxel = 3 * 4 + 2 * 4.0
+    #: image, estimate (float32) + OTF, spectrum work (complex64 half spectra), the real
+    #: work buffer inside the spectrum's memory (:meth:`work_buffers`)
+    buffers_per_voxel = 2 * 4 + 2 * 4.0
 
     def __init__(self, device: int | None = None):
         import cupy as cp
@@ -290,10 +299,11 @@ class CupyBackend(SlicedRegionData, BackendBase):
     def plan(self, shape: tuple[int, ...]) -> None:
         if _planless(shape):
             return
-        new = any((tuple(shape), kind, self._device.id) not in self._plans
-                  for kind in ("R2C", "C2R"))
-        r2c = self._plan(tuple(shape), "R2C")
-        self._plan(tuple(shape), "C2R", share=r2c)
+        new = any((tuple(shape), kind, padded, self._device.id) not in self._plans
+                  for kind in ("R2C", "C2R") for padded in (False, True))
+        for kind in ("R2C", "C2R"):  # contiguous (the estimate) and the work buffers'
+            for padded in (False, True):
+                self._plan(tuple(shape), kind, padded)
         if new:  # the plans' probes and replaced work areas (grid-sized) go back to the
             # device now, not into the pool, where blocks of their size need not fit
             # what the run allocates next (measured: 1 grid array of peak on padded grids)
@@ -301,33 +311,69 @@ class CupyBackend(SlicedRegionData, BackendBase):
             if self.cp.cuda.get_allocator() == pool.malloc:
                 pool.free_all_blocks()
 
-    def _plan(self, shape: tuple[int, ...], kind: str, share: Any = None) -> Any:
-        """The cached cuFFT plan of ``shape`` and ``kind``. ``share``: a plan whose work
-        area this one uses too (a shape's R2C and C2R plans never run at once: both on
-        the compute stream). CuPy gives each plan its own work area, and on padded grids
-        such as (128, 1120, 1120) each is a grid-sized array (issue 19)."""
-        key = (shape, kind, self._device.id)
+    def _plan(self, shape: tuple[int, ...], kind: str, padded: bool = False) -> Any:
+        """The cached cuFFT plan of ``shape`` and ``kind`` ("R2C" or "C2R"); ``padded``:
+        the real side in the in-place layout of :meth:`work_buffers`, else C-contiguous.
+        Every plan of a shape uses one work area (they never run at once: all on the
+        compute stream); CuPy would give each its own, and on padded grids such as
+        (128, 1120, 1120) each is a grid-sized array (issue 19)."""
+        key = (shape, kind, padded, self._device.id)
         plan = self._plans.get(key)
         if plan is None:
-            from cupyx.scipy.fft import get_fft_plan
-
-            cp = self.cp
-            axes = tuple(range(len(shape)))
+            cp, cufft = self.cp, self._cufft
+            half = spectrum_shape(shape)
+            real = shape[:-1] + (2 * half[-1],) if padded else shape
             if kind == "R2C":
-                probe = cp.empty(shape, np.float32)
-                kwargs = {"axes": axes, "value_type": "R2C"}
+                layout = (real, half, cufft.CUFFT_R2C, half[-1])
             else:
-                probe = cp.empty(spectrum_shape(shape), np.complex64)
-                kwargs = {"shape": shape, "axes": axes, "value_type": "C2R"}
-            area = getattr(share, "work_area", None)
+                layout = (half, real, cufft.CUFFT_C2R, shape[-1])
+            inembed, onembed, fft_type, last = layout
+
+            def make() -> Any:
+                return cufft.PlanNd(list(shape), list(inembed), 1, int(np.prod(inembed)),
+                                    list(onembed), 1, int(np.prod(onembed)), fft_type, 1,
+                                    "C", len(shape) - 1, last)
+
+            area_key = (shape, self._device.id)
+            area = _AREAS.get(area_key)
             if area is not None and getattr(area, "mem", None) is not None:
                 with cp.cuda.using_allocator(_lend_once(area, cp.cuda.get_allocator())):
-                    plan = get_fft_plan(probe, **kwargs)
+                    plan = make()
             else:
-                plan = get_fft_plan(probe, **kwargs)
-            del probe
+                plan = make()
+            mine = getattr(plan, "work_area", None)
+            if mine is not None and getattr(mine, "mem", None) is not None and (
+                    area is None or getattr(area, "mem", None) is None
+                    or mine.mem.size > area.mem.size):
+                _AREAS[area_key] = mine
             self._plans[key] = plan
         return plan
+
+    def work_buffers(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
+        """The spectrum work buffer and, as a view into its memory, the real work buffer:
+        rows of ``n`` floats ``2 (n // 2 + 1)`` apart, cuFFT's layout for in-place real
+        transforms, so that the C2R of the spectrum writes the real buffer in place and
+        the R2C of the real buffer the spectrum (one grid-sized array less per run)."""
+        shape = tuple(shape)
+        spectrum = self.empty(spectrum_shape(shape), complex=True)
+        if _planless(shape):
+            return self.empty(shape), spectrum
+        return spectrum.view(np.float32)[..., : shape[-1]], spectrum
+
+    def _real_layout(self, x: Any) -> tuple[Any, bool]:
+        """``x`` and whether it is in the padded layout of :meth:`work_buffers` (True) or
+        C-contiguous (False; any other view is copied)."""
+        if x.flags.c_contiguous:
+            return x, False
+        shape = tuple(x.shape)
+        row = 2 * (shape[-1] // 2 + 1)
+        strides = [4] * len(shape)
+        for axis in range(len(shape) - 2, -1, -1):
+            strides[axis] = strides[axis + 1] * (row if axis == len(shape) - 2
+                                                 else shape[axis + 1])
+        if tuple(x.strides) == tuple(strides):
+            return x, True
+        return self.cp.ascontiguousarray(x), False
 
     def upload(self, host: Any, pinned: bool = False) -> Any:
         """``host`` on this device in its own dtype. ``pinned``: ``host`` lies in page-locked
@@ -421,11 +467,11 @@ class CupyBackend(SlicedRegionData, BackendBase):
         shape = tuple(x.shape)
         if out is None:
             out = self.empty(spectrum_shape(shape), complex=True)
-        x = self.cp.ascontiguousarray(x)
         if _planless(shape):
-            out[...] = self.cp.fft.rfftn(x)
+            out[...] = self.cp.fft.rfftn(self.cp.ascontiguousarray(x))
             return out
-        self._plan(shape, "R2C").fft(x, out, self._cufft.CUFFT_FORWARD)
+        x, padded = self._real_layout(x)
+        self._plan(shape, "R2C", padded).fft(x, out, self._cufft.CUFFT_FORWARD)
         return out
 
     def irfftn(self, spectrum: Any, shape: tuple[int, ...], out: Any = None) -> Any:
@@ -435,7 +481,10 @@ class CupyBackend(SlicedRegionData, BackendBase):
         if _planless(shape):
             out[...] = self.cp.fft.irfftn(spectrum, s=shape)
             return out
-        self._plan(shape, "C2R").fft(spectrum, out, self._cufft.CUFFT_INVERSE)
+        target, padded = self._real_layout(out)
+        self._plan(shape, "C2R", padded).fft(spectrum, target, self._cufft.CUFFT_INVERSE)
+        if target is not out:
+            out[...] = target
         out *= np.float32(1.0 / float(np.prod(shape)))
         return out
 
@@ -449,10 +498,14 @@ class CupyBackend(SlicedRegionData, BackendBase):
             spectrum = self.multiply_spectrum(self.rfftn(x, out=work), otf,
                                               conjugate=conjugate)
             return self.irfftn(spectrum, shape, out=out)
-        self._plan(shape, "R2C").fft(x, work, self._cufft.CUFFT_FORWARD)
+        x, padded = self._real_layout(x)
+        self._plan(shape, "R2C", padded).fft(x, work, self._cufft.CUFFT_FORWARD)
         scale = np.float32(1.0 / float(np.prod(shape)))  # irfftn's 1/N, folded in here
         self._k["cmul_conj" if conjugate else "cmul"](otf, scale, work)
-        self._plan(shape, "C2R").fft(work, out, self._cufft.CUFFT_INVERSE)
+        target, padded = self._real_layout(out)
+        self._plan(shape, "C2R", padded).fft(work, target, self._cufft.CUFFT_INVERSE)
+        if target is not out:
+            out[...] = target
         return out
 
     # -- elementwise ----------------------------------------------------------------------
@@ -495,13 +548,17 @@ class CupyBackend(SlicedRegionData, BackendBase):
 
     def update_norms(self, x, y, previous_change=None):
         cp = self.cp
-        x, y = cp.ascontiguousarray(x), cp.ascontiguousarray(y)
+        x = cp.ascontiguousarray(x)
+        y, padded = self._real_layout(y)  # y: the work buffer, maybe in-place layout
+        row = int(y.shape[-1]) if y.ndim else 1
+        pitch = 2 * (row // 2 + 1) if padded else row
         p = x if previous_change is None else cp.ascontiguousarray(previous_change)
         out = cp.zeros(3, dtype=cp.float64)
         threads = 256
         blocks = int(min(max(1, -(-x.size // threads)), 8 * _sm_count(cp)))
         self._k["norms"]((blocks,), (threads,),
-                         (x, y, p, out, np.int64(x.size), np.int32(previous_change is not None)))
+                         (x, y, p, out, np.int64(x.size), np.int32(previous_change is not None),
+                          np.int64(row), np.int64(pitch)))
         dd, xx, dp = (float(v) for v in out.get())
         return dd, xx, dp
 

@@ -42,7 +42,9 @@ class Convolution:
     -----
     Holds the OTF and one spectrum work buffer (half spectra), and one real work buffer
     (:attr:`work`), which first holds the placed PSF while the OTF is computed, so that no
-    grid-sized PSF is ever allocated besides the buffers the iteration needs anyway.
+    grid-sized PSF is ever allocated besides the buffers the iteration needs anyway. The
+    two work buffers may share memory (``backend.work_buffers``): every step reads one
+    and writes the other, and none needs both afterwards.
     """
 
     def __init__(self, backend: Backend, psf: np.ndarray, grid_shape: tuple[int, ...],
@@ -50,11 +52,12 @@ class Convolution:
         self.backend = backend
         self.shape = tuple(grid_shape)
         backend.plan(self.shape)
-        self.work = backend.empty(self.shape)
+        pair = getattr(backend, "work_buffers", None)
+        self.work, self._spectrum = (pair(self.shape) if pair is not None else (
+            backend.empty(self.shape), backend.empty(spectrum_shape(self.shape), complex=True)))
         self.otf = self._spectrum_of(psf)
         #: the unmatched back projector's spectrum (None: the conjugate OTF, exact H^T)
         self.back = None if back is None else self._spectrum_of(back)
-        self._spectrum = backend.empty(spectrum_shape(self.shape), complex=True)
 
     def _spectrum_of(self, kernel: np.ndarray):
         """Half spectrum of a kernel (centre voxel ``n // 2``) placed on the grid; the
@@ -219,9 +222,11 @@ def richardson_lucy(
                 return x, done, True
             work = model
         else:
-            work = operator.forward(y, out=work)
+            # the monitor first: it may transform x in the spectrum work buffer, which
+            # can share memory with the real one (Backend.work_buffers)
             if opt.monitor is not None and opt.monitor(k - 1, x, None):
                 return x, done, True
+            work = operator.forward(y, out=work)
         if opt.region is not None:
             work = b.divide_region(image, work, eps, opt.region)
         else:

@@ -284,6 +284,14 @@ class BackendBase:
 
     xp: Any = None
 
+    def work_buffers(self, shape: tuple[int, ...]) -> tuple[Array, Array]:
+        """The iteration's real work buffer (``shape``, float32) and its spectrum work
+        buffer (half spectrum, complex64), as two arrays. A backend whose transforms run
+        in place may return the real buffer as a view into the spectrum's memory: the
+        iteration never needs both at once (each transform reads one and writes the
+        other), and a grid-sized array is saved (CuPy)."""
+        return self.empty(shape), self.empty(spectrum_shape(shape), complex=True)
+
     def multiply_with_step(self, x, y, step):
         return x * y, x * (y - 1)
 

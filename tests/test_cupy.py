@@ -78,3 +78,46 @@ def test_pinned_chunked_transfers_round_trip(nbytes):
     dev = be.upload(host)
     np.testing.assert_array_equal(dev.get(), host)
     np.testing.assert_array_equal(be.to_host(dev * 2), host * 2)
+
+
+@pytest.mark.parametrize("shape", [(24, 40, 33), (40, 34)])
+def test_work_buffers_share_memory_and_transform_in_place(shape):
+    """The real work buffer is a view into the spectrum buffer (cuFFT's in-place layout);
+    transforms into, out of and within it agree with contiguous arrays and NumPy."""
+    cp = _cupy()
+    be = registry.get_backend("cupy")
+    rng = np.random.default_rng(3)
+    host = rng.random(shape, dtype=np.float32)
+    work, spectrum = be.work_buffers(shape)
+    assert work.shape == shape and work.data.ptr == spectrum.data.ptr
+    assert not work.flags.c_contiguous
+    work[...] = cp.asarray(host)
+    reference = np.fft.rfftn(host.astype(np.float64))
+    out = be.rfftn(work, out=be.empty(spectrum.shape, complex=True))  # padded -> other
+    assert rel_l2(cp.asnumpy(out), reference) < 1e-5
+    be.rfftn(work, out=spectrum)  # in place
+    assert rel_l2(cp.asnumpy(spectrum), reference) < 1e-5
+    be.irfftn(spectrum, shape, out=work)  # in place back
+    assert rel_l2(cp.asnumpy(work), host) < 1e-5
+    otf = be.rfftn(be.to_device(rng.random(shape, dtype=np.float32)))
+    kernel = np.fft.irfftn(cp.asnumpy(otf).astype(np.complex128), s=shape)
+    expected = np.fft.irfftn(np.fft.rfftn(host) * np.fft.rfftn(kernel), s=shape)
+    work[...] = cp.asarray(host)
+    got = be.apply_otf(work, otf, work=spectrum, out=work)  # in place both ways
+    assert got is work and rel_l2(cp.asnumpy(work), expected) < 1e-5
+    contiguous = be.apply_otf(be.to_device(host), otf, work=spectrum)
+    assert rel_l2(cp.asnumpy(contiguous), expected) < 1e-5
+
+
+def test_plans_of_a_shape_share_one_work_area():
+    _cupy()
+    from rlcore.backends import cupy as cb
+
+    be = registry.get_backend("cupy")
+    shape = (40, 130, 130)  # not a power of two: cuFFT needs work areas here
+    be.plan(shape)
+    plans = [cb._PLANS[(shape, k, p, be._device.id)] for k in ("R2C", "C2R")
+             for p in (False, True)]
+    areas = {plan.work_area.ptr for plan in plans
+             if plan.work_area.mem is not None and plan.work_area.mem.size > 0}
+    assert len(areas) <= 1, "each plan holds its own work area"
