@@ -253,9 +253,11 @@ class CupyBackend(SlicedRegionData, BackendBase):
 
     name = "cupy"
     on_host = False
-    #: image, estimate (float32) + OTF, spectrum work (complex64 half spectra), the real
-    #: work buffer inside the spectrum's memory (:meth:`work_buffers`)
-    buffers_per_voxel = 2 * 4 + 2 * 4.0
+    #: image, estimate (float32) + OTF, spectrum work (complex64 half spectra; the real work
+    #: buffer lives in its memory, :meth:`work_buffers`) + cuFFT's work area, shared by the
+    #: plans of a shape: up to one grid array (lengths such as 1088-1200), none on 2^k or
+    #: 288 (scripts/diag_cufft.py)
+    buffers_per_voxel = 2 * 4 + 2 * 4.0 + 4.0
 
     def __init__(self, device: int | None = None):
         import cupy as cp
