@@ -117,12 +117,15 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                     break
                 plan = Deconvolver(psf, y.shape, left, backend=be, boundary=boundary,
                                    variant=variant)
-                # a later phase stops at its first update that does not improve (it
-                # starts near the optimum; each further update costs as much as one)
+                # a later phase keeps its first update (AutoStop.build's ``first``) and
+                # stops at the first after it that does not improve (it starts near the
+                # optimum; each further update costs as much as one)
                 if held is None:  # the same PSF and grid in every phase
                     held = autostop.HeldOut.of(plan, test)
-                stop = autostop.AutoStop.build(plan, held, out_of_band=bp.matched,
-                                               patience=2 if result is None else 1)
+                weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
+                stop = autostop.AutoStop.build(plan, held, out_of_band=weight * bp.matched,
+                                               patience=2 if result is None else 1,
+                                               first=0 if result is None else 1)
                 done = sum(counts)
                 # a later phase starts from the last one's best grid estimate (so what a
                 # padded grid holds beyond the image carries over)

@@ -140,3 +140,37 @@ def test_values_that_overflow_float32_sums_are_refused():
     image = np.full((8, 16, 16), 1e36, np.float32)
     with pytest.raises(ValueError, match="overflow float32 sums"):
         rlcore.deconvolve(image, np.ones((3, 3, 3)), 2)
+
+
+def test_a_later_phase_keeps_its_first_update(phantom):
+    """``first``: an update before it is never chosen, even where its loss is the least
+    (the second phase's start comes from another back projector)."""
+    from rlcore.deconvolver import Deconvolver
+
+    image, psf, _ = phantom
+    train, test, _ = autostop.split(image, offset=2.0)
+    plan = Deconvolver(psf, image.shape, 3, backend="numpy", accelerate="momentum")
+    losses = []
+    for first in (0, 1):
+        stop = autostop.AutoStop.build(plan, test, out_of_band=1.0, patience=1, first=first)
+        x0 = np.asarray(train, np.float32)
+        x1 = np.zeros_like(x0)  # far worse than the data by any loss
+        assert stop(0, x0) is False
+        stop(1, x1)
+        losses.append(stop.loss(x1))
+        assert stop.best_k == first and stop.best_loss < np.inf
+    assert np.isclose(losses[0], losses[1])
+
+
+def test_out_of_band_weight_scales_the_term(phantom):
+    from rlcore.deconvolver import Deconvolver
+
+    image, psf, _ = phantom
+    train, test, _ = autostop.split(image, offset=2.0)
+    plan = Deconvolver(psf, image.shape, 3, backend="numpy")
+    x = np.asarray(train, np.float32)
+    held = autostop.HeldOut.of(plan, test)
+    loss = {g: autostop.AutoStop.build(plan, held, out_of_band=g).loss(x) for g in (0, 0.1, 1)}
+    # L(g) = L(0) + g * sum w (1 - P)^2 |X|^2, linear in g
+    assert loss[1.0] > loss[0.1] > loss[0]
+    assert np.isclose(loss[0.1] - loss[0], 0.1 * (loss[1.0] - loss[0]), rtol=1e-4)
