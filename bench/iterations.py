@@ -260,13 +260,14 @@ def figure(rows, path: Path) -> None:
     plt.close(fig)
 
 
-def speed_only(data: Path, previous: Path, repeats: int = 3) -> list[dict]:
+def speed_only(data: Path, previous: Path, repeats: int = 3, shape=SHAPE,
+               only=None) -> list[dict]:
     """The auto stop's error and wall time against plain RL run for the oracle's count,
     the oracle counts and errors taken from an earlier full run (``previous``, its JSON):
     a quick check after a speed change (interleaved, medians of ``repeats``)."""
     prev = {r["set"]: r for r in json.loads(previous.read_text())}
     out = []
-    for name, image, psf, truth, offset, _ in sets(data):
+    for name, image, psf, truth, offset, _ in sets(data, tuple(shape), only):
         out.append(_speed_row(prev[name], image, psf, truth, offset, repeats))
         print(json.dumps(out[-1]), flush=True)
     return out
@@ -279,7 +280,7 @@ def _speed_row(prev: dict, image, psf, truth, offset, repeats: int) -> dict:
     error = nrmse(result, truth)
     return {"set": prev["set"], "oracle_iterations": k, "oracle_error": prev["oracle_error"],
             "plain_10": prev["plain_10"], "auto_error": error,
-            "auto_iterations": info.iterations,
+            "auto_iterations": info.iterations, "auto_rule": info.stop_rule,
             "auto_vs_oracle": error / prev["oracle_error"] - 1,
             "speedup": statistics.median(oracle_times) / statistics.median(auto_times),
             "speedup_in_previous": prev["speedup"]}
@@ -304,7 +305,7 @@ def main(argv=None) -> int:
     global BOUNDARY
     BOUNDARY = args.boundary
     if args.speed_only is not None:
-        rows = speed_only(args.data, args.speed_only)
+        rows = speed_only(args.data, args.speed_only, shape=args.shape, only=args.only)
         args.out.with_name(args.out.name + "-speed").with_suffix(".json").write_text(
             json.dumps(rows, indent=1))
         print("median speed-up", statistics.median(r["speedup"] for r in rows))

@@ -48,17 +48,19 @@ def _select_backend(backend: str, device: Any, image: Any) -> Any:
 
 
 #: the phases of ``iterations="auto"`` with its defaults (measured in bench/iterations.py,
-#: results in bench/results/iterations.md), each run until the held-out loss stops
-#: improving, the second from the first's best estimate: (1) the Wiener-Butterworth back
-#: projector (alpha = 0.1), no acceleration: most of the restoration in 3-20 updates
-#: (on the widefield sets 6-17% below plain RL's best error); (2) the matched back
-#: projector with momentum, for as long as it still lowers the held-out loss: on small
-#: sharp blocks circularly blurred by a Gaussian PSF (tests/test_autostop.py) the first
-#: phase ends up to 5% above plain RL's best and the second brings it to 1.4% below to
-#: 0.6% above; on the bench's edge-cut blocks it finds no gain (+4.3%; with
-#: back_projector="matched", momentum alone lands at +1.7%). Smaller alpha (0.05) stops
-#: earlier but 6.1% above the best on the measured PSF at 1000 photons; momentum in the
-#: first phase lands 11% above it on the EPFL bars.
+#: results in bench/results/iterations.md), the second from the first's best estimate:
+#: (1) the Wiener-Butterworth back projector (alpha = 0.1), no acceleration, until the
+#: held-out loss stops improving: most of the restoration in 3-20 updates (on the
+#: widefield sets 6-17% below plain RL's best error); (2) the matched back projector with
+#: momentum, which keeps its first update (the loss of a Wiener-Butterworth estimate is
+#: not comparable with a matched one's, AutoStop.build's ``first``) and goes on while the
+#: loss still falls. Kept first update: on the (48, 96, 96) sets auto went from -0.3% to
+#: +6.3% against plain RL's best to -17.1% to +2.2% (EPFL bars +6.3% -> -0.4%, going on
+#: for 51 updates), and at (96, 192, 192) under the measured PSF from +5.7%/+17.4% to
+#: about -1%/+2%; a Wiener-Butterworth estimate followed by 1-3 matched updates was
+#: 3-14% better there. Smaller alpha (0.05) stops earlier but 6.1% above the best on the
+#: measured PSF at 1000 photons; momentum in the first phase lands 11% above it on the
+#: EPFL bars.
 AUTO_PHASES = ((False, backprojector.check("wiener-butterworth", alpha=0.1)),
                ("momentum", backprojector.check("matched")))
 #: the phase of ``iterations="auto"`` on padded grids (every boundary but periodic): with
@@ -637,8 +639,10 @@ def deconvolve(
         test part is tracked, and the estimate where it is smallest is returned
         (:attr:`RunInfo.iterations` and :attr:`RunInfo.stop_value` report it), in two
         phases (:data:`AUTO_PHASES`): the Wiener-Butterworth back projector (alpha 0.1),
-        then the matched one with momentum from its best estimate; on padded grids (every
-        ``boundary`` but "periodic") the second alone (:data:`AUTO_PADDED_PHASES`);
+        then the matched one with momentum from its best estimate (at least one update);
+        on padded grids (every ``boundary`` but "periodic") the second alone
+        (:data:`AUTO_PADDED_PHASES`, out-of-band weight
+        :data:`rlcore.autostop.PADDED_OUT_OF_BAND`);
         ``back_projector`` or ``accelerate`` given: one phase with them. Not with blocks,
         ``out=`` or Dask arrays (pass an int there).
     backend : str, default ``"auto"``
