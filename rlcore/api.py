@@ -113,29 +113,33 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
     with be.activate():
         like = _like(train, image)
         with _progress(progress, max_iterations, "Richardson-Lucy (auto)", callback) as step:
-            for (_, bp), variant in zip(phases, variants):
+            plan = None
+            for i, ((_, bp), variant) in enumerate(zip(phases, variants)):
                 left = max_iterations - sum(counts)
                 if left <= 0:
                     break
-                plan = Deconvolver(psf, y.shape, left, backend=be, boundary=boundary,
-                                   variant=variant)
-                # a later phase keeps its first update (AutoStop.build's ``first``) and
-                # stops at the first after it that does not improve (it starts near the
-                # optimum; each further update costs as much as one)
+                if plan is not None and bp.matched and boundary == "periodic":
+                    plan = plan.rematched(variant, left)  # the last phase's OTF and buffers
+                else:
+                    plan = Deconvolver(psf, y.shape, left, backend=be, boundary=boundary,
+                                       variant=variant)
+                last = i == len(phases) - 1
+                # each phase stops at its first update that does not improve (patience 1:
+                # along one method's updates the loss is smooth; 2, 3 and 5 chose the
+                # same update in 30 traced phases, bench/results/iterations.md); a later
+                # phase keeps its first update (AutoStop.build's ``first``)
                 if held is None:  # the same PSF and grid in every phase
                     held = autostop.HeldOut.of(plan, test)
                 weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
                 stop = autostop.AutoStop.build(plan, held, out_of_band=weight * bp.matched,
-                                               patience=2 if result is None else 1,
-                                               first=0 if result is None else 1)
+                                               patience=1, first=0 if result is None else 1)
                 done = sum(counts)
                 # a later phase starts from the last one's best grid estimate (so what a
                 # padded grid holds beyond the image carries over)
                 estimate, info = plan.run(
                     like, init=init, grid_estimate=best, monitor=stop, return_info=True,
-                    release=True,
+                    release=last,
                     callback=lambda k, _n, done=done: step(done + k, max_iterations))
-                del plan
                 if stop.best_k == 0 and result is not None:
                     break  # this phase did not improve on the last one's estimate
                 result, loss, best = estimate, stop.best_loss, stop.best

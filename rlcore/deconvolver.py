@@ -9,6 +9,7 @@ image. :func:`rlcore.deconvolve`, the block scheduler and Dask all run through i
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import numbers
@@ -518,6 +519,29 @@ class Deconvolver:
                                grid.shape)
 
     __call__ = run
+
+    def rematched(self, variant: Variant, iterations: int) -> Deconvolver:
+        """This plan with the matched back projector and ``variant`` (its acceleration):
+        the same PSF, grid, OTF and work buffers, so nothing is transformed or allocated
+        (``iterations="auto"``'s second phase). Periodic grids only (elsewhere the
+        normalisation depends on the back projector).
+
+        Raises
+        ------
+        ValueError
+            ``variant`` has an unmatched back projector, or the grid is not periodic.
+        """
+        if not variant.back_projector.matched or self.boundary != "periodic":
+            raise ValueError("variant: rematched() takes the matched back projector on a "
+                             "periodic grid; make a new Deconvolver otherwise")
+        if self.operator is None:
+            raise RuntimeError("this Deconvolver is closed; rematch it before it is closed")
+        other = copy.copy(self)
+        other.variant, other.iterations = variant, check_iterations(iterations)
+        other.back_kernel = None
+        other.operator = copy.copy(self.operator)
+        other.operator.back = None
+        return other
 
     def close(self) -> None:
         """Free the device buffers (OTF, work buffers, normalisation) now."""

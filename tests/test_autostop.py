@@ -174,3 +174,21 @@ def test_out_of_band_weight_scales_the_term(phantom):
     # L(g) = L(0) + g * sum w (1 - P)^2 |X|^2, linear in g
     assert loss[1.0] > loss[0.1] > loss[0]
     assert np.isclose(loss[0.1] - loss[0], 0.1 * (loss[1.0] - loss[0]), rtol=1e-4)
+
+
+def test_rematched_plan_shares_the_otf_and_runs_as_a_new_one(phantom):
+    from rlcore.deconvolver import Deconvolver, Variant
+
+    image, psf, _ = phantom
+    wb = Deconvolver(psf, image.shape, 3, backend="numpy", back_projector="wiener-butterworth")
+    momentum = Variant.checked(3, accelerate="momentum")
+    plan = wb.rematched(momentum, 4)
+    assert plan.operator.otf is wb.operator.otf and plan.operator.back is None
+    assert wb.operator.back is not None  # the first plan is unchanged
+    fresh = Deconvolver(psf, image.shape, 4, backend="numpy", accelerate="momentum")
+    assert rel_l2(plan.run(image), fresh.run(image)) < 1e-6
+    with pytest.raises(ValueError, match="variant: rematched"):
+        wb.rematched(Variant.checked(3, back_projector="otf-masked"), 4)
+    padded = Deconvolver(psf, image.shape, 3, backend="numpy", boundary="non-circulant-half")
+    with pytest.raises(ValueError, match="periodic"):
+        padded.rematched(momentum, 4)
