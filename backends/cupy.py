@@ -216,6 +216,8 @@ def _kernels(cp: Any) -> dict[str, Any]:
             "out = d > eps ? n / d : 0.0f", "rlcore_divide_guarded_out"),
         "multiply": cp.ElementwiseKernel(
             "float32 y", "float32 x", "x = x * y", "rlcore_multiply"),
+        "multiply_positive": cp.ElementwiseKernel(
+            "float32 y", "float32 x", "x = y > 0.0f ? x * y : 0.0f", "rlcore_multiply_positive"),
         "multiply_with_step": cp.ElementwiseKernel(
             "float32 y", "float32 x, float32 s", "s = x * (y - 1.0f); x = x * y",
             "rlcore_multiply_with_step"),
@@ -526,6 +528,10 @@ class CupyBackend(SlicedRegionData, BackendBase):
 
     def multiply(self, x: Any, y: Any) -> Any:
         self._k["multiply"](y, x)
+        return x
+
+    def multiply_positive(self, x: Any, y: Any) -> Any:
+        self._k["multiply_positive"](y, x)
         return x
 
     def multiply_with_step(self, x, y, step):

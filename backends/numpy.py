@@ -218,6 +218,14 @@ class NumpyBackend(SlicedRegionData, BackendBase):
         self._slabs(lambda a, b: np.multiply(a, b, out=a), x, y)
         return x
 
+    def multiply_positive(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        def one(a, b):  # slab by slab: the clipped slab is still in cache
+            np.maximum(b, np.float32(0), out=b)
+            np.multiply(a, b, out=a)
+
+        self._slabs(one, x, y)
+        return x
+
     def multiply_with_step(self, x, y, step):
         def one(a, b, s):
             np.subtract(b, np.float32(1), out=s)

@@ -310,6 +310,12 @@ class BackendBase:
                         + im * xp.astype(xp.imag(target), f64)))
         return float(xp.sum(terms))
 
+    def multiply_positive(self, x, y):
+        """``x * max(y, 0)``, in place in ``x`` (``y`` may be clipped in place too): the
+        update of an unmatched back projector in one call, which a backend may fuse
+        into one pass."""
+        return self.multiply(x, self.clip_negative(y))
+
     def clip_negative(self, x):
         xp = self.xp
         return xp.where(x > 0, x, xp.zeros_like(x))
