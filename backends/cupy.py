@@ -216,6 +216,12 @@ def _kernels(cp: Any) -> dict[str, Any]:
             "out = d > eps ? n / d : 0.0f", "rlcore_divide_guarded_out"),
         "multiply": cp.ElementwiseKernel(
             "float32 y", "float32 x", "x = x * y", "rlcore_multiply"),
+        # momentum: the update and the next extrapolated point in one pass
+        "multiply_extrapolate": cp.ElementwiseKernel(
+            "float32 w, float32 a, bool positive", "float32 y, float32 x",
+            "float xn = (positive && w <= 0.0f) ? 0.0f : y * w; "
+            "float yn = xn + a * (xn - x); x = xn; y = yn > 0.0f ? yn : 0.0f",
+            "rlcore_multiply_extrapolate"),
         "multiply_positive": cp.ElementwiseKernel(
             "float32 y", "float32 x", "x = y > 0.0f ? x * y : 0.0f", "rlcore_multiply_positive"),
         "multiply_with_step": cp.ElementwiseKernel(
@@ -533,6 +539,10 @@ class CupyBackend(SlicedRegionData, BackendBase):
     def multiply_positive(self, x: Any, y: Any) -> Any:
         self._k["multiply_positive"](y, x)
         return x
+
+    def multiply_extrapolate(self, y, w, x, alpha, *, positive=False):
+        self._k["multiply_extrapolate"](w, np.float32(alpha), bool(positive), y, x)
+        return x, y
 
     def multiply_with_step(self, x, y, step):
         self._k["multiply_with_step"](y, x, step)

@@ -218,6 +218,21 @@ class NumpyBackend(SlicedRegionData, BackendBase):
         self._slabs(lambda a, b: np.multiply(a, b, out=a), x, y)
         return x
 
+    def multiply_extrapolate(self, y, w, x, alpha, *, positive=False):
+        a = np.float32(alpha)
+
+        def one(ys, ws, xs):  # slab by slab: the update and the next point while cached
+            if positive:
+                np.maximum(ws, np.float32(0), out=ws)
+            np.multiply(ys, ws, out=ys)  # the update, in y's buffer
+            np.subtract(ys, xs, out=xs)  # the next point, in x's buffer
+            np.multiply(xs, a, out=xs)
+            np.add(xs, ys, out=xs)
+            np.maximum(xs, np.float32(0), out=xs)
+
+        self._slabs(one, y, w, x)
+        return y, x
+
     def multiply_positive(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         def one(a, b):  # slab by slab: the clipped slab is still in cache
             np.maximum(b, np.float32(0), out=b)

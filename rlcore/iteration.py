@@ -153,6 +153,18 @@ class Options:
     observe: Callable[[int, Array], object] | None = None
 
 
+def _multiply_extrapolate(b: Backend, y: Array, w: Array, x: Array, alpha: float,
+                          positive: bool) -> tuple[Array, Array]:
+    """The momentum update ``x_k = y * w`` (``w`` clipped at 0 when ``positive``) and the
+    next point ``max(x_k + alpha (x_k - x), 0)``: the backend's fused op where it has one,
+    else the multiply, then the extrapolation into ``x``'s buffer."""
+    fused = getattr(b, "multiply_extrapolate", None)
+    if fused is not None:
+        return fused(y, w, x, alpha, positive=positive)
+    new = _multiply_positive(b, y, w) if positive else b.multiply(y, w)
+    return new, b.extrapolate(new, x, alpha)
+
+
 def _multiply_positive(b: Backend, x: Array, y: Array) -> Array:
     """``x * max(y, 0)`` in place in ``x``: the backend's fused op where it has one."""
     fused = getattr(b, "multiply_positive", None)
@@ -205,20 +217,21 @@ def richardson_lucy(
     # acceleration state: the previous estimate, the last step and its squared norm
     previous = step = None
     alpha, step_norm2 = 0.0, 0.0
+    momentum = opt.accelerate == "momentum"
     if opt.accelerate:
         previous = b.empty(operator.shape)
     if biggs:
         step = b.empty(operator.shape)
+    if momentum:  # the first point is the estimate (alpha_1 = 0); later ones are made
+        y = b.copy_into(x, previous)  # with each update (Backend.multiply_extrapolate)
     done = 0
     for k in range(1, iterations + 1):
-        if opt.accelerate == "momentum":
-            alpha = (k - 1) / (k + 2) if k > 1 else 0.0
-        if opt.accelerate:  # y = x_k + alpha (x_k - x_{k-1}), in the buffer of x_{k-1}
+        if biggs:  # y = x_k + alpha (x_k - x_{k-1}), in the buffer of x_{k-1}
             if alpha > 0:
                 y = b.extrapolate(x, previous, alpha)
             else:
                 y = b.copy_into(x, previous)
-        else:
+        elif not momentum:
             y = x
         tv = b.tv_factor(y, opt.tv) if opt.tv else None
         if opt.monitor is not None and y is x:  # the monitor reads the forward's spectrum
@@ -257,9 +270,8 @@ def richardson_lucy(
                 alpha = min(max(norms[2] / step_norm2, 0.0), 1.0)
             step_norm2 = norms[0]
             previous, x = x, y  # x_k becomes the previous estimate; y now holds x_{k+1}
-        elif opt.accelerate:  # momentum
-            y = _multiply_positive(b, y, work) if fuse_clip else b.multiply(y, work)
-            previous, x = x, y
+        elif momentum:  # x_k = y * w and the next point, alpha_{k+1} = k / (k + 3), at once
+            x, y = _multiply_extrapolate(b, y, work, x, k / (k + 3), fuse_clip)
         else:
             x = _multiply_positive(b, y, work) if fuse_clip else b.multiply(y, work)
         done = k

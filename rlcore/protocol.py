@@ -310,6 +310,14 @@ class BackendBase:
                         + im * xp.astype(xp.imag(target), f64)))
         return float(xp.sum(terms))
 
+    def multiply_extrapolate(self, y, w, x, alpha, *, positive=False):
+        """Momentum's update and next point: ``x_new = y * w`` (``w`` clipped at 0 when
+        ``positive``) and ``max(x_new + alpha * (x_new - x), 0)``, returned in that order,
+        in two of the three buffers (``w`` is left as it is or clipped). A backend may
+        fuse them into one pass."""
+        new = self.multiply_positive(y, w) if positive else self.multiply(y, w)
+        return new, self.extrapolate(new, x, alpha)
+
     def multiply_positive(self, x, y):
         """``x * max(y, 0)``, in place in ``x`` (``y`` may be clipped in place too): the
         update of an unmatched back projector in one call, which a backend may fuse
