@@ -210,23 +210,39 @@ def boundary_table(cases, iterations, half):
 
 
 def cost_table(repeats=5):
+    """Each variant against plain periodic RL on the numpy backend, (64, 256, 256) with a
+    32^3 PSF, interleaved rounds: whole calls of 10 updates and one update's marginal
+    cost ((30 updates - 10 updates) / 20)."""
     from bench.compare import gaussian_psf, make_image
 
     image, psf = make_image((64, 256, 256)), gaussian_psf(32)
     variants = {"plain periodic": {}, "accelerate": {"accelerate": True},
+                "momentum": {"accelerate": "momentum"},
+                "wiener-butterworth": {"back_projector": "wiener-butterworth"},
+                "otf-masked": {"back_projector": "otf-masked"},
                 "tv=0.002": {"tv": 0.002}, "non-circulant": {"boundary": "non-circulant"},
                 "zero": {"boundary": "zero"}}
     times = {k: [] for k in variants}
+    longer = {k: [] for k in variants}
     for kw in variants.values():
         rlcore.deconvolve(image, psf, 2, backend="numpy", **kw)
+
+    def timed(n, kw):
+        t0 = time.perf_counter()
+        rlcore.deconvolve(image, psf, n, backend="numpy", **kw)
+        return time.perf_counter() - t0
+
     for _ in range(repeats):
         for name, kw in variants.items():
-            t0 = time.perf_counter()
-            rlcore.deconvolve(image, psf, 10, backend="numpy", **kw)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(timed(10, kw))
+            longer[name].append(timed(30, kw))
     base = times["plain periodic"]
+    update = {k: [(b - a) / 20 for a, b in zip(times[k], longer[k])] for k in variants}
     return {name: {"median_s": statistics.median(v),
                    "ratio_to_plain": statistics.median(a / b for a, b in zip(v, base)),
+                   "update_ms": 1e3 * statistics.median(update[name]),
+                   "update_ratio_to_plain": statistics.median(
+                       a / b for a, b in zip(update[name], update["plain periodic"])),
                    "grid": make_grid(image.shape, psf.shape,
                                      variants[name].get("boundary", "periodic")).shape}
             for name, v in times.items()}
@@ -347,7 +363,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench/results/variants"))
     p.add_argument("--docs", type=Path, default=Path("docs"))
     p.add_argument("--no-cost", action="store_true")
+    p.add_argument("--cost-only", action="store_true",
+                   help="only the cost table (writes OUT-cost.json)")
     args = p.parse_args(argv)
+    if args.cost_only:
+        cost = cost_table()
+        args.out.with_name(args.out.name + "-cost").with_suffix(".json").write_text(
+            json.dumps(cost, indent=1, default=list))
+        for name, r in cost.items():
+            print(f"{name:20s} call {r['ratio_to_plain']:.3f}x, one update "
+                  f"{r['update_ms']:.1f} ms = {r['update_ratio_to_plain']:.3f}x")
+        return 0
     image, psf, truth = load_bars(args.data)
     centred = rlcore.psf.center(psf, subvoxel=True)
     half = psf_half_width(psf)
