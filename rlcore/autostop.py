@@ -171,9 +171,16 @@ def _count_like(fit: _Fit, offset: float) -> bool:
 
 
 def _integer_valued(y: np.ndarray) -> bool:
-    """Non-negative integers small enough to count (binomial thinning takes int64)."""
-    return bool(y.min() >= 0 and y.max() < 2.0**52
-                and np.all(np.abs(y - np.round(y)) < 1e-3))
+    """Non-negative integers small enough to count (binomial thinning takes int64); read
+    in pieces of :data:`_CHUNK` values (no image-sized temporaries)."""
+    if not (y.min() >= 0 and y.max() < 2.0**52):
+        return False
+    flat = np.ascontiguousarray(y).reshape(-1)
+    for start in range(0, flat.size, _CHUNK):
+        piece = flat[start:start + _CHUNK]
+        if not np.all(np.abs(piece - np.round(piece)) < 1e-3):
+            return False
+    return True
 
 
 def _draw_in_chunks(seed: int, size: int, draw) -> None:
@@ -222,16 +229,17 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
         is_counts = _integer_valued(counts)
     flat = np.ascontiguousarray(counts).reshape(-1)
     if is_counts:
-        k = np.rint(flat).astype(np.int64)
-        held = np.empty_like(k)  # the test part's counts, ~ Binomial(k, 1 - fraction)
-
-        def thin(rng, start, stop):
-            held[start:stop] = rng.binomial(k[start:stop], 1 - fraction)
-
-        _draw_in_chunks(seed, k.size, thin)
         g = gain or 1.0
-        train = ((k - held) * (g / fraction) - offset).astype(np.float32)
-        test = (held * (g / (1 - fraction)) - offset).astype(np.float32)
+        train = np.empty(flat.size, np.float32)
+        test = np.empty(flat.size, np.float32)
+
+        def thin(rng, start, stop):  # chunk by chunk: the int64 temporaries stay in cache
+            k = np.rint(flat[start:stop]).astype(np.int64)
+            held = rng.binomial(k, 1 - fraction)  # the test part's counts
+            train[start:stop] = (k - held) * (g / fraction) - offset
+            test[start:stop] = held * (g / (1 - fraction)) - offset
+
+        _draw_in_chunks(seed, flat.size, thin)
         method = "binomial"
     else:
         var = estimated_gain * np.clip(flat - y.dtype.type(offset), 0, None) + read_var
