@@ -13,6 +13,13 @@ Conventions for every method:
   returned array;
 * a method may overwrite an argument only where its docstring says so.
 
+Optional fused operations (:class:`BackendBase` composes each from the required ones; a
+backend overrides them to save passes over memory, and the iteration falls back to the
+composition for a backend without them): ``work_buffers`` (the real work buffer inside
+the spectrum buffer's memory, CuPy), ``multiply_positive`` (the update of an unmatched
+back projector with its clip) and ``multiply_extrapolate`` (momentum's update and next
+point in one pass).
+
 Why there is no ``flip``: the adjoint ``H^T`` of the convolution is applied as the conjugate
 OTF (``multiply_spectrum(..., conjugate=True)``), which is the exact correlation on the
 grid; flipping the PSF in space would give the same operator only up to the centring of
