@@ -224,7 +224,8 @@ def markdown(rows) -> str:
             f"{r['auto_vs_best_any']:+.1%} | {r['auto_rule'].split(', ', 1)[-1]} |")
     speedups = [r["speedup"] for r in rows]
     lines += ["", f"Median speed-up over the sets: {statistics.median(speedups):.1f}x.", "",
-              "Best NRMSE @ update per method, and cost of one update relative to plain:", "",
+              "Best NRMSE @ update per method, and cost of a 10-update call relative to "
+              "plain's (setup included; one update's marginal cost: the last section):", "",
               "| set | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
     for r in rows:
         cells = [f"{r['method_best'][m][0]:.4f} @ {r['method_best'][m][1]} "
