@@ -49,19 +49,21 @@ def _select_backend(backend: str, device: Any, image: Any) -> Any:
 
 #: the phases of ``iterations="auto"`` with its defaults (measured in bench/iterations.py,
 #: results in bench/results/iterations.md), the second from the first's best estimate:
-#: (1) the Wiener-Butterworth back projector (alpha = 0.1), no acceleration, until the
-#: held-out loss stops improving: most of the restoration in 3-20 updates (on the
-#: widefield sets 6-17% below plain RL's best error); (2) the matched back projector with
+#: (1) the Wiener-Butterworth back projector (alpha = 0.05), no acceleration, until the
+#: held-out loss stops improving: most of the restoration in 2-15 updates (on the
+#: widefield sets 5-18% below plain RL's best error); (2) the matched back projector with
 #: momentum, which keeps its first update (the loss of a Wiener-Butterworth estimate is
 #: not comparable with a matched one's, AutoStop.build's ``first``) and goes on while the
-#: loss still falls. Kept first update: on the (48, 96, 96) sets auto went from -0.3% to
-#: +6.3% against plain RL's best to -17.1% to +2.2% (EPFL bars +6.3% -> -0.4%, going on
-#: for 51 updates), and at (96, 192, 192) under the measured PSF from +5.7%/+17.4% to
-#: about -1%/+2%; a Wiener-Butterworth estimate followed by 1-3 matched updates was
-#: 3-14% better there. Smaller alpha (0.05) stops earlier but 6.1% above the best on the
-#: measured PSF at 1000 photons; momentum in the first phase lands 11% above it on the
-#: EPFL bars.
-AUTO_PHASES = ((False, backprojector.check("wiener-butterworth", alpha=0.1)),
+#: loss still falls; when the first phase's first update already overshoots, the second
+#: starts from the first estimate. Kept first update: on the (48, 96, 96) sets (alpha 0.1)
+#: auto went from -0.3% .. +6.3% against plain RL's best to -17.1% .. +2.2% (EPFL bars
+#: +6.3% -> -0.4%, going on for 51 updates), and at (96, 192, 192) under the measured PSF
+#: from +5.7%/+17.4% to -1.0%/+2.0%: 1-3 matched updates after a Wiener-Butterworth
+#: estimate took 3-14% off the error there. alpha: 0.1 took 6-20 updates on the widefield
+#: sets where 0.05 takes 3-10 at the same errors (+0.9% against +2.2% on the small
+#: blocks); 0.03 came within 3% too, and 0.01 overshot at the first update on the
+#: widefield sets. Momentum in the first phase landed 11% above the best on the bars.
+AUTO_PHASES = ((False, backprojector.check("wiener-butterworth", alpha=0.05)),
                ("momentum", backprojector.check("matched")))
 #: the phase of ``iterations="auto"`` on padded grids (every boundary but periodic): with
 #: "non-circulant-half" the Wiener-Butterworth phase first stopped after 1 update on the
@@ -132,7 +134,7 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                     held = autostop.HeldOut.of(plan, test)
                 weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
                 stop = autostop.AutoStop.build(plan, held, out_of_band=weight * bp.matched,
-                                               patience=1, first=0 if result is None else 1)
+                                               patience=1, first=0 if best is None else 1)
                 done = sum(counts)
                 # a later phase starts from the last one's best grid estimate (so what a
                 # padded grid holds beyond the image carries over)
@@ -140,19 +142,24 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                     like, init=init, grid_estimate=best, monitor=stop, return_info=True,
                     release=last,
                     callback=lambda k, _n, done=done: step(done + k, max_iterations))
-                if stop.best_k == 0 and result is not None:
-                    break  # this phase did not improve on the last one's estimate
+                if stop.best_k == 0:
+                    if result is not None:
+                        break  # this phase did not improve on the last one's estimate
+                    counts.append(0)  # its first update overshot: the next phase starts
+                    loss = stop.best_loss  # from the first estimate again
+                    continue
                 result, loss, best = estimate, stop.best_loss, stop.best
                 counts.append(stop.best_k)
-                if stop.best_k == 0 or stop.since < stop.patience:
-                    break  # no update helps, or max_iterations reached
+                if stop.since < stop.patience:
+                    break  # max_iterations reached
     total = sum(counts)
     logger.info("iterations='auto': stopped at %s updates (held-out loss %.6g), %s split",
                 "+".join(map(str, counts)), loss, method)
     if total == 0:  # no update helps: the image itself (all of its photons)
         plain = np.clip(y - np.float32(offset), 0, None).astype(np.float32)
         result = _like(plain, image)
-    names = " + ".join(f"{n} {_phase_name(*phases[i])}" for i, n in enumerate(counts))
+    names = " + ".join(f"{n} {_phase_name(*phases[i])}" for i, n in enumerate(counts)
+                       ) if total else ""
     info = RunInfo(total, total < max_iterations, info.backend, info.device, boundary,
                    info.grid_shape, stop_rule=f"held-out band loss, {method} split; "
                    f"{names or 'no update'}", stop_value=loss)
@@ -642,7 +649,7 @@ def deconvolve(
         training part is deconvolved while an in-band object-space error against the
         test part is tracked, and the estimate where it is smallest is returned
         (:attr:`RunInfo.iterations` and :attr:`RunInfo.stop_value` report it), in two
-        phases (:data:`AUTO_PHASES`): the Wiener-Butterworth back projector (alpha 0.1),
+        phases (:data:`AUTO_PHASES`): the Wiener-Butterworth back projector (alpha 0.05),
         then the matched one with momentum from its best estimate (at least one update);
         on padded grids (every ``boundary`` but "periodic") the second alone
         (:data:`AUTO_PADDED_PHASES`, out-of-band weight
