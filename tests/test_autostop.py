@@ -192,3 +192,21 @@ def test_rematched_plan_shares_the_otf_and_runs_as_a_new_one(phantom):
     padded = Deconvolver(psf, image.shape, 3, backend="numpy", boundary="non-circulant-half")
     with pytest.raises(ValueError, match="periodic"):
         padded.rematched(momentum, 4)
+
+
+def test_an_overshooting_first_phase_hands_over_to_the_second(phantom, monkeypatch):
+    """When the first phase's first update already raises the held-out loss, the second
+    phase starts from the first estimate (it used to return the image unchanged)."""
+    image, psf, truth = phantom
+    real_loss, first = autostop.AutoStop.loss, []
+
+    def loss(self, point, spectrum=None):
+        first.append(id(self)) if not first else None
+        value = real_loss(self, point, spectrum)
+        return value + (1e30 * self.last_k if id(self) == first[0] else 0.0)
+
+    monkeypatch.setattr(autostop.AutoStop, "loss", loss)
+    result, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, return_info=True)
+    assert info.stop_rule.split("; ")[1].startswith("0 wiener-butterworth")
+    assert "matched momentum" in info.stop_rule and info.iterations >= 1
+    assert _nrmse(result, truth) < 0.9 * _nrmse(np.clip(image - 2.0, 0, None), truth)
