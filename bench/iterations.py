@@ -5,7 +5,7 @@
 least-squares scaling (``s = <x, t> / <x, x>``):
 
 * the error after every update of plain RL (1..200), Biggs-Andrews (1..100), momentum
-  (1..100), the Wiener-Butterworth (alpha 0.1, 1..60) and OTF-masked (1..30) back
+  (1..100), the Wiener-Butterworth (auto's alpha, 1..60) and OTF-masked (1..30) back
   projectors;
 * plain RL's best (the oracle: the count only ground truth can pick) and the wall time of
   plain rlcore run for that count; ``rlcore.deconvolve(image, psf, iterations="auto")``
@@ -39,8 +39,7 @@ import tifffile
 
 import rlcore
 import rlcore.psf as P
-from rlcore.api import _run
-from rlcore.backprojector import check
+from rlcore.api import AUTO_PHASES, _run
 
 SHAPE = (48, 96, 96)
 #: the boundary of every run (``--boundary``; the faces' default is non-circulant-half)
@@ -49,7 +48,8 @@ METHODS = {  # name: (deconvolve keywords, updates in the curve)
     "plain": ({}, 200),
     "Biggs-Andrews": ({"accelerate": True}, 100),
     "momentum": ({"accelerate": "momentum"}, 100),
-    "Wiener-Butterworth": ({"back_projector": check("wiener-butterworth", alpha=0.1)}, 60),
+    # the back projector of auto's first phase (rlcore.api.AUTO_PHASES)
+    "Wiener-Butterworth": ({"back_projector": AUTO_PHASES[0][1]}, 60),
     "OTF-masked": ({"back_projector": "otf-masked"}, 30),
 }
 
@@ -208,10 +208,10 @@ def markdown(rows) -> str:
         "NRMSE after least-squares scaling. Oracle = plain RL's best over 1..200 updates "
         "(needs the ground truth). auto = `rlcore.deconvolve(image, psf, iterations=\"auto\", "
         "offset=...)`, everything else at its default (held-out split, rlcore.autostop; "
-        "Wiener-Butterworth alpha 0.1, then matched with momentum; counts per phase in the "
-        "last column). Times: medians of 3, interleaved. `vs WB best`: against the best of "
-        "the Wiener-Butterworth curve (auto's first phase); `vs best of all`: against the "
-        "best of every curve below.", "",
+        f"Wiener-Butterworth alpha {AUTO_PHASES[0][1].alpha:g}, then matched with momentum; "
+        "counts per phase in the last column). Times: medians of 3, interleaved. "
+        "`vs WB best`: against the best of the Wiener-Butterworth curve (auto's first "
+        "phase); `vs best of all`: against the best of every curve below.", "",
         "| set | oracle NRMSE @ it | oracle s | plain @10 | auto NRMSE @ it | vs oracle | "
         "auto s | speed-up | vs WB best | vs best of all | split; phases |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
