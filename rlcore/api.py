@@ -799,14 +799,15 @@ def deconvolve(
     -----
     How many iterations (bench/results/iterations.md, docs/iterations.png; 9 ground-truth
     sets, NRMSE after least-squares scaling): plain RL's best lies at 7-200 updates;
-    ``iterations="auto"`` landed from 17% below that best (widefield PSF) to 6.3% above
-    it (EPFL bars; +4.3% on small blocks whose best is at 7 plain updates), within 3.4%
-    of the best of its first phase's method, 0.4-7.0x faster (median 1.7x) on a 2-core
-    CPU. Momentum reaches plain RL's best in 1.4-4.2x fewer updates at about the cost of
-    a plain update (1.16x on an H200); the Wiener-Butterworth back projector (alpha 0.1)
-    reaches its best in 2-50 updates, 7-17% below plain RL's best error under a
-    widefield PSF, within +1.4% of it under the measured LLS PSF; the OTF-masked one in
-    1-5, and it degrades fast after its best (use 1-3 updates).
+    ``iterations="auto"`` landed from 18% below that best (widefield PSF) to 0.9% above it
+    (small blocks whose best is at 7 plain updates), within 4.3% of the best of its first
+    phase's method, 0.6-5.8x faster (median 1.9x) on a 2-core CPU at (48, 96, 96) and
+    3.7-10.1x (median 5.5x) at (96, 192, 192). Momentum reaches plain RL's best in
+    1.4-4.2x fewer updates at about the cost of a plain update (1.02x on an H200); the
+    Wiener-Butterworth back projector reaches its best in 2-50 updates, 7-17% below
+    plain RL's best error under a widefield PSF, within +1.4% of it under the measured LLS
+    PSF (alpha 0.1); the OTF-masked one in 1-5, and it degrades fast after its best (use
+    1-3 updates).
 
     The division is guarded: the ratio ``image / (H x)`` is 0 wherever
     ``H x <= 1e-6 * max(image)`` (:data:`GUARD_RELATIVE`), so every value stays finite and
