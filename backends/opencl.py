@@ -449,6 +449,15 @@ def _programs(ctx: Any) -> dict[str, Any]:
         divide_out=ew("float *o, const float *num, const float *den, const float eps",
                       "o[i] = den[i] > eps ? num[i] / den[i] : 0.0f", "rlcore_divide_out"),
         multiply=ew("float *x, const float *y", "x[i] = x[i] * y[i]", "rlcore_multiply"),
+        multiply_positive=ew("float *x, const float *y",
+                             "x[i] = y[i] > 0.0f ? x[i] * y[i] : 0.0f",
+                             "rlcore_multiply_positive"),
+        # momentum: the update and the next extrapolated point in one pass
+        multiply_extrapolate=ew(
+            "float *y, const float *w, float *x, const float a, const int positive",
+            "float xn = (positive && w[i] <= 0.0f) ? 0.0f : y[i] * w[i]; "
+            "float yn = xn + a * (xn - x[i]); x[i] = xn; y[i] = yn > 0.0f ? yn : 0.0f",
+            "rlcore_multiply_extrapolate"),
         multiply_with_step=ew(
             "float *x, const float *y, float *s",
             "s[i] = x[i] * (y[i] - 1.0f); x[i] = x[i] * y[i]", "rlcore_multiply_step"),
@@ -878,6 +887,14 @@ class OpenCLBackend(BackendBase):
     def multiply(self, x, y):
         self.kernels["multiply"](x, y)
         return x
+
+    def multiply_positive(self, x, y):
+        self.kernels["multiply_positive"](x, y)
+        return x
+
+    def multiply_extrapolate(self, y, w, x, alpha, *, positive=False):
+        self.kernels["multiply_extrapolate"](y, w, x, np.float32(alpha), np.int32(positive))
+        return x, y
 
     def multiply_with_step(self, x, y, step):
         self.kernels["multiply_with_step"](x, y, step)
