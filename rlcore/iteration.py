@@ -156,8 +156,9 @@ class Options:
 def _multiply_extrapolate(b: Backend, y: Array, w: Array, x: Array, alpha: float,
                           positive: bool) -> tuple[Array, Array]:
     """The momentum update ``x_k = y * w`` (``w`` clipped at 0 when ``positive``) and the
-    next point ``max(x_k + alpha (x_k - x), 0)``: the backend's fused op where it has one,
-    else the multiply, then the extrapolation into ``x``'s buffer."""
+    next point ``max(x_k + alpha (x_k - x), 0)``: the backend's fused op where it has one
+    (:mod:`rlcore.protocol`), else the multiply, then the extrapolation into ``x``'s
+    buffer."""
     fused = getattr(b, "multiply_extrapolate", None)
     if fused is not None:
         return fused(y, w, x, alpha, positive=positive)

@@ -13,12 +13,18 @@ Conventions for every method:
   returned array;
 * a method may overwrite an argument only where its docstring says so.
 
-Optional fused operations (:class:`BackendBase` composes each from the required ones; a
-backend overrides them to save passes over memory, and the iteration falls back to the
-composition for a backend without them): ``work_buffers`` (the real work buffer inside
-the spectrum buffer's memory, CuPy), ``multiply_positive`` (the update of an unmatched
-back projector with its clip) and ``multiply_extrapolate`` (momentum's update and next
-point in one pass).
+Optional fused operations, which a backend defines to save passes over memory (the
+iteration composes each from the required ones where a backend has none):
+
+* ``work_buffers(shape) -> (real, spectrum)``: the iteration's real work buffer (float32,
+  ``shape``) and spectrum work buffer (complex64 half spectrum); the real one may be a
+  view into the spectrum's memory, since every step reads one and writes the other
+  (CuPy: cuFFT's in-place layout, a grid-sized array less);
+* ``multiply_positive(x, y)``: ``x * max(y, 0)`` in place in ``x`` (``y`` may be clipped
+  in place too), the update of an unmatched back projector;
+* ``multiply_extrapolate(y, w, x, alpha, *, positive=False) -> (x_new, y_next)``:
+  momentum's update ``x_new = y * w`` (``w`` clipped at 0 when ``positive``) and next
+  point ``max(x_new + alpha * (x_new - x), 0)``, in two of the three buffers.
 
 Why there is no ``flip``: the adjoint ``H^T`` of the convolution is applied as the conjugate
 OTF (``multiply_spectrum(..., conjugate=True)``), which is the exact correlation on the
@@ -291,14 +297,6 @@ class BackendBase:
 
     xp: Any = None
 
-    def work_buffers(self, shape: tuple[int, ...]) -> tuple[Array, Array]:
-        """The iteration's real work buffer (``shape``, float32) and its spectrum work
-        buffer (half spectrum, complex64), as two arrays. A backend whose transforms run
-        in place may return the real buffer as a view into the spectrum's memory: the
-        iteration never needs both at once (each transform reads one and writes the
-        other), and a grid-sized array is saved (CuPy)."""
-        return self.empty(shape), self.empty(spectrum_shape(shape), complex=True)
-
     def multiply_with_step(self, x, y, step):
         return x * y, x * (y - 1)
 
@@ -316,20 +314,6 @@ class BackendBase:
                  - 2 * (re * xp.astype(xp.real(target), f64)
                         + im * xp.astype(xp.imag(target), f64)))
         return float(xp.sum(terms))
-
-    def multiply_extrapolate(self, y, w, x, alpha, *, positive=False):
-        """Momentum's update and next point: ``x_new = y * w`` (``w`` clipped at 0 when
-        ``positive``) and ``max(x_new + alpha * (x_new - x), 0)``, returned in that order,
-        in two of the three buffers (``w`` is left as it is or clipped). A backend may
-        fuse them into one pass."""
-        new = self.multiply_positive(y, w) if positive else self.multiply(y, w)
-        return new, self.extrapolate(new, x, alpha)
-
-    def multiply_positive(self, x, y):
-        """``x * max(y, 0)``, in place in ``x`` (``y`` may be clipped in place too): the
-        update of an unmatched back projector in one call, which a backend may fuse
-        into one pass."""
-        return self.multiply(x, self.clip_negative(y))
 
     def clip_negative(self, x):
         xp = self.xp
