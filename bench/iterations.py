@@ -123,8 +123,12 @@ def _sets(data: Path, shape: tuple[int, ...]):
     gz = np.exp(-0.5 * (np.arange(-4, 5) / 2.0) ** 2)
     gauss = gz[:, None, None] * g[None, :, None] * g[None, None, :]
     pad = (6, 8, 8)
-    big = np.zeros(tuple(n + 2 * p for n, p in zip((32, 64, 64), pad)))
-    for _ in range(90):
+    # (32, 64, 64) with 90 blocks at the default SHAPE; 2/3 of ``shape`` with as many
+    # blocks per voxel at other shapes
+    small = tuple(2 * n // 3 for n in shape)
+    count = round(90 * np.prod(small) / (32 * 64 * 64))
+    big = np.zeros(tuple(n + 2 * p for n, p in zip(small, pad)))
+    for _ in range(count):
         z, y, x = (rng.integers(2, n - 2) for n in big.shape)
         big[z - 1:z + 2, y - 2:y + 2, x - 1:x + 3] += rng.uniform(50, 200)
     crop = tuple(slice(p, -p) for p in pad)
@@ -205,6 +209,8 @@ def one_set(name, image, psf, truth, offset, kind, repeats=3):
 def markdown(rows) -> str:
     lines = [
         f"# How many iterations? (numpy backend, 2-core CPU, boundary {BOUNDARY})", "",
+        "Image shapes (Z, Y, X): " + ", ".join(
+            f"{r['set']} {tuple(r['shape'])}" for r in rows) + ".", "",
         "NRMSE after least-squares scaling. Oracle = plain RL's best over 1..200 updates "
         "(needs the ground truth). auto = `rlcore.deconvolve(image, psf, iterations=\"auto\", "
         "offset=...)`, everything else at its default (held-out split, rlcore.autostop; "

@@ -209,10 +209,10 @@ def boundary_table(cases, iterations, half):
     return rows
 
 
-def cost_table(repeats=5):
-    """Each variant against plain periodic RL on the numpy backend, (64, 256, 256) with a
-    32^3 PSF, interleaved rounds: whole calls of 10 updates and one update's marginal
-    cost ((30 updates - 10 updates) / 20)."""
+def cost_table(repeats=5, backend="numpy"):
+    """Each variant against plain periodic RL on ``backend`` (NumPy in and out),
+    (64, 256, 256) with a 32^3 PSF, interleaved rounds: whole calls of 10 updates and one
+    update's marginal cost ((30 updates - 10 updates) / 20: setup and transfers cancel)."""
     from bench.compare import gaussian_psf, make_image
 
     image, psf = make_image((64, 256, 256)), gaussian_psf(32)
@@ -225,11 +225,11 @@ def cost_table(repeats=5):
     times = {k: [] for k in variants}
     longer = {k: [] for k in variants}
     for kw in variants.values():
-        rlcore.deconvolve(image, psf, 2, backend="numpy", **kw)
+        rlcore.deconvolve(image, psf, 2, backend=backend, **kw)
 
     def timed(n, kw):
         t0 = time.perf_counter()
-        rlcore.deconvolve(image, psf, n, backend="numpy", **kw)
+        rlcore.deconvolve(image, psf, n, backend=backend, **kw)
         return time.perf_counter() - t0
 
     for _ in range(repeats):
@@ -364,11 +364,14 @@ def main(argv=None) -> int:
     p.add_argument("--docs", type=Path, default=Path("docs"))
     p.add_argument("--no-cost", action="store_true")
     p.add_argument("--cost-only", action="store_true",
-                   help="only the cost table (writes OUT-cost.json)")
+                   help="only the cost table (writes OUT-cost.json, OUT-cost-BACKEND.json "
+                   "for another backend)")
+    p.add_argument("--backend", default="numpy", help="the cost table's backend")
     args = p.parse_args(argv)
     if args.cost_only:
-        cost = cost_table()
-        args.out.with_name(args.out.name + "-cost").with_suffix(".json").write_text(
+        cost = cost_table(backend=args.backend)
+        suffix = "-cost" if args.backend == "numpy" else f"-cost-{args.backend}"
+        args.out.with_name(args.out.name + suffix).with_suffix(".json").write_text(
             json.dumps(cost, indent=1, default=list))
         for name, r in cost.items():
             print(f"{name:20s} call {r['ratio_to_plain']:.3f}x, one update "
