@@ -421,6 +421,11 @@ class CupyBackend(SlicedRegionData, BackendBase):
         with _PINNED_LOCK:
             _PINNED_FREE.setdefault(self._device.id, []).append(buffer)
 
+    def random(self, seed: int) -> Any:
+        """CuPy's seeded generator on this device (the protocol's optional ``random``):
+        NumPy's binomial and normal samplers ported to CUDA (``cupy.random.RandomState``)."""
+        return self.cp.random.RandomState(seed)
+
     def to_device(self, host: Any) -> Any:
         cp = self.cp
         return cp.ascontiguousarray(cp.asarray(self.upload(host), dtype=cp.float32))

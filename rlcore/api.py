@@ -109,11 +109,12 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
     phases = _auto_phases(accelerate, back_projector, boundary)
     variants = [Variant.checked(y.ndim, accelerate=a, back_projector=b, tv=tv)
                 for a, b in phases]
-    train, test, method = autostop.split(y, gain=gain, offset=offset)
     be = _select_backend(backend, device, image)
     result, counts, loss, info, best, held = None, [], None, None, None, None
     with be.activate():
-        like = _like(train, image)
+        # on the device where the backend draws random numbers (then CuPy arrays)
+        train, test, method = autostop.split(y, gain=gain, offset=offset, backend=be)
+        like = _like(train, image) if isinstance(train, np.ndarray) else train
         with _progress(progress, max_iterations, "Richardson-Lucy (auto)", callback) as step:
             plan = None
             for i, ((_, bp), variant) in enumerate(zip(phases, variants)):
@@ -158,6 +159,8 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
     if total == 0:  # no update helps: the image itself (all of its photons)
         plain = np.clip(y - np.float32(offset), 0, None).astype(np.float32)
         result = _like(plain, image)
+    elif _arrays.kind(result) != _arrays.kind(image):  # a device split's: NumPy in, out
+        result = _like(np.asarray(be.to_host(result)), image)
     names = " + ".join(f"{n} {_phase_name(*phases[i])}" for i, n in enumerate(counts)
                        ) if total else ""
     info = RunInfo(total, total < max_iterations, info.backend, info.device, boundary,

@@ -28,8 +28,8 @@ The rule (measured in ``bench/iterations.py``, results in bench/results/iteratio
    the whole image's units.
 
 Nothing here needs the ground truth; each run costs one more real FFT per update and, on
-the device, one half spectrum and two buffers of the grid (the test spectrum and the best
-estimate).
+the device, two half spectra and two buffers of the grid (the band filter, the test
+spectrum and the best estimate).
 """
 
 from __future__ import annotations
@@ -203,12 +203,25 @@ def _draw_in_chunks(seed: int, size: int, draw) -> None:
 
 
 def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float | None = None,
-          offset: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+          offset: float = 0.0, seed: int = 0, backend: Any = None
+          ) -> tuple[Any, Any, str]:
     """Split the image into independent training and test parts (see module docstring).
+
+    Parameters
+    ----------
+    image : ndarray, ``(Z, Y, X)`` or ``(Y, X)``
+        The data (host).
+    fraction, gain, offset, seed
+        As in the module docstring; ``seed`` makes the split reproducible.
+    backend : Backend, optional
+        Where the random numbers are drawn: on its device when it has the protocol's
+        optional ``random`` (CuPy; the parts are then device arrays, and the numbers those
+        of the device's generator, so the split differs from the host's for the same
+        seed), else on the host's cores (NumPy arrays).
 
     Returns
     -------
-    train, test : ndarray, float32, the image's shape
+    train, test : array, float32, the image's shape
         Both unbiased for ``image - offset`` (train clipped at 0; test may be negative).
     method : str
         ``"binomial"`` (photon counts) or ``"gaussian"`` (fission with the noise model).
@@ -223,10 +236,30 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
     if gain is None:
         fit = _noise_fit(y, offset)
         estimated_gain, read_var = fit.gain, fit.read_var
-        is_counts = _integer_valued(counts) and _count_like(fit, offset)
+        count_like = _count_like(fit, offset)
     else:
-        estimated_gain, read_var = gain, 0.0
-        is_counts = _integer_valued(counts)
+        estimated_gain, read_var, count_like = gain, 0.0, True
+    device = (backend is not None and getattr(backend, "random", None) is not None
+              and counts.dtype == np.float32 and DEVICE_SPLIT)
+    if device:
+        train, test, method = _split_on_device(backend, counts, count_like, fraction,
+                                               gain, estimated_gain, read_var, offset, seed)
+    else:
+        train, test, method = _split_on_host(counts, count_like and _integer_valued(counts),
+                                             fraction, gain, estimated_gain, read_var,
+                                             offset, seed)
+    logger.info("iterations='auto': %s split, gain %.3g, read variance %.3g%s", method,
+                estimated_gain, read_var, " (on the device)" if device else "")
+    return train, test, method
+
+
+#: draw the split on the device where the backend can (``random``); False: always on the
+#: host (the tests compare a device's run with NumPy's on the same split)
+DEVICE_SPLIT = True
+
+
+def _split_on_host(counts, is_counts, fraction, gain, estimated_gain, read_var, offset,
+                   seed):
     flat = np.ascontiguousarray(counts).reshape(-1)
     if is_counts:
         g = gain or 1.0
@@ -242,7 +275,7 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
         _draw_in_chunks(seed, flat.size, thin)
         method = "binomial"
     else:
-        var = estimated_gain * np.clip(flat - y.dtype.type(offset), 0, None) + read_var
+        var = estimated_gain * np.clip(flat - flat.dtype.type(offset), 0, None) + read_var
         z = np.empty(flat.size, np.float32)
 
         def normal(rng, start, stop):
@@ -251,17 +284,40 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
         _draw_in_chunks(seed, flat.size, normal)
         z *= np.sqrt(np.maximum(var, 1e-12)).astype(np.float32)
         tau = np.float32(np.sqrt((1 - fraction) / fraction))
-        shifted = (flat - y.dtype.type(offset)).astype(np.float32)
+        shifted = (flat - flat.dtype.type(offset)).astype(np.float32)
         train, test, method = shifted + tau * z, shifted - z / tau, "gaussian"
-    logger.info("iterations='auto': %s split, gain %.3g, read variance %.3g", method,
-                estimated_gain, read_var)
     np.maximum(train, np.float32(0), out=train)
-    return train.reshape(y.shape), test.reshape(y.shape), method
+    return train.reshape(counts.shape), test.reshape(counts.shape), method
+
+
+def _split_on_device(backend, counts, count_like, fraction, gain, estimated_gain, read_var,
+                     offset, seed):
+    """:func:`split`'s draws on the device (float32 counts, so below 2^24 exactly)."""
+    xp, rng = backend.xp, backend.random(seed)
+    d = backend.to_device(counts)
+    is_counts = count_like and bool(xp.all((d >= 0) & (xp.abs(d - xp.rint(d)) < 1e-3)))
+    f32 = np.float32
+    if is_counts:
+        g = gain or 1.0
+        k = xp.rint(d)
+        held = rng.binomial(k.astype(xp.int64), 1 - fraction).astype(f32)
+        train = (k - held) * f32(g / fraction) - f32(offset)
+        test = held * f32(g / (1 - fraction)) - f32(offset)
+        method = "binomial"
+    else:
+        shifted = d - f32(offset)
+        var = f32(estimated_gain) * xp.maximum(shifted, f32(0)) + f32(read_var)
+        z = rng.standard_normal(d.shape, dtype=f32) * xp.sqrt(xp.maximum(var, f32(1e-12)))
+        tau = f32(np.sqrt((1 - fraction) / fraction))
+        train, test, method = shifted + tau * z, shifted - z / tau, "gaussian"
+    train = xp.maximum(train, f32(0))
+    return train, test, method
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The test part in the band (host, float32 half spectra): the band filter ``P``,
+    """The test part in the band (float32 half spectra, on the device or the host as
+    :func:`_device_namespace` says): the band filter ``P``,
     ``C = w P Z`` and the weights ``w`` of the mirrored columns, on the plan's grid, or,
     for a padded grid, on the image's own (periodic) grid with ``operator`` the
     convolution there and ``grid`` the plan's grid whose image region is compared: on a
@@ -276,7 +332,10 @@ class HeldOut:
 
     @classmethod
     def of(cls, deconvolver: Any, test: np.ndarray) -> HeldOut:
-        """From the test part (image shape) and a plan's OTF and grid."""
+        """From the test part (image shape) and a plan's OTF and grid: on the device
+        where the backend has an array namespace other than NumPy's (CuPy, array API;
+        on a GPU the host's transforms and uploads cost more than the whole run), else
+        on the host's cores."""
         from rlcore.iteration import Convolution
 
         be, grid = deconvolver.backend, deconvolver.grid
@@ -285,22 +344,41 @@ class HeldOut:
             operator = Convolution(be, deconvolver.psf, tuple(grid.image_shape))
         shape = grid.image_shape if grid.padded else grid.shape
         otf = (operator or deconvolver.operator).otf
-        # float32 on the host's cores: the weights go to the device in float32 anyway
-        otf = np.asarray(be.to_host(otf)).astype(np.complex64, copy=False)
         n = float(np.prod(shape))
-        power = otf.real * otf.real + otf.imag * otf.imag
-        denominator = power + np.float32(CV_ALPHA * power.max())
-        p = power / denominator
-        t = scipy.fft.rfftn(np.asarray(test, np.float32), workers=usable_cpus())
         # columns 1 .. n/2-1 of the last axis stand for two (conjugate) frequencies
         w = np.full(spectrum_shape(tuple(shape))[-1], 2.0 / n, np.float32)
         w[0] = 1.0 / n
         if shape[-1] % 2 == 0:
             w[-1] = 1.0 / n
+        xp = _device_namespace(be)
+        if xp is not None:
+            w = be.to_device(w)
+            re, im = xp.real(otf), xp.imag(otf)
+            power = re * re + im * im
+            denominator = power + CV_ALPHA * xp.max(power)
+            if isinstance(test, np.ndarray):  # else drawn there (split)
+                test = be.to_device(test)
+            t = be.rfftn(test)
+            c = xp.conj(otf) * t * ((power / denominator) * w / denominator)
+            return cls(power / denominator, c, w, operator, grid if grid.padded else None)
+        # float32 on the host's cores: the weights go to the device in float32 anyway
+        otf = np.asarray(be.to_host(otf)).astype(np.complex64, copy=False)
+        power = otf.real * otf.real + otf.imag * otf.imag
+        denominator = power + np.float32(CV_ALPHA * power.max())
+        p = power / denominator
+        t = scipy.fft.rfftn(np.asarray(test, np.float32), workers=usable_cpus())
         c = np.conj(otf) * t
         c *= p * w / denominator
         return cls(p, np.ascontiguousarray(c, dtype=np.complex64), w, operator,
                    grid if grid.padded else None)
+
+
+def _device_namespace(backend: Any) -> Any:
+    """The array namespace :class:`HeldOut` and :class:`AutoStop` are built in on the
+    device (CuPy's, an array-API one), or None: on the host (NumPy, whose results stay
+    those of bench/results/iterations.md; OpenCL, whose arrays have none)."""
+    xp = getattr(backend, "xp", None)
+    return None if xp is None or xp is np else xp
 
 
 def _image_region(backend: Any, grid: Any, x: Any) -> Any:
@@ -355,10 +433,13 @@ class AutoStop:
         be = deconvolver.backend
         a = test.p * test.p
         if out_of_band:
-            a += np.float32(out_of_band) * (1 - test.p) ** 2
-        a *= test.w
-        weight = be.to_device(np.ascontiguousarray(a, dtype=np.float32))
-        target = be.to_device_spectrum(test.c)
+            a = a + out_of_band * ((1 - test.p) * (1 - test.p))
+        a = a * test.w
+        if _device_namespace(be) is not None:  # made there (HeldOut.of)
+            weight, target = a, test.c
+        else:
+            weight = be.to_device(np.ascontiguousarray(a, dtype=np.float32))
+            target = be.to_device_spectrum(test.c)
         return cls(be, test.operator or deconvolver.operator, weight, target, patience,
                    tuple(deconvolver.operator.shape), test.grid, first=first)
 

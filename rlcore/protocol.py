@@ -26,6 +26,13 @@ iteration composes each from the required ones where a backend has none):
   momentum's update ``x_new = y * w`` (``w`` clipped at 0 when ``positive``) and next
   point ``max(x_new + alpha * (x_new - x), 0)``, in two of the three buffers.
 
+One optional operation outside the iteration:
+
+* ``random(seed)``: a generator of random numbers on the device with NumPy's
+  ``binomial(n, p)`` and ``standard_normal(shape, dtype)``, seeded (the same seed, the
+  same numbers on that device): ``iterations="auto"`` then splits the image on the device
+  (:func:`rlcore.autostop.split`); without it, on the host's cores.
+
 Why there is no ``flip``: the adjoint ``H^T`` of the convolution is applied as the conjugate
 OTF (``multiply_spectrum(..., conjugate=True)``), which is the exact correlation on the
 grid; flipping the PSF in space would give the same operator only up to the centring of

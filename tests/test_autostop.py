@@ -28,8 +28,10 @@ def phantom(rng):
     return image.astype(np.float32), psf, truth
 
 
-def test_auto_agrees_across_backends_and_reports(backend, phantom):
+def test_auto_agrees_across_backends_and_reports(backend, phantom, monkeypatch):
     image, psf, _ = phantom
+    # the same split on every backend (a device that draws its own is tested below)
+    monkeypatch.setattr(autostop, "DEVICE_SPLIT", False)
     result, info = rlcore.deconvolve(backend.to_input(image), psf, "auto", offset=2.0,
                                      backend=backend.name, return_info=True)
     ref, ref_info = rlcore.deconvolve(image, psf, "auto", offset=2.0, backend="numpy",
@@ -82,6 +84,68 @@ def test_binomial_split_is_exact_for_counts(rng):
     assert method == "binomial"
     assert np.allclose(0.9 * train + 0.1 * test, counts, atol=1e-3)
     assert abs(train.mean() / counts.mean() - 1) < 0.01
+
+
+def _draws_on_device(backend):
+    from rlcore.registry import get_backend
+
+    if getattr(get_backend(backend.name), "random", None) is None:
+        pytest.skip(f"backend {backend.name!r} draws no random numbers on its device "
+                    "(the split is the host's, tested above)")
+    return get_backend(backend.name)
+
+
+@pytest.mark.parametrize("gain", [None, 2.0])
+def test_device_split_thins_counts_exactly_and_independently(backend, rng, gain):
+    be = _draws_on_device(backend)
+    counts = (gain or 1.0) * rng.poisson(50.0, (32, 64, 64)).astype(np.float32)
+    with be.activate():
+        train, test, method = autostop.split(counts, fraction=0.9, gain=gain, seed=5,
+                                             backend=be)
+        again = autostop.split(counts, fraction=0.9, gain=gain, seed=5, backend=be)[1]
+        other = autostop.split(counts, fraction=0.9, gain=gain, seed=6, backend=be)[1]
+        train, test, again, other = (np.asarray(be.to_host(a)) for a in
+                                     (train, test, again, other))
+    assert method == "binomial"
+    assert np.array_equal(test, again) and not np.array_equal(test, other)  # seeded
+    # train and test add up to the counts, photon by photon
+    assert np.allclose(0.9 * train + 0.1 * test, counts, atol=1e-3 * (gain or 1.0))
+    held = test / ((gain or 1.0) / 0.1)  # the held-out photons: Binomial(k, 0.1)
+    assert np.allclose(held, np.rint(held)) and held.min() >= 0
+    assert abs(held.mean() / (0.1 * counts.mean() / (gain or 1.0)) - 1) < 0.02
+    # binomial thinning of Poisson counts: Poisson parts, uncorrelated
+    assert abs(held.var() / held.mean() - 1) < 0.05
+    assert abs(np.corrcoef(train.ravel(), test.ravel())[0, 1]) < 0.02
+
+
+def test_device_split_of_camera_data_is_gaussian_fission(backend, rng):
+    be = _draws_on_device(backend)
+    clean = ndi.gaussian_filter(rng.random((32, 64, 64)), 2) * 400 + 20
+    image = (2.0 * rng.poisson(clean) + rng.normal(0, 6.0, clean.shape)).astype(np.float32)
+    with be.activate():
+        train, test, method = autostop.split(image, backend=be, seed=1)
+        train, test = np.asarray(be.to_host(train)), np.asarray(be.to_host(test))
+    assert method == "gaussian"
+    assert np.allclose(0.9 * np.maximum(train, 0) + 0.1 * test, image, atol=0.1) or \
+        abs((0.9 * train + 0.1 * test - image).mean()) < 0.5
+    assert abs(test.mean() / image.mean() - 1) < 0.02
+    assert abs(np.corrcoef(train.ravel() - image.ravel(), test.ravel() - image.ravel())[0, 1]
+               + 1) < 0.02  # fission: train and test noise move apart by construction
+
+
+def test_auto_with_a_device_split_lands_where_the_host_split_does(backend, phantom):
+    be = _draws_on_device(backend)
+    image, psf, truth = phantom
+    ref = rlcore.deconvolve(image, psf, "auto", offset=2.0, backend="numpy")
+    first, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, backend=be.name,
+                                    return_info=True)
+    again = rlcore.deconvolve(image, psf, "auto", offset=2.0, backend=be.name)
+    assert isinstance(first, np.ndarray)  # NumPy in, NumPy out
+    assert np.array_equal(first, again)  # the device's split is seeded too
+    assert np.isfinite(first).all() and first.min() >= 0
+    assert info.stop_rule.startswith("held-out band loss, binomial split; ")
+    # another random split of the same photons: the same error to within a few percent
+    assert _nrmse(first, truth) <= 1.05 * _nrmse(ref, truth)
 
 
 def test_noise_model_recovers_gain_and_read_noise(rng):
