@@ -274,3 +274,15 @@ def test_an_overshooting_first_phase_hands_over_to_the_second(phantom, monkeypat
     assert info.stop_rule.split("; ")[1].startswith("0 wiener-butterworth")
     assert "matched momentum" in info.stop_rule and info.iterations >= 1
     assert _nrmse(result, truth) < 0.9 * _nrmse(np.clip(image - 2.0, 0, None), truth)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float64])
+@pytest.mark.parametrize("shape", [(6, 20, 20), (17, 512, 512)])  # the latter: threaded
+def test_offset_is_subtracted_and_clipped_without_touching_the_input(rng, dtype, shape):
+    image = rng.poisson(5.0, shape).astype(dtype)
+    before = image.copy()
+    psf = gaussian_psf((5, 5, 5), (1.0, 1.0, 1.0))
+    first = rlcore.deconvolve(image, psf, 0, offset=3.5, backend="numpy")
+    assert first.dtype == np.float32 and first.shape == shape
+    assert np.allclose(first, np.clip(image.astype(np.float64) - 3.5, 0, None), atol=1e-6)
+    assert np.array_equal(image, before)
