@@ -1,9 +1,11 @@
 """``iterations="auto"`` on a GPU backend: wall time against plain RL for the oracle's count.
 
 ``python3 scripts/gpu_auto_speed.py DATA ORACLE_JSON --backend cupy [--widefield-psf F]``
+or ``... DATA --shape Z Y X --backend cupy``
 
 The sets of ``bench/iterations.py`` at the shape of ``ORACLE_JSON`` (a run of that bench:
-its oracle counts and numpy errors), NumPy in and out as a user calls it. Per set, after
+its oracle counts and numpy errors), or at ``--shape`` with the oracle found here (plain
+RL's best over 1..200 updates on this backend), NumPy in and out as a user calls it. Per set, after
 one warm-up of each: plain RL for the oracle's count and ``iterations="auto"``,
 interleaved (medians of 3), the time of the host-side split alone
 (:func:`rlcore.autostop.split`, on the device where the backend draws there), and
@@ -28,7 +30,19 @@ import rlcore  # noqa: E402
 import rlcore.psf  # noqa: E402
 from bench import iterations as it  # noqa: E402
 from rlcore import autostop  # noqa: E402
+from rlcore.api import _run  # noqa: E402
 from rlcore.registry import get_backend  # noqa: E402
+
+
+def oracle(image, psf, truth, offset, backend, n=200):
+    """Plain RL's best over 1..n updates on ``backend`` (no numpy run: its auto columns
+    are NaN)."""
+    errors = []
+    _run(image, psf, n, backend=backend, device=None, boundary=it.BOUNDARY, init="image",
+         callback=None, progress=False, guard=None, offset=offset,
+         observe=lambda k, x: errors.append(it.nrmse(getattr(x, "get", lambda: x)(), truth)))
+    return {"oracle_iterations": int(np.argmin(errors)) + 1, "oracle_error": min(errors),
+            "auto_error": float("nan"), "auto_iterations": -1}
 
 
 def measure(be, image, psf, k, offset, repeats):
@@ -61,7 +75,8 @@ def measure(be, image, psf, k, offset, repeats):
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("data", type=Path)
-    p.add_argument("oracle", type=Path)
+    p.add_argument("oracle", type=Path, nargs="?", default=None)
+    p.add_argument("--shape", type=int, nargs=3, default=None)
     p.add_argument("--backend", default="cupy")
     p.add_argument("--widefield-psf", type=Path, default=None)
     p.add_argument("--repeats", type=int, default=3)
@@ -70,21 +85,25 @@ def main() -> int:
     if args.widefield_psf is not None:
         saved = np.load(args.widefield_psf)
         rlcore.psf.widefield = lambda *a, **k: saved
-    rows = {r["set"]: r for r in json.loads(args.oracle.read_text())}
-    shape = tuple(next(r["shape"] for r in rows.values() if "widefield" in r["set"]))
+    rows = {r["set"]: r for r in json.loads(args.oracle.read_text())} if args.oracle else {}
+    shape = tuple(args.shape or next(r["shape"] for r in rows.values()
+                                     if "widefield" in r["set"]))
     be = get_backend(args.backend)
     out = []
     for name, image, psf, truth, offset, _ in it.sets(args.data, shape):
-        ref = rows[name]
+        ref = rows.get(name) or oracle(image, psf, truth, offset, args.backend)
         row = measure(be, image, psf, ref["oracle_iterations"], offset, args.repeats)
         row.update(set=name, auto_error=it.nrmse(row.pop("result"), truth),
+                   oracle_error=ref.get("oracle_error", float("nan")),
                    numpy_auto_error=ref["auto_error"],
                    numpy_auto_iterations=ref["auto_iterations"])
         out.append(row)
         print(f"{name[:40]:40s} {tuple(image.shape)} plain@{row['oracle_iterations']} "
               f"{row['plain_s']:.3f} s, auto@{row['auto_iterations']} {row['auto_s']:.3f} s "
               f"(split {row['split_s']:.3f} s) {row['speedup']:.2f}x; NRMSE "
-              f"{row['auto_error']:.4f} (numpy {row['numpy_auto_error']:.4f}@"
+              f"{row['auto_error']:.4f}, oracle {row['oracle_error']:.4f} "
+              f"({row['auto_error'] / row['oracle_error'] - 1:+.1%}) (numpy "
+              f"{row['numpy_auto_error']:.4f}@"
               f"{row['numpy_auto_iterations']})", flush=True)
     print("median speed-up", statistics.median(r["speedup"] for r in out))
     if args.out is not None:
