@@ -292,26 +292,39 @@ def _split_on_host(counts, is_counts, fraction, gain, estimated_gain, read_var, 
 
 def _split_on_device(backend, counts, count_like, fraction, gain, estimated_gain, read_var,
                      offset, seed):
-    """:func:`split`'s draws on the device (float32 counts, so below 2^24 exactly)."""
+    """:func:`split`'s draws on the device (float32 counts, so below 2^24 exactly), in
+    pieces of :data:`_DEVICE_CHUNK` voxels: beyond the image and the two parts, the device
+    holds only one piece's temporaries (int64 counts and draws)."""
     xp, rng = backend.xp, backend.random(seed)
-    d = backend.to_device(counts)
-    is_counts = count_like and bool(xp.all((d >= 0) & (xp.abs(d - xp.rint(d)) < 1e-3)))
+    d = backend.to_device(counts).reshape(-1)
+    pieces = [slice(a, min(a + _DEVICE_CHUNK, d.size)) for a in range(0, d.size, _DEVICE_CHUNK)]
+    is_counts = count_like and all(
+        bool(xp.all((d[i] >= 0) & (xp.abs(d[i] - xp.rint(d[i])) < 1e-3))) for i in pieces)
     f32 = np.float32
-    if is_counts:
-        g = gain or 1.0
-        k = xp.rint(d)
-        held = rng.binomial(k.astype(xp.int64), 1 - fraction).astype(f32)
-        train = (k - held) * f32(g / fraction) - f32(offset)
-        test = held * f32(g / (1 - fraction)) - f32(offset)
-        method = "binomial"
-    else:
-        shifted = d - f32(offset)
-        var = f32(estimated_gain) * xp.maximum(shifted, f32(0)) + f32(read_var)
-        z = rng.standard_normal(d.shape, dtype=f32) * xp.sqrt(xp.maximum(var, f32(1e-12)))
-        tau = f32(np.sqrt((1 - fraction) / fraction))
-        train, test, method = shifted + tau * z, shifted - z / tau, "gaussian"
-    train = xp.maximum(train, f32(0))
-    return train, test, method
+    train, test = xp.empty_like(d), xp.empty_like(d)
+    tau = f32(np.sqrt((1 - fraction) / fraction))
+    for i in pieces:
+        if is_counts:
+            g = gain or 1.0
+            k = xp.rint(d[i])
+            held = rng.binomial(k.astype(xp.int64), 1 - fraction).astype(f32)
+            train[i] = (k - held) * f32(g / fraction) - f32(offset)
+            test[i] = held * f32(g / (1 - fraction)) - f32(offset)
+        else:
+            shifted = d[i] - f32(offset)
+            var = f32(estimated_gain) * xp.maximum(shifted, f32(0)) + f32(read_var)
+            z = rng.standard_normal(shifted.shape, dtype=f32) * xp.sqrt(
+                xp.maximum(var, f32(1e-12)))
+            train[i], test[i] = shifted + tau * z, shifted - z / tau
+    del d
+    train = xp.maximum(train, f32(0), out=train)
+    shape = tuple(counts.shape)
+    return (train.reshape(shape), test.reshape(shape),
+            "binomial" if is_counts else "gaussian")
+
+
+#: voxels of one piece of the device split (its int64 temporaries: 256 MiB)
+_DEVICE_CHUNK = 1 << 24
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,40 @@ def _draws_on_device(backend):
     return get_backend(backend.name)
 
 
+@pytest.fixture
+def drawing_numpy(monkeypatch):
+    """The numpy backend with the protocol's ``random`` (NumPy's generator) and pieces of
+    10^4 voxels: the device split's code on any machine."""
+    from rlcore.registry import get_backend
+
+    be = get_backend("numpy")
+    monkeypatch.setattr(be, "random", np.random.default_rng, raising=False)
+    monkeypatch.setattr(autostop, "_DEVICE_CHUNK", 10_000)
+    return be
+
+
 @pytest.mark.parametrize("gain", [None, 2.0])
-def test_device_split_thins_counts_exactly_and_independently(backend, rng, gain):
+def test_split_in_pieces_on_a_backend_that_draws(drawing_numpy, rng, gain):
+    counts = (gain or 1.0) * rng.poisson(50.0, (16, 64, 64)).astype(np.float32)
+    train, test, method = autostop.split(counts, gain=gain, seed=5, backend=drawing_numpy)
+    again = autostop.split(counts, gain=gain, seed=5, backend=drawing_numpy)[1]
+    assert method == "binomial" and np.array_equal(test, again)
+    assert np.allclose(0.9 * train + 0.1 * test, counts, atol=1e-3 * (gain or 1.0))
+    held = test / ((gain or 1.0) / 0.1)
+    assert np.allclose(held, np.rint(held)) and held.min() >= 0
+    assert abs(held.var() / held.mean() - 1) < 0.05  # Poisson parts: every piece drawn
+    assert abs(np.corrcoef(train.ravel(), test.ravel())[0, 1]) < 0.03
+    camera = counts + rng.normal(0, 3.0, counts.shape).astype(np.float32)
+    train, test, method = autostop.split(camera, seed=1, backend=drawing_numpy)
+    assert method == "gaussian" and train.min() >= 0
+    assert abs(test.mean() / camera.mean() - 1) < 0.02
+
+
+@pytest.mark.parametrize("gain", [None, 2.0])
+def test_device_split_thins_counts_exactly_and_independently(backend, rng, gain,
+                                                               monkeypatch):
     be = _draws_on_device(backend)
+    monkeypatch.setattr(autostop, "_DEVICE_CHUNK", 10_000)  # several pieces
     counts = (gain or 1.0) * rng.poisson(50.0, (32, 64, 64)).astype(np.float32)
     with be.activate():
         train, test, method = autostop.split(counts, fraction=0.9, gain=gain, seed=5,
