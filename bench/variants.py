@@ -209,10 +209,12 @@ def boundary_table(cases, iterations, half):
     return rows
 
 
-def cost_table(repeats=5, backend="numpy"):
+def cost_table(repeats=5, backend="numpy", longer_run=30):
     """Each variant against plain periodic RL on ``backend`` (NumPy in and out),
     (64, 256, 256) with a 32^3 PSF, interleaved rounds: whole calls of 10 updates and one
-    update's marginal cost ((30 updates - 10 updates) / 20: setup and transfers cancel)."""
+    update's marginal cost ((``longer_run`` updates - 10 updates) / (``longer_run`` - 10):
+    setup and transfers cancel; a GPU's update is short, so a longer run averages out the
+    transfers' jitter)."""
     from bench.compare import gaussian_psf, make_image
 
     image, psf = make_image((64, 256, 256)), gaussian_psf(32)
@@ -235,9 +237,10 @@ def cost_table(repeats=5, backend="numpy"):
     for _ in range(repeats):
         for name, kw in variants.items():
             times[name].append(timed(10, kw))
-            longer[name].append(timed(30, kw))
+            longer[name].append(timed(longer_run, kw))
     base = times["plain periodic"]
-    update = {k: [(b - a) / 20 for a, b in zip(times[k], longer[k])] for k in variants}
+    update = {k: [(b - a) / (longer_run - 10) for a, b in zip(times[k], longer[k])]
+              for k in variants}
     return {name: {"median_s": statistics.median(v),
                    "ratio_to_plain": statistics.median(a / b for a, b in zip(v, base)),
                    "update_ms": 1e3 * statistics.median(update[name]),
@@ -367,9 +370,12 @@ def main(argv=None) -> int:
                    help="only the cost table (writes OUT-cost.json, OUT-cost-BACKEND.json "
                    "for another backend)")
     p.add_argument("--backend", default="numpy", help="the cost table's backend")
+    p.add_argument("--repeats", type=int, default=5, help="the cost table's rounds")
+    p.add_argument("--longer-run", type=int, default=30,
+                   help="updates of the cost table's longer run (the shorter: 10)")
     args = p.parse_args(argv)
     if args.cost_only:
-        cost = cost_table(backend=args.backend)
+        cost = cost_table(args.repeats, args.backend, args.longer_run)
         suffix = "-cost" if args.backend == "numpy" else f"-cost-{args.backend}"
         args.out.with_name(args.out.name + suffix).with_suffix(".json").write_text(
             json.dumps(cost, indent=1, default=list))
