@@ -235,7 +235,7 @@ def _subtract_offset_host(y: np.ndarray, offset: np.float32) -> np.ndarray:
         np.subtract(y[lo:hi], offset, out=out[lo:hi], casting="unsafe")
         np.maximum(out[lo:hi], np.float32(0), out=out[lo:hi])
 
-    rows = y.shape[0] if y.ndim else 0
+    rows = y.shape[0]
     parts = min(rows, usable_cpus(), 16) if y.size >= _THREADED_MIN else 1
     if parts <= 1:
         part(0, rows)

@@ -371,9 +371,9 @@ class HeldOut:
             denominator = power + CV_ALPHA * xp.max(power)
             if isinstance(test, np.ndarray):  # else drawn there (split)
                 test = be.to_device(test)
-            t = be.rfftn(test)
-            c = xp.conj(otf) * t * ((power / denominator) * w / denominator)
-            return cls(power / denominator, c, w, operator, grid if grid.padded else None)
+            p = power / denominator
+            c = xp.conj(otf) * be.rfftn(test) * (p * w / denominator)
+            return cls(p, c, w, operator, grid if grid.padded else None)
         # float32 on the host's cores: the weights go to the device in float32 anyway
         otf = np.asarray(be.to_host(otf)).astype(np.complex64, copy=False)
         power = otf.real * otf.real + otf.imag * otf.imag
