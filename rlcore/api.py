@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -112,16 +113,25 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
     be = _select_backend(backend, device, image)
     result, counts, loss, info, best, held = None, [], None, None, None, None
     with be.activate():
+        # the noise model (host) while the first phase is planned (OTF, kernels: on a GPU
+        # the device's work)
+        with ThreadPoolExecutor(1, thread_name_prefix="rlcore-noise") as pool:
+            fitting = pool.submit(autostop.fit_noise, y, gain, offset)
+            plan = Deconvolver(psf, y.shape, max_iterations, backend=be, boundary=boundary,
+                               variant=variants[0])
+            fit = fitting.result()
         # on the device where the backend draws random numbers (then CuPy arrays)
-        train, test, method = autostop.split(y, gain=gain, offset=offset, backend=be)
+        train, test, method = autostop.split(y, gain=gain, offset=offset, backend=be,
+                                             fit=fit)
         like = _like(train, image) if isinstance(train, np.ndarray) else train
         with _progress(progress, max_iterations, "Richardson-Lucy (auto)", callback) as step:
-            plan = None
             for i, ((_, bp), variant) in enumerate(zip(phases, variants)):
                 left = max_iterations - sum(counts)
                 if left <= 0:
                     break
-                if plan is not None and bp.matched and boundary == "periodic":
+                if i == 0:
+                    pass  # planned above
+                elif bp.matched and boundary == "periodic":
                     plan = plan.rematched(variant, left)  # the last phase's OTF and buffers
                 else:
                     plan = Deconvolver(psf, y.shape, left, backend=be, boundary=boundary,
@@ -222,8 +232,6 @@ def _subtract_offset_host(y: np.ndarray, offset: np.float32) -> np.ndarray:
     and, from :data:`rlcore.validate._THREADED_MIN` voxels, by several threads along axis 0:
     the two-temporary form took 80 ms on 33 M voxels, more than a 30-update GPU run
     (H200, scripts/gpu_auto_speed.py's sets)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from rlcore._system import usable_cpus
     from rlcore.validate import _THREADED_MIN
 

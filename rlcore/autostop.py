@@ -47,7 +47,8 @@ from scipy import ndimage as ndi
 from rlcore._system import usable_cpus
 from rlcore.protocol import GridPlacement, spectrum_shape
 
-__all__ = ["AutoStop", "HeldOut", "noise_model", "split", "DEFAULT_FRACTION", "CV_ALPHA",
+__all__ = ["AutoStop", "HeldOut", "fit_noise", "noise_model", "split", "DEFAULT_FRACTION",
+           "CV_ALPHA",
            "PADDED_OUT_OF_BAND"]
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,12 @@ def _noise_fit(image: np.ndarray, offset: float) -> _Fit:
                 float(np.mean(variances)), float(np.ptp(means)))
 
 
+def fit_noise(image: np.ndarray, gain: float | None, offset: float) -> _Fit | None:
+    """The noise model :func:`split` needs (None when ``gain`` is given), for a caller
+    that makes it beside other work (host only, no device calls: thread-safe)."""
+    return None if gain is not None else _noise_fit(np.asarray(image), offset)
+
+
 def _count_like(fit: _Fit, offset: float) -> bool:
     """Noise of photon counts: the variance grows with the mean at a slope near 1 (0.6-1.6:
     the fit reads some of the signal's curvature as noise), or, where the image is too
@@ -203,7 +210,7 @@ def _draw_in_chunks(seed: int, size: int, draw) -> None:
 
 
 def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float | None = None,
-          offset: float = 0.0, seed: int = 0, backend: Any = None
+          offset: float = 0.0, seed: int = 0, backend: Any = None, fit: Any = None
           ) -> tuple[Any, Any, str]:
     """Split the image into independent training and test parts (see module docstring).
 
@@ -218,6 +225,9 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
         optional ``random`` (CuPy; the parts are then device arrays, and the numbers those
         of the device's generator, so the split differs from the host's for the same
         seed), else on the host's cores (NumPy arrays).
+    fit : optional
+        The noise model of this image and offset, made already (:func:`fit_noise`; a
+        caller may make it while the device plans); ignored when ``gain`` is given.
 
     Returns
     -------
@@ -234,7 +244,7 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
     # offset is removed from both parts afterwards
     counts = y / y.dtype.type(gain) if gain else y
     if gain is None:
-        fit = _noise_fit(y, offset)
+        fit = fit if fit is not None else _noise_fit(y, offset)
         estimated_gain, read_var = fit.gain, fit.read_var
         count_like = _count_like(fit, offset)
     else:
