@@ -317,3 +317,19 @@ def test_offset_is_subtracted_and_clipped_without_touching_the_input(rng, dtype,
     assert first.dtype == np.float32 and first.shape == shape
     assert np.allclose(first, np.clip(image.astype(np.float64) - 3.5, 0, None), atol=1e-6)
     assert np.array_equal(image, before)
+
+
+def test_spectral_loss_agrees_across_backends(backend, rng):
+    from rlcore.registry import get_backend
+
+    be = get_backend(backend.name)
+    shape = (6, 20, 11)  # a half spectrum's shape
+    s = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+    t = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+    w = rng.uniform(0, 2, shape).astype(np.float32)
+    s64, t64 = s.astype(np.complex128), t.astype(np.complex128)
+    want = float(np.sum(w * np.abs(s64) ** 2 - 2 * (np.conj(s64) * t64).real))
+    with be.activate():
+        got = be.spectral_loss(be.to_device_spectrum(s), be.to_device(w),
+                               be.to_device_spectrum(t))
+    assert abs(got - want) <= 1e-5 * np.sum(w * np.abs(s64) ** 2 + 2 * np.abs(s64 * t64))
