@@ -23,13 +23,19 @@ The rule (measured in ``bench/iterations.py``, results in bench/results/iteratio
 
    an unbiased estimate (up to a constant) of the squared error within the band, since
    ``Z`` is independent of the training data. ``a = 1e-4`` (relative to ``max |OTF|^2``).
-3. **Stop** when ``L`` has not improved for ``patience`` (2) updates (or at
+3. **Stop** when ``L`` has not improved for ``patience`` updates (1 in
+   ``iterations="auto"``, whose phases are :data:`rlcore.api.AUTO_PHASES`; or at
    ``max_iterations``) and return the training estimate with the smallest ``L``, scaled to
    the whole image's units.
 
-Nothing here needs the ground truth; each run costs one more real FFT per update and, on
-the device, two half spectra and two buffers of the grid (the band filter, the test
-spectrum and the best estimate).
+Nothing here needs the ground truth. The split is drawn on the device where the backend
+has the protocol's optional ``random`` (CuPy), else on the host's cores; the band is made
+on the device where the backend has an array namespace other than NumPy's. Per update,
+``L`` reads the forward projection's spectrum (no extra transform) where the update
+starts from the estimate itself; an accelerated phase, whose forward projection is of the
+extrapolated point, and padded grids, whose loss is on the image region, transform the
+estimate once more. On the device a run holds two half spectra and two buffers of the
+grid more (the band filter, the test spectrum and the best estimate).
 """
 
 from __future__ import annotations
