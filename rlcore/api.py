@@ -698,8 +698,8 @@ def deconvolve(
         ``out=`` or Dask arrays (pass an int there). The split is seeded: a run repeats
         exactly on the same backend; backends that draw random numbers on their device
         (CuPy) make another split of the same photons than the host's (NumPy, OpenCL), so
-        their result differs from NumPy's as two splits do (about 1% in error on the
-        bench's sets, bench/results/iterations.md).
+        their result differs from NumPy's as two splits do (errors within 2.5% of each
+        other on the bench's sets, bench/results/iterations.md).
     backend : str, default ``"auto"``
         ``"auto"`` picks the fastest backend that works here for this kind of array (see
         :func:`rlcore.available_backends`); or a name such as ``"numpy"``, ``"array_api"``.
