@@ -179,13 +179,10 @@ extern "C" __global__ void rlcore_step_norms(const float* x, const float* y, con
 """
 
 
-_SUM_SOURCE = r"""
-extern "C" __global__ void rlcore_sum(const float* x, double* out, long long n) {
-    // float64 sum: grid-stride loop, warp shuffles, one atomicAdd per block
-    double s = 0.0;
-    long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        s += (double)x[i];
+#: one block's float64 partial sum added to ``*out``: warp shuffles, one atomicAdd per
+#: block (shared by the float64 reductions below)
+_BLOCK_ADD = r"""
+__device__ void rlcore_block_add(double s, double* out) {
     for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
     __shared__ double w[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -199,8 +196,18 @@ extern "C" __global__ void rlcore_sum(const float* x, double* out, long long n) 
 }
 """
 
+_SUM_SOURCE = _BLOCK_ADD + r"""
+extern "C" __global__ void rlcore_sum(const float* x, double* out, long long n) {
+    // float64 sum: grid-stride loop, then rlcore_block_add
+    double s = 0.0;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        s += (double)x[i];
+    rlcore_block_add(s, out);
+}
+"""
 
-_LOSS_SOURCE = r"""
+_LOSS_SOURCE = _BLOCK_ADD + r"""
 extern "C" __global__ void rlcore_spectral_loss(const float2* s, const float* w,
                                                 const float2* t, double* out, long long n) {
     // sum of w |s|^2 - 2 Re(conj(s) t) in float64, one pass (as rlcore_sum)
@@ -210,16 +217,7 @@ extern "C" __global__ void rlcore_spectral_loss(const float2* s, const float* w,
         double re = s[i].x, im = s[i].y;
         a += (double)w[i] * (re * re + im * im) - 2.0 * (re * t[i].x + im * t[i].y);
     }
-    for (int o = 16; o > 0; o >>= 1) a += __shfl_down_sync(0xffffffffu, a, o);
-    __shared__ double part[32];
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) part[warp] = a;
-    __syncthreads();
-    if (warp == 0) {
-        a = lane < (int)(blockDim.x >> 5) ? part[lane] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) a += __shfl_down_sync(0xffffffffu, a, o);
-        if (lane == 0) atomicAdd(out, a);
-    }
+    rlcore_block_add(a, out);
 }
 """
 
