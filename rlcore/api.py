@@ -129,13 +129,11 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                 left = max_iterations - sum(counts)
                 if left <= 0:
                     break
-                if i == 0:
-                    pass  # planned above
-                elif bp.matched and boundary == "periodic":
-                    plan = plan.rematched(variant, left)  # the last phase's OTF and buffers
-                else:
-                    plan = Deconvolver(psf, y.shape, left, backend=be, boundary=boundary,
-                                       variant=variant)
+                if i > 0:  # the first phase was planned above
+                    plan = (plan.rematched(variant, left)  # the last one's OTF and buffers
+                            if bp.matched and boundary == "periodic" else
+                            Deconvolver(psf, y.shape, left, backend=be, boundary=boundary,
+                                        variant=variant))
                 last = i == len(phases) - 1
                 # each phase stops at its first update that does not improve (patience 1:
                 # along one method's updates the loss is smooth; 2, 3 and 5 chose the
@@ -229,11 +227,10 @@ def _subtract_offset(image: Any, offset: Any) -> Any:
 
 def _subtract_offset_host(y: np.ndarray, offset: np.float32) -> np.ndarray:
     """``max(y - offset, 0)`` as one new float32 array, written in place (no temporaries)
-    and, from :data:`rlcore.validate._THREADED_MIN` voxels, by several threads along axis 0:
-    the two-temporary form took 80 ms on 33 M voxels, more than a 30-update GPU run
-    (H200, scripts/gpu_auto_speed.py's sets)."""
-    from rlcore._system import usable_cpus
-    from rlcore.validate import _THREADED_MIN
+    and, for large arrays, by several threads (:func:`rlcore.validate.in_row_slabs`): the
+    two-temporary form took 80 ms on 33 M voxels, more than a 30-update GPU run (H200,
+    scripts/gpu_auto_speed.py's sets)."""
+    from rlcore.validate import in_row_slabs
 
     if y.ndim == 0:  # refused later, as every 0-d image
         return np.maximum(np.float32(y) - offset, np.float32(0))
@@ -243,14 +240,7 @@ def _subtract_offset_host(y: np.ndarray, offset: np.float32) -> np.ndarray:
         np.subtract(y[lo:hi], offset, out=out[lo:hi], casting="unsafe")
         np.maximum(out[lo:hi], np.float32(0), out=out[lo:hi])
 
-    rows = y.shape[0]
-    parts = min(rows, usable_cpus(), 16) if y.size >= _THREADED_MIN else 1
-    if parts <= 1:
-        part(0, rows)
-        return out
-    bounds = [rows * i // parts for i in range(parts + 1)]
-    with ThreadPoolExecutor(parts) as pool:
-        list(pool.map(lambda b: part(*b), zip(bounds, bounds[1:])))
+    in_row_slabs(y, part)
     return out
 
 
