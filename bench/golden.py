@@ -55,7 +55,12 @@ def _data() -> dict[str, np.ndarray]:
                                  None) + 1.0).astype(np.float32)
     even = np.exp(-(np.mgrid[-2:2, -3:3, -3:3] ** 2).sum(0) / 3.0).astype(np.float32)
     frames = np.stack([image, image[::-1].copy(), np.roll(image, 3, axis=2)])
-    return {"image": image, "psf": psf, "image2": image2, "psf2": psf2, "even": even,
+    big = np.zeros((24, 64, 60), np.float32)  # large enough to be cut into blocks
+    big[rng.integers(0, 24, 60), rng.integers(0, 64, 60), rng.integers(0, 60, 60)] = 300.0
+    big[5:15, 20:40, 10:50] += 15.0
+    big = rng.poisson(np.clip(fftconvolve(big, psf / psf.sum(), mode="same"), 0, None)
+                      + 2.0).astype(np.float32)
+    return {"big": big, "image": image, "psf": psf, "image2": image2, "psf2": psf2, "even": even,
             "frames": frames, "uint16": (image * 7 + 100).astype(np.uint16)}
 
 
@@ -173,12 +178,20 @@ def cases(rec: Recorder) -> None:  # noqa: C901 - one list of cases
         rec.case("in/strict-auto", lambda c: rlcore.deconvolve(
             xps.asarray(image), psf, "auto", max_iterations=10))
         rec.case("in/strict-blocks", lambda c: rlcore.deconvolve(
-            xps.asarray(image), psf, 5, block_shape=(6, 12, 10), return_info=True))
+            xps.asarray(d["big"]), psf, 5, block_shape=(12, 32, 30), return_info=True))
         rec.case("in/strict-convolve", lambda c: rlcore.convolve(xps.asarray(image), psf))
     with contextlib.suppress(ImportError):
         import dask.array as da
 
         dimg = da.from_array(image, chunks=(5, 10, 9))
+        dbig = da.from_array(d["big"], chunks=(12, 32, 30))
+        rec.case("in/dask-big", dec(dbig, psf, 4, return_info=True))
+        rec.case("in/dask-big-nc", dec(dbig, psf, 4, boundary="non-circulant",
+                                       return_info=True))
+        rec.case("in/dask-big-reflect", dec(dbig, psf, 4, boundary="reflect"))
+        rec.case("in/dask-big-plan", dec(dbig, psf, 4, block_shape=(24, 20, 20),
+                                         return_info=True))
+        rec.case("in/dask-big-callback", with_cb(dbig, psf, 2))
         rec.case("in/dask", dec(dimg, psf, 5, return_info=True))
         rec.case("in/dask-nc", dec(dimg, psf, 5, boundary="non-circulant-half"))
         rec.case("in/dask-blocks", dec(dimg, psf, 5, block_shape=(6, 12, 10),
@@ -193,45 +206,48 @@ def cases(rec: Recorder) -> None:  # noqa: C901 - one list of cases
         rec.case("in/dask-out", lambda c: rlcore.deconvolve(dimg, psf, 5, out=out,
                                                             backend="numpy"))
 
-    mm_in = np.lib.format.open_memmap(rec.tmp / "in.npy", "w+", np.float32, image.shape)
-    mm_in[...] = image
-    mm_out = np.lib.format.open_memmap(rec.tmp / "out.npy", "w+", np.float32, image.shape)
+    big = d["big"]
+    mm_in = np.lib.format.open_memmap(rec.tmp / "in.npy", "w+", np.float32, big.shape)
+    mm_in[...] = big
+    mm_out = np.lib.format.open_memmap(rec.tmp / "out.npy", "w+", np.float32, big.shape)
     rec.case("in/memmap-out", lambda c: (rlcore.deconvolve(
-        mm_in, psf, 5, out=mm_out, backend="numpy", return_info=True), np.array(mm_out))[0])
+        mm_in, psf, 5, out=mm_out, backend="numpy", return_info=True, max_memory=2_000_000),
+        np.array(mm_out))[0])
     with contextlib.suppress(ImportError):
         import zarr
 
-        zin = zarr.open(str(rec.tmp / "in.zarr"), mode="w", shape=image.shape,
-                        chunks=(5, 10, 9), dtype="f4")
-        zin[...] = image
-        zout = zarr.open(str(rec.tmp / "out.zarr"), mode="w", shape=image.shape,
-                         chunks=(5, 10, 9), dtype="f4")
+        zin = zarr.open(str(rec.tmp / "in.zarr"), mode="w", shape=big.shape,
+                        chunks=(12, 32, 30), dtype="f4")
+        zin[...] = big
+        zout = zarr.open(str(rec.tmp / "out.zarr"), mode="w", shape=big.shape,
+                         chunks=(12, 32, 30), dtype="f4")
 
         def zarr_case(c):
-            res, info = rlcore.deconvolve(zin, psf, 5, out=zout, backend="numpy",
+            res, info = rlcore.deconvolve(zin, psf, 5, out=zout, backend="numpy", block_shape=(12, 32, 30),
                                           return_info=True, boundary="non-circulant-half")
             return np.asarray(zout[...]), info
 
         rec.case("in/zarr-out", zarr_case)
         rec.case("in/zarr-complete", lambda c: np.asarray([bool(zout.attrs["rlcore_complete"])]))
     # blocks
+    big = d["big"]
     for b in BOUNDARIES:
-        rec.case(f"blocks/{b}", dec(image, psf, 5, boundary=b, block_shape=(6, 12, 10),
+        rec.case(f"blocks/{b}", dec(big, psf, 5, boundary=b, block_shape=(12, 32, 30),
                                     return_info=True))
-    rec.case("blocks/auto", dec(image, psf, 5, block_shape="auto", return_info=True))
-    rec.case("blocks/memory", dec(image, psf, 5, max_memory=2_000_000, return_info=True))
-    rec.case("blocks/overlap", dec(image, psf, 5, block_shape=(6, 12, 10), overlap=2,
+    rec.case("blocks/auto", dec(big, psf, 5, block_shape="auto", return_info=True))
+    rec.case("blocks/memory", dec(big, psf, 5, max_memory=2_000_000, return_info=True))
+    rec.case("blocks/overlap", dec(big, psf, 5, block_shape=(12, 32, 30), overlap=2,
                                    return_info=True))
     rec.case("blocks/out", lambda c: rlcore.deconvolve(
-        image, psf, 5, block_shape=(6, 12, 10), out=np.zeros(image.shape, np.float32),
+        big, psf, 5, block_shape=(12, 32, 30), out=np.zeros(big.shape, np.float32),
         backend="numpy"))
-    rec.case("blocks/devices", dec(image, psf, 5, device=[1, 2], return_info=True))
-    rec.case("blocks/devices-nc", dec(image, psf, 5, device=[1, 2], block_shape=(6, 12, 10),
+    rec.case("blocks/devices", dec(big, psf, 5, device=[1, 2], return_info=True))
+    rec.case("blocks/devices-nc", dec(big, psf, 5, device=[1, 2], block_shape=(12, 32, 30),
                                       boundary="non-circulant", return_info=True))
-    rec.case("blocks/callback", with_cb(image, psf, 3, block_shape=(6, 12, 10)))
-    rec.case("blocks/momentum", dec(image, psf, 5, block_shape=(6, 12, 10),
+    rec.case("blocks/callback", with_cb(big, psf, 3, block_shape=(12, 32, 30)))
+    rec.case("blocks/momentum", dec(big, psf, 5, block_shape=(12, 32, 30),
                                     accelerate="momentum", back_projector="wiener-butterworth"))
-    rec.case("blocks/offset", dec(image, psf, 5, block_shape=(6, 12, 10), offset=2.5))
+    rec.case("blocks/offset", dec(big, psf, 5, block_shape=(12, 32, 30), offset=2.5))
     # series and channels
     frames = d["frames"]
     rec.case("series/frames", dec(frames, psf, 4, return_info=True))
@@ -242,6 +258,10 @@ def cases(rec: Recorder) -> None:  # noqa: C901 - one list of cases
                                        max_iterations=15))
     rec.case("series/frames-blocks", dec(frames, psf, 3, block_shape=(6, 12, 10),
                                          return_info=True))
+    rec.case("series/big-frames-blocks", dec(np.stack([big, big[::-1]]), psf, 3,
+                                             block_shape=(12, 32, 30), return_info=True))
+    rec.case("series/big-frames-devices", dec(np.stack([big, big[::-1]]), psf, 2,
+                                              device=[1, 2], block_shape=(12, 32, 30)))
     rec.case("series/tc", dec(frames.reshape(3, 1, *image.shape), psf, 3, return_info=True))
     rec.case("series/channels", dec(frames[:2].transpose(1, 0, 2, 3).copy(), [psf, d["even"]],
                                     4, channel_axis=1, return_info=True))
@@ -324,6 +344,7 @@ def cases(rec: Recorder) -> None:  # noqa: C901 - one list of cases
 
     tifffile.imwrite(rec.tmp / "im.tif", d["uint16"])
     tifffile.imwrite(rec.tmp / "psf.tif", (psf * 1000 + 5).astype(np.uint16))
+    tifffile.imwrite(rec.tmp / "big.tif", d["big"])
     tifffile.imwrite(rec.tmp / "frames.tif", frames.astype(np.float32), imagej=True,
                      metadata={"axes": "TZYX"})
     from rlcore.cli import main
@@ -355,12 +376,19 @@ def cases(rec: Recorder) -> None:  # noqa: C901 - one list of cases
                                                "-n", "4"], "o4.tif"))
     rec.case("cli/no-center", cli(base + ["-o", "<tmp>/o5.tif", "--no-center-psf", "-n", "4",
                                           "--uint16"], "o5.tif"))
-    rec.case("cli/blocks", cli(base + ["-o", "<tmp>/o6.tif", "--block-shape", "6", "12", "10",
-                                       "-n", "4"], "o6.tif"))
-    rec.case("cli/dry-run", cli(base + ["-o", "<tmp>/o7.tif", "--block-shape", "6", "12",
-                                        "10", "--dry-run"]))
-    rec.case("cli/dry-run-memory", cli(base + ["-o", "<tmp>/o8.tif", "--max-memory", "2M",
-                                               "--dry-run"]))
+    big_base = ["deconvolve", "<tmp>/big.tif", "<tmp>/psf.tif", "--backend", "numpy",
+                "--overwrite"]
+    rec.case("cli/blocks", cli(big_base + ["-o", "<tmp>/o6.tif", "--block-shape", "12", "32",
+                                           "30", "-n", "4"], "o6.tif"))
+    rec.case("cli/dry-run", cli(big_base + ["-o", "<tmp>/o7.tif", "--block-shape", "12",
+                                            "32", "30", "--dry-run"]))
+    rec.case("cli/dry-run-memory", cli(big_base + ["-o", "<tmp>/o8.tif", "--max-memory",
+                                                   "3M", "--dry-run"]))
+    rec.case("cli/dry-run-auto", cli(big_base + ["-o", "<tmp>/o8.tif", "--max-memory",
+                                                 "3M", "--dry-run", "-n", "auto",
+                                                 "--accelerate", "momentum"]))
+    rec.case("cli/memory", cli(big_base + ["-o", "<tmp>/o12.tif", "--max-memory", "3M",
+                                           "-n", "3", "--boundary", "periodic"], "o12.tif"))
     rec.case("cli/accelerate", cli(base + ["-o", "<tmp>/o9.tif", "--accelerate", "-n", "4",
                                            "--back-projector", "wiener-butterworth"],
                                    "o9.tif"))
