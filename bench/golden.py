@@ -223,8 +223,9 @@ def cases(rec: Recorder) -> None:  # noqa: C901 - one list of cases
                          chunks=(12, 32, 30), dtype="f4")
 
         def zarr_case(c):
-            res, info = rlcore.deconvolve(zin, psf, 5, out=zout, backend="numpy", block_shape=(12, 32, 30),
-                                          return_info=True, boundary="non-circulant-half")
+            res, info = rlcore.deconvolve(zin, psf, 5, out=zout, backend="numpy",
+                                          block_shape=(12, 32, 30), return_info=True,
+                                          boundary="non-circulant-half")
             return np.asarray(zout[...]), info
 
         rec.case("in/zarr-out", zarr_case)
