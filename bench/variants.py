@@ -28,7 +28,6 @@ import tifffile
 
 import rlcore
 import rlcore.psf
-from rlcore.api import _run
 from rlcore.boundary import make_grid
 
 MODES = ("periodic", "zero", "reflect", "non-circulant")
@@ -56,10 +55,10 @@ def band_mask(shape, half) -> np.ndarray:
 
 
 def curve(image, psf, truth, iterations, **kwargs):
+    """NRMSE to ``truth`` after every update (:meth:`rlcore.Deconvolver.run`'s observe)."""
     errors = []
-    _run(image, psf, iterations, backend="numpy", device=None, boundary=kwargs.pop(
-        "boundary", "periodic"), init="image", callback=None, progress=False, guard=None,
-        observe=lambda k, x: errors.append(nrmse(np.asarray(x), truth)), **kwargs)
+    with rlcore.Deconvolver(psf, image.shape, iterations, backend="numpy", **kwargs) as rl:
+        rl.run(image, observe=lambda k, x: errors.append(nrmse(np.asarray(x), truth)))
     return errors
 
 

@@ -24,7 +24,7 @@ The rule (measured in ``bench/iterations.py``, results in bench/results/iteratio
    an unbiased estimate (up to a constant) of the squared error within the band, since
    ``Z`` is independent of the training data. ``a = 1e-4`` (relative to ``max |OTF|^2``).
 3. **Stop** when ``L`` has not improved for ``patience`` updates (1 in
-   ``iterations="auto"``, whose phases are :data:`rlcore.api.AUTO_PHASES`; or at
+   ``iterations="auto"``, whose phases are :data:`AUTO_PHASES`; or at
    ``max_iterations``) and return the training estimate with the smallest ``L``, scaled to
    the whole image's units.
 
@@ -50,11 +50,12 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage as ndi
 
+from rlcore import backprojector
 from rlcore._system import usable_cpus
 from rlcore.protocol import GridPlacement, spectrum_shape
 
-__all__ = ["AutoStop", "HeldOut", "fit_noise", "noise_model", "split", "DEFAULT_FRACTION",
-           "CV_ALPHA",
+__all__ = ["AutoStop", "HeldOut", "fit_noise", "noise_model", "split", "phases",
+           "AUTO_PHASES", "AUTO_PADDED_PHASES", "DEFAULT_FRACTION", "CV_ALPHA",
            "PADDED_OUT_OF_BAND"]
 
 logger = logging.getLogger(__name__)
@@ -529,3 +530,31 @@ def check_offset(offset: Any) -> float:
     if isinstance(offset, bool) or not isinstance(offset, numbers.Real) or not np.isfinite(offset):
         raise TypeError(f"offset: must be a finite number, got {offset!r}")
     return float(offset)
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+#: the phases of ``iterations="auto"`` on the periodic grid, ``(accelerate, back
+#: projector)``, the second from the first's best estimate: the Wiener-Butterworth back
+#: projector (alpha 0.05) until the held-out loss stops improving, then the matched one
+#: with momentum, which keeps its first update and goes on while the loss still falls
+AUTO_PHASES = ((False, backprojector.check("wiener-butterworth", alpha=0.05)),
+               ("momentum", backprojector.check("matched")))
+#: the phase of ``iterations="auto"`` on padded grids (every boundary but periodic)
+AUTO_PADDED_PHASES = (("momentum", backprojector.check("matched")),)
+
+
+def phases(accelerate: Any, back_projector: Any,
+           boundary: str = "periodic") -> tuple[tuple[Any, Any], ...]:
+    """The phases of ``iterations="auto"``: :data:`AUTO_PHASES` (periodic) or
+    :data:`AUTO_PADDED_PHASES` (padded grids) when both are "auto"; else one phase with
+    what was given (a matched back projector defaults to momentum, an unmatched one to
+    no acceleration; acceleration alone to the matched one)."""
+    if (_is_auto(accelerate) or accelerate is None) and _is_auto(back_projector):
+        return AUTO_PHASES if boundary == "periodic" else AUTO_PADDED_PHASES
+    bp = backprojector.check("matched" if _is_auto(back_projector) else back_projector)
+    if _is_auto(accelerate) or accelerate is None:
+        accelerate = "momentum" if bp.matched else False
+    return ((accelerate, bp),)

@@ -123,13 +123,14 @@ def available_backends() -> list[BackendInfo]:
     return [_probe(e) for e in order]
 
 
-def get_backend(name: str, *, device: Any = None, like: Any = None) -> Backend:
+def get_backend(name: str | Backend, *, device: Any = None, like: Any = None) -> Backend:
     """Create the backend ``name`` (or the best for ``like`` when ``name == "auto"``).
 
     Parameters
     ----------
-    name : str
-        A registered name, or ``"auto"``.
+    name : str or Backend
+        A registered name, or ``"auto"``; or a backend object (written to
+        :class:`rlcore.protocol.Backend`), returned as it is (``device`` is then its own).
     device : object, optional
         Backend-specific device choice (thread count, GPU index, OpenCL device name).
     like : array, optional
@@ -143,7 +144,10 @@ def get_backend(name: str, *, device: Any = None, like: Any = None) -> Backend:
         The backend is registered but cannot run here (the message says why).
     """
     if not isinstance(name, str):
-        raise TypeError(f"backend: must be a str, got {type(name).__name__}")
+        if isinstance(name, Backend):
+            return name
+        raise TypeError(f"backend: must be a str or a backend object, got "
+                        f"{type(name).__name__}")
     if name == "auto":
         return _auto(device=device, like=like)
     entry = _REGISTRY.get(name)

@@ -30,7 +30,6 @@ import rlcore  # noqa: E402
 import rlcore.psf  # noqa: E402
 from bench import iterations as it  # noqa: E402
 from rlcore import autostop  # noqa: E402
-from rlcore.api import _run  # noqa: E402
 from rlcore.registry import get_backend  # noqa: E402
 
 
@@ -38,9 +37,10 @@ def oracle(image, psf, truth, offset, backend, n=200):
     """Plain RL's best over 1..n updates on ``backend`` (no numpy run: its auto columns
     are NaN)."""
     errors = []
-    _run(image, psf, n, backend=backend, device=None, boundary=it.BOUNDARY, init="image",
-         callback=None, progress=False, guard=None, offset=offset,
-         observe=lambda k, x: errors.append(it.nrmse(getattr(x, "get", lambda: x)(), truth)))
+    data = np.clip(np.asarray(image, np.float32) - np.float32(offset), 0, None)
+    with rlcore.Deconvolver(psf, data.shape, n, backend=backend, boundary=it.BOUNDARY) as rl:
+        rl.run(data, observe=lambda k, x: errors.append(
+            it.nrmse(getattr(x, "get", lambda: x)(), truth)))
     return {"oracle_iterations": int(np.argmin(errors)) + 1, "oracle_error": min(errors),
             "auto_error": float("nan"), "auto_iterations": -1}
 

@@ -65,11 +65,11 @@ def test_auto_stop_lands_near_the_best(phantom):
 
 
 def test_auto_phases_follow_what_is_given():
-    phases = rlcore.api._auto_phases
-    assert phases("auto", "auto") == rlcore.api.AUTO_PHASES
+    phases = rlcore.autostop.phases
+    assert phases("auto", "auto") == rlcore.autostop.AUTO_PHASES
     # padded grids: momentum with the matched back projector (the held-out loss also
     # weighs the estimate beyond the image there)
-    assert phases("auto", "auto", "non-circulant-half") == rlcore.api.AUTO_PADDED_PHASES
+    assert phases("auto", "auto", "non-circulant-half") == rlcore.autostop.AUTO_PADDED_PHASES
     (acc, bp), = phases("auto", "matched")
     assert acc == "momentum" and bp.matched
     (acc, bp), = phases("auto", "otf-masked")

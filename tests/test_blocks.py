@@ -139,22 +139,17 @@ class _SmallDevice:
 
 
 def test_out_of_memory_is_retried_in_blocks_and_reported(rng, monkeypatch, caplog):
-    from rlcore import api
-
     image, psf = _phantom(rng, (48, 96, 96))
     ref = rlcore.deconvolve(image, psf, 5, backend="numpy")
     small = _SmallDevice(limit=image.size * 2 // 3)
-    monkeypatch.setattr(api, "_select_backend", lambda *a: small)
-    with caplog.at_level(logging.WARNING, logger="rlcore.api"):
-        out, info = rlcore.deconvolve(image, psf, 5, return_info=True)
+    with caplog.at_level(logging.WARNING, logger="rlcore"):
+        out, info = rlcore.deconvolve(image, psf, 5, return_info=True, backend=small)
     assert "out of memory unblocked" in caplog.text and "computed in blocks" in caplog.text
     assert info.blocks is not None and info.blocks.blocked
     interior = _interior(image.shape, psf.shape)
     assert rel_l2(out[interior], ref[interior]) < 1e-3
-    tiny = _SmallDevice(limit=10)
-    monkeypatch.setattr(api, "_select_backend", lambda *a: tiny)
     with pytest.raises(DeviceOutOfMemoryError, match="unblocked and in blocks"):
-        rlcore.deconvolve(image, psf, 5)
+        rlcore.deconvolve(image, psf, 5, backend=_SmallDevice(limit=10))
 
 
 # -- Dask ---------------------------------------------------------------------------------
@@ -288,13 +283,10 @@ class _DeviceLike:
 
 
 def test_device_pipeline_overlaps_transfers_and_matches(rng, monkeypatch):
-    from rlcore import api
-
     image, psf = _phantom(rng)
     ref = rlcore.deconvolve(image, psf, 5, backend="numpy", block_shape=(18, 24, 24))
     fake = _DeviceLike()
-    monkeypatch.setattr(api, "_select_backend", lambda *a: fake)
-    out = rlcore.deconvolve(image, psf, 5, block_shape=(18, 24, 24))
+    out = rlcore.deconvolve(image, psf, 5, block_shape=(18, 24, 24), backend=fake)
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
     assert fake.events == fake.downloads_after_event == 8  # per block, after its event
 

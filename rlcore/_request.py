@@ -1,0 +1,189 @@
+"""One checked request: the public arguments of :func:`rlcore.deconvolve` checked and
+defaulted once, and the route a run takes decided once from the request and the image.
+
+``deconvolve`` -> :meth:`Request.from_public` -> :func:`rlcore._run.run` -> the route's
+runner (:mod:`rlcore._run`) -> the block scheduler or a :class:`rlcore.Deconvolver` ->
+:func:`rlcore.iteration.richardson_lucy` -> the backend. Nothing below takes more than a
+handful of parameters: the request carries them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from rlcore import _arrays, backprojector, registry
+from rlcore.deconvolver import RunInfo, RunOptions, Variant
+from rlcore.validate import check_iterations
+
+__all__ = ["Blocking", "Request", "ROUTES", "is_auto", "resolve_fixed"]
+
+#: the routes, in the order they are decided (:meth:`Request.route`)
+ROUTES = ("channels", "frames", "auto", "dask", "devices", "blocked", "whole")
+
+
+def is_auto(value: Any) -> bool:
+    """True for the string ``"auto"`` (and nothing else: arrays compare elementwise)."""
+    return isinstance(value, str) and value == "auto"
+
+
+def resolve_fixed(accelerate: Any, back_projector: Any) -> tuple[Any, Any]:
+    """``accelerate`` and ``back_projector`` of a fixed count with "auto" resolved: plain
+    RL (no acceleration, the matched back projector)."""
+    if is_auto(accelerate) or accelerate is None:
+        accelerate = False
+    if is_auto(back_projector):
+        back_projector = "matched"
+    return accelerate, backprojector.check(back_projector)
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """How the caller asked for blocks (:func:`rlcore.deconvolve`'s block arguments)."""
+
+    block_shape: Any = None
+    overlap: Any = "auto"
+    max_memory: int | None = None
+    out: Any = None
+
+    @property
+    def asked(self) -> bool:
+        """Blocks were asked for: a block shape, a memory cap or an ``out`` array."""
+        return not (self.block_shape is None and self.max_memory is None
+                    and self.out is None)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything one :func:`rlcore.deconvolve` call asked for, checked once.
+
+    Built by :meth:`from_public`; the runners of :mod:`rlcore._run` read it and make
+    narrower copies of it (a channel, a frame) with :func:`dataclasses.replace`.
+    Internal callers set ``guard`` (an absolute division guard), ``clip_negative`` and
+    ``observe`` (``observe(k, estimate)`` after every update).
+    """
+
+    iterations: int | str
+    backend: Any = "auto"
+    device: Any = None
+    boundary: str = "periodic"
+    init: Any = "image"
+    callback: Callable[[int, int], object] | None = None
+    progress: bool = False
+    accelerate: Any = "auto"
+    back_projector: Any = "auto"
+    tv: Any = 0.0
+    tol: Any = None
+    blocking: Blocking = field(default_factory=Blocking)
+    max_iterations: Any = 200
+    gain: Any = None
+    offset: Any = 0.0
+    channel_axis: Any = None
+    return_info: bool = False
+    guard: float | None = None
+    clip_negative: bool = True
+    observe: Callable[[int, Any], object] | None = None
+    #: set by :func:`rlcore._run.run` for a fixed count: the options every block, frame and
+    #: Dask task of the run shares
+    run_options: RunOptions | None = None
+
+    @classmethod
+    def from_public(cls, iterations: Any, **public: Any) -> Request:
+        """The request of :func:`rlcore.deconvolve`'s arguments (its keyword names; the
+        block arguments ``block_shape``, ``overlap``, ``max_memory`` and ``out``).
+
+        Raises
+        ------
+        TypeError
+            ``callback`` not callable.
+        """
+        callback = public.get("callback")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: must be callable(iteration, total), got {callback!r}")
+        blocking = Blocking(**{k: public.pop(k) for k in ("block_shape", "overlap",
+                                                           "max_memory", "out")
+                               if k in public})
+        return cls(iterations, blocking=blocking, **public)
+
+    # -- the route ------------------------------------------------------------------------
+    def route(self, image: Any, psf: Any) -> str:
+        """One of :data:`ROUTES`: how this request runs on ``image``.
+
+        Raises
+        ------
+        ValueError
+            ``out`` with channels or frames; a sequence of PSFs without ``channel_axis``.
+        """
+        from rlcore import series
+
+        if not isinstance(image, (str, bytes)) and hasattr(image, "shape"):
+            if self.channel_axis is not None:
+                return "channels"
+            frame_ndim = series.psf_ndim(psf)
+            if series.is_psf_sequence(psf):
+                raise ValueError("psf: a sequence of PSFs needs channel_axis= (one PSF per "
+                                 "channel)")
+            if 0 < frame_ndim < len(image.shape):
+                if self.blocking.out is not None:
+                    raise ValueError("out: not available for images with more axes than "
+                                     "the PSF; deconvolve frame by frame into your own "
+                                     "output")
+                return "frames"
+        if is_auto(self.iterations):
+            return "auto"
+        if _arrays.kind(image) == "dask" and self.blocking.out is None:
+            return "dask"  # with out=: the blocks are read from it, in this process
+        if isinstance(self.device, (list, tuple)):
+            return "devices"
+        return "blocked" if self.blocking.asked else "whole"
+
+    # -- what the runners share -----------------------------------------------------------
+    def checked_iterations(self) -> int:
+        """The fixed count, checked."""
+        return check_iterations(self.iterations)
+
+    def variant(self, ndim: int) -> Variant:
+        """The update's variant of a fixed count for ``ndim``-D frames ("auto" resolved)."""
+        accelerate, back = resolve_fixed(self.accelerate, self.back_projector)
+        return Variant.checked(ndim, accelerate=accelerate, back_projector=back,
+                               tv=self.tv, tol=self.tol)
+
+    def options(self, ndim: int) -> RunOptions:
+        """The options every block, frame and Dask task of a fixed-count run shares."""
+        return RunOptions(self.boundary, self.variant(ndim), guard=self.guard,
+                          clip_negative=self.clip_negative)
+
+    def select_backend(self, image: Any, device: Any = None) -> Any:
+        """The backend this request runs ``image`` on (``device``: one of several)."""
+        kind = _arrays.kind(image)
+        like = image if kind not in ("numpy", "dask") else None
+        return registry.get_backend(self.backend,
+                                    device=self.device if device is None else device,
+                                    like=like)
+
+    def info(self, **fields: Any) -> RunInfo:
+        """A :class:`RunInfo` of this request (its boundary unless given)."""
+        fields.setdefault("boundary", self.boundary)
+        return RunInfo(**fields)
+
+    def answer(self, result: Any, info: RunInfo) -> Any:
+        """What the caller gets: the result, or ``(result, info)`` with ``return_info``."""
+        return (result, info) if self.return_info else result
+
+    def narrowed(self, **changes: Any) -> Request:
+        """A copy for a part of the run (a channel, a frame)."""
+        return replace(self, **changes)
+
+
+def image_ndim(image: Any) -> int:
+    """Axes of the image (at least 1), before it is checked."""
+    return max(len(image.shape) if hasattr(image, "shape") else int(np.ndim(image)), 1)
+
+
+def is_int(value: Any) -> bool:
+    """A count (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
