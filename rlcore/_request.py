@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry
-from rlcore.deconvolver import RunInfo, RunOptions, Variant
+from rlcore.deconvolver import Recipe, RunInfo, RunSettings, Variant
 from rlcore.validate import check_iterations
 
 __all__ = ["Blocking", "Request", "ROUTES", "is_auto", "resolve_fixed"]
@@ -87,9 +87,9 @@ class Request:
     guard: float | None = None
     clip_negative: bool = True
     observe: Callable[[int, Any], object] | None = None
-    #: set by :func:`rlcore._run.run` for a fixed count: the options every block, frame and
-    #: Dask task of the run shares
-    run_options: RunOptions | None = None
+    #: set by :func:`rlcore._run.run` for a fixed count: what every block, frame and Dask
+    #: task of the run shares
+    recipe: Recipe | None = None
 
     @classmethod
     def from_public(cls, iterations: Any, **public: Any) -> Request:
@@ -152,10 +152,15 @@ class Request:
         return Variant.checked(ndim, accelerate=accelerate, back_projector=back,
                                tv=self.tv, tol=self.tol)
 
-    def options(self, ndim: int) -> RunOptions:
-        """The options every block, frame and Dask task of a fixed-count run shares."""
-        return RunOptions(self.boundary, self.variant(ndim), guard=self.guard,
-                          clip_negative=self.clip_negative)
+    def make_recipe(self, psf: Any, ndim: int) -> Recipe:
+        """What every block, frame and Dask task of a fixed-count run shares."""
+        return Recipe(psf, self.checked_iterations(), self.boundary, self.variant(ndim),
+                      self.settings())
+
+    def settings(self) -> RunSettings:
+        """The settings of each run (the callback is added where the step is known)."""
+        return RunSettings(init=self.init, guard=self.guard,
+                           clip_negative=self.clip_negative, observe=self.observe)
 
     def select_backend(self, image: Any, device: Any = None) -> Any:
         """The backend this request runs ``image`` on (``device``: one of several)."""

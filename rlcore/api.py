@@ -9,22 +9,12 @@ from typing import Any
 from rlcore import _arrays
 from rlcore._request import Request
 from rlcore._run import run
-from rlcore._run.blocked import block_plan
 from rlcore.autostop import AUTO_PADDED_PHASES, AUTO_PHASES
-from rlcore.boundary import make_grid
-from rlcore.deconvolver import (
-    GUARD_RELATIVE,
-    NONCIRCULANT_GUARD,
-    RunInfo,
-    finish,
-    on_grid,
-    source,
-)
-from rlcore.iteration import Convolution
-from rlcore.validate import as_image, as_psf
+from rlcore.deconvolver import GUARD_RELATIVE, NONCIRCULANT_GUARD, Deconvolver, RunInfo
+from rlcore.validate import as_image
 
-__all__ = ["deconvolve", "convolve", "block_plan", "RunInfo", "AUTO_PHASES",
-           "AUTO_PADDED_PHASES", "GUARD_RELATIVE", "NONCIRCULANT_GUARD"]
+__all__ = ["deconvolve", "convolve", "block_plan", "RunInfo", "AUTO_PHASES", "AUTO_PADDED_PHASES",
+           "GUARD_RELATIVE", "NONCIRCULANT_GUARD"]
 
 
 def deconvolve(
@@ -326,12 +316,39 @@ def convolve(
         raise TypeError("image: convolve takes in-memory arrays; pass numpy.asarray(image) "
                         "or image.compute() (deconvolve takes dask arrays)")
     be = Request(0, backend=backend, device=device).select_backend(image)
-    with be.activate():
-        x, xp, _ = as_image(source(be, image), clip_negative=False)
-        shape = tuple(x.shape)
-        h = as_psf(psf, shape)
-        grid = make_grid(shape, h.shape, boundary, fast_len=be.fast_length)
-        operator = Convolution(be, h, grid.shape)
-        data = on_grid(be, grid, x)
-        out = operator.adjoint(data) if adjoint else operator.forward(data)
-        return finish(be, grid, out, image, xp)
+    if isinstance(image, (str, bytes)) or not hasattr(image, "shape"):
+        image = as_image(image, clip_negative=False)[0]  # array-likes converted, checked
+    with Deconvolver(psf, tuple(image.shape), 0, backend=be, boundary=boundary) as model:
+        return model.convolve(image, adjoint=adjoint)
+
+
+def block_plan(image: Any, psf: Any, iterations: int | str = 10, **options: Any) -> Any:
+    """The backend and the plan of blocks :func:`deconvolve` would use with the same
+    arguments, without running (for one frame of a series; ``iterations="auto"`` counts
+    ``max_iterations``): the CLI's ``--dry-run``, and any UI that shows the plan first.
+
+    Parameters
+    ----------
+    image : array, shape ``(..., Z, Y, X)``
+        Only its shape is read.
+    psf : array
+    iterations : int or "auto", default 10
+    **options
+        Any keyword of :func:`deconvolve`.
+
+    Returns
+    -------
+    backend : Backend
+        The backend the run would choose.
+    plan : rlcore.blocks.BlockPlan
+        Block cores, overlaps, grids and the memory per block (one block when nothing
+        asks for blocks and the image fits).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`deconvolve`; ``max_memory`` too small for any block.
+    """
+    from rlcore._run.blocked import plan_for
+
+    return plan_for(Request.from_public(iterations, **options), image, psf)

@@ -276,12 +276,12 @@ def _deconvolve(args: argparse.Namespace) -> int:
                 for p in psfs]
     psfs = _centred(psfs, args.psf, args.no_center_psf)
     psf = psfs if len(psfs) > 1 else psfs[0]
-    if args.dry_run:
-        return _dry_run(args, image, psfs[0], blocks)
     options = dict(backend=args.backend, boundary=args.boundary,
                    device=_device(args.device),
                    accelerate=args.accelerate if args.accelerate else "auto",
                    back_projector=args.back_projector, tv=args.tv, **blocks, **extra)
+    if args.dry_run:  # the plan of the same request the run would make
+        return _dry_run(image, psfs[0], args.iterations, options)
     if lazy and not auto and set(axes) <= set("zyx") and \
             str(args.output).lower().endswith(".zarr"):
         # OME-Zarr to OME-Zarr: blocks in this process within --max-memory, each core
@@ -374,23 +374,15 @@ def _batch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dry_run(args: argparse.Namespace, image, psf, blocks: dict) -> int:
+def _dry_run(image, psf, iterations, options: dict) -> int:
+    """Print the backend and the plan of blocks that ``deconvolve(image, psf, iterations,
+    **options)`` would use (one frame: series run frame by frame)."""
     from rlcore.api import block_plan
-    from rlcore.registry import get_backend
 
-    be = get_backend(args.backend, device=_device(args.device))
-    shape = tuple(image.shape)[-psf.ndim:]  # one frame: series run frame by frame
-    psf_shape = tuple(min(p, n) for p, n in zip(psf.shape, shape))
-    iterations = args.iterations if isinstance(args.iterations, int) else args.max_iterations
-    from rlcore.deconvolver import RunOptions, Variant
-
-    variant = Variant.checked(len(shape), accelerate=args.accelerate or False,
-                              back_projector=args.back_projector
-                              if args.back_projector != "auto" else "matched", tv=args.tv)
-    p = block_plan(shape, psf_shape, iterations, be,
-                   options=RunOptions(args.boundary, variant), **blocks)
+    be, p = block_plan(image, psf, iterations, **options)
+    shape = tuple(image.shape)[-psf.ndim:]
     print(f"backend {be.name} on {be.device}: {be.memory().free / 2**30:.1f} GiB free")
-    print(f"image {shape}, PSF {tuple(psf.shape)}, boundary {args.boundary}")
+    print(f"image {shape}, PSF {tuple(psf.shape)}, boundary {options['boundary']}")
     print(f"plan: {p}")
     return 0
 

@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import numbers
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry, series
-from rlcore.boundary import Grid, is_noncirculant, make_grid
-from rlcore.errors import NumericalError
+from rlcore.boundary import is_noncirculant, make_grid
 from rlcore.iteration import Convolution, Options, richardson_lucy
-from rlcore.protocol import GridPlacement, RegionData
-from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
+from rlcore.placement import placement_for
+from rlcore.validate import as_image, as_psf, check_iterations, check_kind
 
-__all__ = ["Deconvolver", "RunInfo", "Variant", "GUARD_RELATIVE", "NONCIRCULANT_GUARD"]
+__all__ = ["Deconvolver", "RunInfo", "RunSettings", "Recipe", "Variant", "GUARD_RELATIVE",
+           "NONCIRCULANT_GUARD"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,40 +108,84 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """Everything a run needs besides its data, checked once and shared by every block,
-    frame and Dask task of the run (never a dict).
+class RunSettings:
+    """How one run of a :class:`Deconvolver` goes, besides its image (its internal
+    callers: blocks, frames, auto, the scikit-image layer; :meth:`Deconvolver.run` makes
+    one from its public arguments).
 
     Attributes
     ----------
-    boundary : str
-        Boundary mode of each run (blocks: the plan's block boundary).
-    variant : Variant
+    init : {"image", "flat"}, float or array
+        First estimate, as in :func:`rlcore.deconvolve`.
     guard : float or None
-        Absolute guard of the division; None: :data:`GUARD_RELATIVE` x the run's maximum
-        (blocks and Dask set the whole volume's, so blocks agree with an unblocked run).
+        Absolute guard of the division; None: :data:`GUARD_RELATIVE` x the image's
+        maximum (blocks and Dask set the whole volume's, so blocks agree with an unblocked
+        run).
     clip_negative : bool
         Clip negative image values with a warning (False for the scikit-image layer).
     outside : float or None
-        Non-circulant first estimate beyond the image (blocks: the volume's mean).
+        Non-circulant first estimate beyond the image (default: the image's mean; blocks:
+        the volume's).
+    callback, observe
+        As in :meth:`Deconvolver.run`.
+    monitor : callable or None
+        ``monitor(k, estimate, spectrum)`` before each update (see
+        :class:`rlcore.iteration.Options`) and once more on the last estimate; when it has
+        a ``best`` attribute that is not None (:class:`rlcore.autostop.AutoStop`), that
+        grid array is the result.
+    grid_estimate : array or None
+        The first estimate as an array of the plan's grid on its backend (another plan's
+        :attr:`rlcore.autostop.AutoStop.best` on the same grid), copied; ``init`` is then
+        ignored. Keeps what a padded grid holds beyond the image.
+    release : bool
+        Free the plan's buffers once the updates are done (as :meth:`Deconvolver.close`).
+    return_info : bool
+        Also return a :class:`RunInfo`.
     """
 
-    boundary: str = "periodic"
-    variant: Variant = field(default_factory=Variant)
+    init: Any = "image"
     guard: float | None = None
     clip_negative: bool = True
     outside: float | None = None
+    callback: Callable[[int, int], object] | None = None
+    observe: Callable[[int, Any], object] | None = None
+    monitor: Any = None
+    grid_estimate: Any = None
+    release: bool = False
+    return_info: bool = False
 
-    def plan(self, psf: Any, shape: tuple[int, ...], iterations: int,
-             backend: Any) -> Deconvolver:
-        """A :class:`Deconvolver` for one block or frame shape with these options."""
-        return Deconvolver(psf, shape, iterations, backend=backend, boundary=self.boundary,
-                           variant=self.variant)
 
-    def run(self, plan: Deconvolver, data: Any, **kwargs: Any) -> Any:
-        """``plan.run(data)`` with this run's guard, clipping and outside value."""
-        return plan.run(data, guard=self.guard, clip_negative=self.clip_negative,
-                        outside=self.outside, **kwargs)
+@dataclass(frozen=True)
+class Recipe:
+    """What every block, frame and Dask task of one run shares: the PSF, the count, the
+    boundary and variant of the plans it makes, and the settings of their runs.
+
+    Attributes
+    ----------
+    psf : array
+        The PSF (checked and cropped to the image by the caller where it sizes blocks).
+    iterations : int
+    boundary : str
+        Boundary mode of each plan (blocks: the block plan's block boundary).
+    variant : Variant
+    settings : RunSettings
+        Guard, clipping and outside value of every run (callbacks are added per run).
+    """
+
+    psf: Any
+    iterations: int
+    boundary: str = "periodic"
+    variant: Variant = field(default_factory=Variant)
+    settings: RunSettings = field(default_factory=RunSettings)
+
+    def deconvolver(self, shape: tuple[int, ...], backend: Any) -> Deconvolver:
+        """A :class:`Deconvolver` for one block or frame shape."""
+        return Deconvolver(self.psf, shape, self.iterations, backend=backend,
+                           boundary=self.boundary, variant=self.variant)
+
+    def run(self, deconvolver: Deconvolver, data: Any, **changes: Any) -> Any:
+        """``deconvolver`` on ``data`` with these settings (and ``changes`` to them)."""
+        return deconvolver.execute(data, replace(self.settings, **changes))
 
 
 @dataclass(frozen=True)
@@ -213,29 +256,6 @@ def initial_estimate(init: Any, image: Any, xp: Any, shape: tuple[int, ...]) -> 
     return xp.asarray(estimate, copy=True)
 
 
-def _embeds_on_device(backend: Any, grid: Grid) -> bool:
-    """The backend's namespace can embed on the grid (reflect needs ``xp.pad``); else the
-    embedding is made on the host (pyopencl, the array API standard)."""
-    return backend.xp is not None and (grid.mode != "reflect" or hasattr(backend.xp, "pad"))
-
-
-def on_grid(backend: Any, grid: Grid, array: Any, *, estimate: bool = False,
-            fill: float | None = None) -> Any:
-    """The array embedded on the grid and moved to the backend's device."""
-    if not grid.padded:
-        return backend.to_device(array)
-    if _embeds_on_device(backend, grid):
-        device = backend.to_device(array)
-        return grid.embed(device, estimate=estimate, xp=backend.xp, fill=grid.outside(
-            estimate, fill, lambda: backend.mean(device)))
-    host = np.asarray(to_numpy(array, "image"), dtype=np.float32)
-    if isinstance(backend, GridPlacement):  # the image crosses, the grid is made there
-        image = backend.to_device(host)
-        return backend.embed(image, grid, grid.outside(estimate, fill,
-                                                       lambda: backend.mean(image)))
-    return backend.to_device(grid.embed(host, estimate=estimate, fill=fill))
-
-
 def source(be: Any, image: Any) -> Any:
     """The caller's array as the backend checks it: on a device backend, uploaded first
     (in its own dtype, so the checks run on the device and transfers move fewer bytes)."""
@@ -246,30 +266,6 @@ def source(be: Any, image: Any) -> Any:
         check_kind(host, "image")  # dtype and shape, before any transfer
         return be.upload(host)
     return image
-
-
-def finish(backend: Any, grid: Grid, estimate: Any, image: Any, xp: Any) -> Any:
-    """The image region of the estimate, checked finite, in the caller's array kind."""
-    if not backend.all_finite(estimate if backend.xp is None else
-                              estimate[grid.region] if grid.padded else estimate):
-        raise NumericalError(
-            "the estimate contains NaN or infinite values; the image or PSF is numerically "
-            "extreme (check its range and background)")
-    if backend.xp is None:  # no array namespace (pyopencl): checked on the device (the
-        # whole grid), cropped there (or on the host) and downloaded
-        if grid.padded and isinstance(backend, GridPlacement):
-            result = np.asarray(backend.to_host(backend.crop(estimate, grid)))
-        else:
-            result = np.asarray(backend.to_host(estimate))
-            result = result[grid.region] if grid.padded else result
-    else:
-        result = estimate[grid.region] if grid.padded else estimate
-    kind = _arrays.kind(image)
-    if kind == "numpy":
-        return np.ascontiguousarray(backend.to_host(result), dtype=np.float32)
-    if _arrays.kind(result) == kind:
-        return result
-    return xp.asarray(backend.to_host(result))
 
 
 def memory_per_voxel(backend: Any, variant: Variant, boundary: str) -> float:
@@ -354,30 +350,13 @@ class Deconvolver:
         self.boundary = boundary
         bp = self.variant.back_projector
         self.back_kernel = None if bp.matched else backprojector.kernel(self.psf, bp)
+        self.placement = placement_for(backend, self.grid)
         with backend.activate():
             self.operator = Convolution(backend, self.psf, self.grid.shape,
                                         back=self.back_kernel)
-            self.normalization = self._normalization() if is_noncirculant(boundary) else None
-
-    def _normalization(self) -> Any:
-        """``1 / B M`` (``H^T M`` for the matched back projector), 0 where it is <=
-        :data:`NONCIRCULANT_GUARD`: Bertero & Boccacci (2005), eq. (9)."""
-        be, grid, op = self.backend, self.grid, self.operator
-        if be.xp is not None:  # built in the operator's work buffer: one new array
-            work = op.work
-            work[...] = 0
-            work[grid.region] = 1  # M
-            weight = op.back_project(work, out=be.empty(grid.shape))
-            work[...] = 1
-            return be.divide_guarded(work, weight, NONCIRCULANT_GUARD, out=weight)
-        if isinstance(be, GridPlacement):  # M, then the ones, made in the work buffer
-            weight = op.back_project(be.region_mask(grid, op.work), out=be.empty(grid.shape))
-            ones = be.region_mask(grid, op.work, outside=1.0)
-            return be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
-        # no array namespace: M and the ones built on the host, uploaded
-        weight = op.back_project(be.to_device(grid.mask(np)))
-        ones = be.to_device(np.ones(grid.shape, dtype=np.float32))
-        return be.divide_guarded(ones, weight, NONCIRCULANT_GUARD, out=weight)
+            self.normalization = (self.placement.normalization(self.operator,
+                                                               NONCIRCULANT_GUARD)
+                                  if is_noncirculant(boundary) else None)
 
     @property
     def bytes_per_voxel(self) -> float:
@@ -385,12 +364,9 @@ class Deconvolver:
         return memory_per_voxel(self.backend, self.variant, self.boundary)
 
     def run(self, image: Any, *, init: Any = "image", callback: Callable | None = None,
-            guard: float | None = None, clip_negative: bool = True,
-            outside: float | None = None,
-            observe: Callable[[int, Any], object] | None = None,
-            monitor: Any = None, return_info: bool = False, release: bool = False,
-            grid_estimate: Any = None) -> Any:
-        """Deconvolve one image of :attr:`shape`.
+            observe: Callable[[int, Any], object] | None = None, return_info: bool = False,
+            release: bool = False) -> Any:
+        """Deconvolve one image of :attr:`shape` (or a series of them).
 
         Parameters
         ----------
@@ -402,31 +378,17 @@ class Deconvolver:
             First estimate, as in :func:`rlcore.deconvolve`.
         callback : callable, optional
             ``callback(k, iterations)`` after each update.
-        guard : float, optional
-            Absolute guard of the division (default ``GUARD_RELATIVE * max(image)``).
-        clip_negative : bool, default True
-            Clip negative image values to 0 with a warning (False: refuse none, used by
-            the scikit-image layer which clips itself).
-        outside : float, optional
-            Non-circulant first estimate beyond the image (default: the image's mean);
-            blocks pass the whole volume's mean.
-        monitor : callable, optional
-            ``monitor(k, estimate, spectrum)`` before each update (see
-            :class:`rlcore.iteration.Options`), and once more on the last estimate; when it
-            has a ``best`` attribute that is not None (:class:`rlcore.autostop.AutoStop`),
-            that grid array is the result.
+        observe : callable, optional
+            ``observe(k, estimate)`` after update ``k``, with the estimate on the image
+            region, float32, an array of the backend (valid during the call only; copy it
+            to keep it): to watch the estimate converge (error curves against a ground
+            truth, the benches' use). One frame only.
         return_info : bool, default False
-            Also return a :class:`RunInfo`.
-        grid_estimate : array, optional
-            Internal: the first estimate as an array of this plan's grid on its backend
-            (another plan's :attr:`rlcore.autostop.AutoStop.best` on the same grid), copied;
-            ``init`` is then ignored. Keeps what a padded grid holds beyond the image.
+            Also return a :class:`RunInfo`. One frame only.
         release : bool, default False
-            Free this plan's buffers (OTF, work buffers, normalisation; as :meth:`close`)
-            once the updates are done, before the result is cropped and returned: for a
-            plan used once (:func:`rlcore.deconvolve` does), so that the crop can reuse
-            their memory. A memory pool may keep the freed blocks (CuPy's default pool
-            does: its measured peak did not change). The plan cannot run again.
+            Free this plan's buffers (as :meth:`close`) once the updates are done, before
+            the result is cropped: for a plan used once, so that the crop can reuse their
+            memory. The plan cannot run again.
 
         Returns
         -------
@@ -435,88 +397,122 @@ class Deconvolver:
         Raises
         ------
         ValueError
-            The image's shape differs from :attr:`shape`; bad values (as deconvolve).
+            The image's shape differs from :attr:`shape`; bad values (as deconvolve);
+            ``return_info``, ``observe`` or an ``init`` array with a series.
+        RuntimeError
+            The plan was closed.
         rlcore.errors.NumericalError
             The result would not be finite.
         """
-        be, grid = self.backend, self.grid
+        settings = RunSettings(init=init, callback=callback, observe=observe,
+                               return_info=return_info, release=release)
+        ndim = len(getattr(image, "shape", ()))
+        if ndim > len(self.shape) and tuple(image.shape[-len(self.shape):]) == self.shape:
+            if return_info or observe is not None or not isinstance(init, str):
+                raise ValueError("image: a series runs frame by frame; return_info, "
+                                 "observe and an init array take one frame")
+            return series.map_frames(image, len(self.shape),
+                                     lambda frame: self.execute(frame, settings))
+        return self.execute(image, settings)
+
+    def execute(self, image: Any, settings: RunSettings) -> Any:
+        """Deconvolve one image of :attr:`shape` as ``settings`` say (the internal form of
+        :meth:`run`: blocks, frames and auto set the guard, the outside value, a monitor).
+
+        Raises
+        ------
+        As :meth:`run`.
+        """
+        be = self.backend
         if self.operator is None:
             raise RuntimeError("this Deconvolver is closed (close() or release=True); make "
                                "a new one")
-        ndim = len(getattr(image, "shape", ()))
-        if ndim > len(self.shape) and tuple(image.shape[-len(self.shape):]) == self.shape:
-            if return_info or monitor is not None or not isinstance(init, str):
-                raise ValueError("image: a series runs frame by frame; return_info, "
-                                 "monitor and an init array take one frame")
-            return series.map_frames(image, len(self.shape), lambda frame: self.run(
-                frame, init=init, callback=callback, guard=guard,
-                clip_negative=clip_negative, outside=outside))
         with be.activate():
-            y, xp, peak = as_image(source(be, image), clip_negative=clip_negative)
+            y, xp, peak = as_image(source(be, image), clip_negative=settings.clip_negative)
             if tuple(y.shape) != self.shape:
                 raise ValueError(f"image: shape {tuple(y.shape)} differs from the planned "
                                  f"{self.shape}; make a Deconvolver for this shape")
-            from_image = isinstance(init, str) and init == "image"
-            padded_image = grid.padded and from_image
-            # the first estimate is a copy of the image made where the data lies: the
-            # grid embedding on a padded grid, a device copy of the uploaded data else
-            estimate0 = y if from_image else initial_estimate(init, y, xp, self.shape)
-            if guard is None:
-                guard = GUARD_RELATIVE * peak
+            guard = GUARD_RELATIVE * peak if settings.guard is None else settings.guard
             logger.info("deconvolve: backend=%s device=%s image=%s psf=%s grid=%s "
                         "boundary=%s iterations=%d guard=%.3g", be.name, be.device,
-                        self.shape, self.psf.shape, grid.shape, self.boundary,
+                        self.shape, self.psf.shape, self.grid.shape, self.boundary,
                         self.iterations, guard)
-            # data zero outside the image (zero, non-circulant) stays image-sized where
-            # the backend divides on the region (RegionData): one grid array less
-            region = grid.padded and grid.mode != "reflect" and isinstance(be, RegionData)
-            data = be.to_device(y) if region else on_grid(be, grid, y)
-            if grid_estimate is not None:
-                del estimate0, y
-                estimate = be.copy_into(grid_estimate, be.empty(grid.shape))
-            elif from_image and not grid.padded:
-                del estimate0, y
-                estimate = be.copy_into(data, be.empty(grid.shape))
-            elif padded_image and (isinstance(be, GridPlacement) or
-                                   _embeds_on_device(be, grid)):
-                del estimate0, y  # from the data on the device: the upload is freed first
-                # the image's mean is asked for only where the data is zero outside the
-                # image (non-circulant): a grid's mean scaled by grid over image voxels
-                scale = 1.0 if region else math.prod(grid.shape) / math.prod(grid.image_shape)
-                fill = grid.outside(True, outside,
-                                    lambda grid_data=data: be.mean(grid_data) * scale)
-                inside = data if region else data[grid.region]
-                estimate = be.embed(data, grid, fill) if isinstance(be, GridPlacement) \
-                    else grid.embed(inside, estimate=True, xp=be.xp, fill=fill)
-            else:
-                estimate = on_grid(be, grid, estimate0, estimate=True, fill=outside)
-                del estimate0, y  # on a padded grid, the image lives on in data
-            if self.normalization is not None:  # voxels not estimated start at 0, so that
-                # no update's step depends on how far the grid was rounded up
-                estimate = be.zero_where(estimate, self.normalization)
-            v = self.variant
-            options = Options(accelerate=v.accelerate, tv=v.tv, tol=v.tol,
-                              clip=self.back_kernel is not None,
-                              normalization=self.normalization)
-            if observe is not None:  # internal: the image region after each update
-                options.observe = lambda k, x: observe(k, x[grid.region] if grid.padded else x)
-            options.monitor = monitor
-            options.region = grid if region else None
+            data, estimate = self._on_grid(y, xp, settings)
+            del y
             estimate, done, converged = richardson_lucy(
-                self.operator, data, estimate, self.iterations, guard, callback, options)
+                self.operator, data, estimate, self.iterations, guard, settings.callback,
+                self._options(settings))
             del data  # before the result is cropped out of the grid
-            if release:
-                del options  # it holds the normalisation too
+            if settings.release:
                 self.close()
+            monitor = settings.monitor
             if monitor is not None:
                 monitor(done, estimate, None)  # the last estimate too
                 if getattr(monitor, "best", None) is not None:
                     estimate = monitor.best
-            result = finish(be, grid, estimate, image, xp)
-        if not return_info:
+            result = self.placement.result(estimate, image, xp)
+        if not settings.return_info:
             return result
-        return result, RunInfo(done, converged, be.name, be.device, self.boundary,
-                               grid.shape)
+        return result, RunInfo(iterations=done, converged=converged, backend=be.name,
+                               device=be.device, boundary=self.boundary,
+                               grid_shape=self.grid.shape)
+
+    def _on_grid(self, y: Any, xp: Any, settings: RunSettings) -> tuple[Any, Any]:
+        """The data and the first estimate on the grid; the first estimate is a copy of
+        the image made where the data lies (the grid embedding on a padded grid, a device
+        copy of the uploaded data else)."""
+        be, grid, placement = self.backend, self.grid, self.placement
+        init = settings.init
+        from_image = isinstance(init, str) and init == "image"
+        estimate0 = y if from_image else initial_estimate(init, y, xp, self.shape)
+        data = placement.data(y)
+        if settings.grid_estimate is not None:
+            estimate = be.copy_into(settings.grid_estimate, be.empty(grid.shape))
+        elif from_image and not grid.padded:
+            estimate = be.copy_into(data, be.empty(grid.shape))
+        elif from_image and placement.on_device:
+            del estimate0  # from the data on the device: the upload is freed first
+            estimate = placement.estimate_from_data(data, settings.outside)
+        else:
+            estimate = placement.on_grid(estimate0, estimate=True, fill=settings.outside)
+        if self.normalization is not None:  # voxels not estimated start at 0, so that no
+            # update's step depends on how far the grid was rounded up
+            estimate = be.zero_where(estimate, self.normalization)
+        return data, estimate
+
+    def _options(self, settings: RunSettings) -> Options:
+        """The iteration's options of one run (built once, never changed)."""
+        v, grid, observe = self.variant, self.grid, settings.observe
+        if observe is not None and grid.padded:
+            watch = observe
+
+            def observe(k: int, x: Any) -> None:  # the image region after each update
+                watch(k, x[grid.region])
+
+        return Options(accelerate=v.accelerate, tv=v.tv, tol=v.tol,
+                       clip=self.back_kernel is not None, normalization=self.normalization,
+                       monitor=settings.monitor, observe=observe,
+                       region=grid if self.placement.region_data else None)
+
+    def convolve(self, image: Any, adjoint: bool = False) -> Any:
+        """``H image`` (or ``H^T image``) on this plan's grid, cropped to the image: the
+        forward model of the runs (:func:`rlcore.convolve`).
+
+        Raises
+        ------
+        ValueError
+            The image's shape differs from :attr:`shape`; bad values.
+        """
+        be = self.backend
+        with be.activate():
+            x, xp, _ = as_image(source(be, image), clip_negative=False)
+            if tuple(x.shape) != self.shape:
+                raise ValueError(f"image: shape {tuple(x.shape)} differs from the planned "
+                                 f"{self.shape}")
+            data = self.placement.on_grid(x)
+            op = self.operator
+            out = op.adjoint(data) if adjoint else op.forward(data)
+            return self.placement.result(out, image, xp)
 
     __call__ = run
 

@@ -6,8 +6,8 @@ Richardson (1972), Lucy (1974); in the notation of Bertero & Boccacci (2005), eq
 
 with ``y`` the image, ``H`` the circular convolution by the PSF on the grid (its OTF is
 computed once) and ``H^T`` its exact adjoint, the circular correlation (conjugate OTF).
-The division is guarded (see :meth:`Backend.divide_guarded`): where ``H x_k <= eps`` the
-ratio is 0, which keeps every value finite.
+The division is guarded (see :meth:`Backend.divide_guarded`): where ``H x_k <= guard``
+the ratio is 0, which keeps every value finite.
 
 Nothing here knows which backend runs it or which boundary mode built the grid.
 """
@@ -106,7 +106,7 @@ class Convolution:
                                       out=out)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
     """Variants of the update, all off by default (plain RL).
 
@@ -149,7 +149,7 @@ class Options:
     #: the grid (:class:`rlcore.boundary.Grid`) when ``image`` holds only its image region
     #: (a :class:`rlcore.protocol.RegionData` backend, data zero outside it)
     region: object | None = None
-    #: internal (benchmarks): ``observe(k, x)`` with the grid estimate after update k
+    #: ``observe(k, x)`` with the grid estimate after update k
     observe: Callable[[int, Array], object] | None = None
 
 
@@ -177,7 +177,7 @@ def richardson_lucy(
     image: Array,
     estimate: Array,
     iterations: int,
-    eps: float,
+    guard: float,
     callback: Callable[[int, int], object] | None = None,
     options: Options | None = None,
 ) -> tuple[Array, int, bool]:
@@ -194,8 +194,8 @@ def richardson_lucy(
         First estimate ``x_0``; overwritten on backends that compute in place.
     iterations : int
         Maximum number of updates.
-    eps : float
-        Guard of the division (ratio 0 where ``H x <= eps``).
+    guard : float
+        Guard of the division (ratio 0 where ``H x <= guard``).
     callback : callable, optional
         ``callback(k, iterations)`` after update ``k`` (1-based).
     options : Options, optional
@@ -248,9 +248,9 @@ def richardson_lucy(
                 return x, done, True
             work = operator.forward(y, out=work)
         if opt.region is not None:
-            work = b.divide_region(image, work, eps, opt.region)
+            work = b.divide_region(image, work, guard, opt.region)
         else:
-            work = b.divide_guarded(image, work, eps, out=work)
+            work = b.divide_guarded(image, work, guard, out=work)
         work = operator.back_project(work, out=work)
         # the clip is fused into the update's multiply where nothing reads the step before
         # it (every factor below is >= 0); Biggs-Andrews and tol read the clipped step

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rlcore.blocks import BlockPlan, auto_overlap, blocks_of, read_block, write_core
-from rlcore.deconvolver import Deconvolver, RunOptions
+from rlcore.deconvolver import Deconvolver, Recipe
 from rlcore.protocol import AsyncDownloads, PinnedTransfers
 
 __all__ = ["run_blocked", "run_dask", "UpdateCounter"]
@@ -33,8 +35,7 @@ COMPLETE = "rlcore_complete"
 PLAN = "rlcore_plan"
 
 
-def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan, *,
-                options: RunOptions, out: Any = None,
+def run_blocked(be: Any, image: Any, recipe: Recipe, p: BlockPlan, *, out: Any = None,
                 callback: Callable[[int, int], object] | None = None) -> Any:
     """Deconvolve ``image`` block by block; returns the float32 result.
 
@@ -57,7 +58,7 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
         marker[COMPLETE] = False
         marker[PLAN] = str(p)
     blocks = list(blocks_of(p))
-    total = iterations * len(blocks)
+    total = recipe.iterations * len(blocks)
     lock = threading.Lock()
     counter = [0]
 
@@ -67,14 +68,14 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
             if callback is not None:
                 callback(counter[0], total)
 
-    run_options = dataclasses.replace(options, boundary=p.block_boundary)
+    block_recipe = dataclasses.replace(recipe, boundary=p.block_boundary)
     mine = [blocks[w::len(backends)] for w in range(len(backends))]
     if len(backends) == 1:
-        _worker(backends[0], image, psf, iterations, p, mine[0], out, step, run_options)
+        _worker(backends[0], _Source(image, p, out), block_recipe, mine[0], step)
     else:
         with ThreadPoolExecutor(len(backends), thread_name_prefix="rlcore-device") as pool:
-            futures = [pool.submit(_worker, b, image, psf, iterations, p, m, out, step,
-                                   run_options) for b, m in zip(backends, mine)]
+            futures = [pool.submit(_worker, b, _Source(image, p, out), block_recipe, m, step)
+                       for b, m in zip(backends, mine)]
             for f in futures:
                 f.result()
     if marker is not None:
@@ -82,8 +83,16 @@ def run_blocked(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockP
     return out
 
 
-def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
-            blocks: list, out: Any, step: Callable, options: RunOptions) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """Where blocks are read from and written to: the image, the plan, the output."""
+
+    image: Any
+    p: BlockPlan
+    out: Any
+
+
+def _worker(be: Any, source: _Source, recipe: Recipe, blocks: list, step: Callable) -> None:
     """Compute ``blocks`` on backend ``be``.
 
     A reader thread reads (and, for a device backend, uploads) the next block while this
@@ -93,13 +102,14 @@ def _worker(be: Any, image: Any, psf: np.ndarray, iterations: int, p: BlockPlan,
     """
     if not blocks:
         return
-    plans: dict[tuple[int, ...], Deconvolver] = {}
+    image, p, out = source.image, source.p, source.out
+    deconvolvers: dict[tuple[int, ...], Deconvolver] = {}
 
     def deconvolve_block(data):
         shape = tuple(int(n) for n in data.shape)
-        if shape not in plans:
-            plans[shape] = options.plan(psf, shape, iterations, be)
-        return options.run(plans[shape], data, callback=step)
+        if shape not in deconvolvers:
+            deconvolvers[shape] = recipe.deconvolver(shape, be)
+        return recipe.run(deconvolvers[shape], data, callback=step)
 
     device = not be.on_host
     pinned = be.pinned_empty if isinstance(be, PinnedTransfers) else None
@@ -228,24 +238,64 @@ def _heap_returns_memory() -> None:
         pass
 
 
-def _block_function(backend: str, device: Any, psf: np.ndarray, iterations: int,
-                    options: RunOptions, counter: UpdateCounter | None
-                    ) -> Callable[[np.ndarray], np.ndarray]:
-    def deconvolve_block(block: np.ndarray) -> np.ndarray:
+#: most (backend, Deconvolver) pairs a process keeps for Dask blocks (each holds an OTF
+#: and work buffers of its block's grid)
+_KEEP = 8
+_PLANS: OrderedDict[tuple, Deconvolver] = OrderedDict()
+_DONE: dict[str, int] = {}
+_PLANS_LOCK = threading.Lock()
+
+
+class _DaskBlocks:
+    """The function ``map_overlap`` calls on each block: one backend and one
+    :class:`Deconvolver` per worker thread and block shape, kept across the blocks of the
+    graph (at most :data:`_KEEP` per process, dropped when the graph's last block has run
+    here), so the OTF is computed once per shape and thread, not once per chunk. Pickled
+    to ``dask.distributed`` workers, where each process keeps its own."""
+
+    def __init__(self, backend: Any, device: Any, recipe: Recipe, blocks: int,
+                 counter: UpdateCounter | None) -> None:
+        self.backend, self.device, self.recipe = backend, device, recipe
+        self.blocks, self.counter = blocks, counter
+        self.token = uuid.uuid4().hex
+
+    def _deconvolver(self, shape: tuple[int, ...]) -> Deconvolver:
         from rlcore.registry import get_backend
 
+        key = (self.token, shape, threading.get_ident())
+        with _PLANS_LOCK:
+            hit = _PLANS.get(key)
+            if hit is not None:
+                _PLANS.move_to_end(key)
+                return hit
+        be = get_backend(self.backend, device=self.device)
+        made = self.recipe.deconvolver(shape, be)
+        with _PLANS_LOCK:
+            _PLANS[key] = made
+            while len(_PLANS) > _KEEP:
+                _PLANS.popitem(last=False)
+        return made
+
+    def _finished(self) -> None:
+        with _PLANS_LOCK:
+            _DONE[self.token] = _DONE.get(self.token, 0) + 1
+            if _DONE[self.token] >= self.blocks:
+                del _DONE[self.token]
+                for key in [k for k in _PLANS if k[0] == self.token]:
+                    del _PLANS[key]
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
         if block.size == 0:
             return np.zeros(block.shape, np.float32)
-        be = get_backend(backend, device=device)
-        plan = options.plan(psf, tuple(block.shape), iterations, be)
-        result = options.run(plan, np.asarray(block), callback=counter)
-        return np.asarray(result, dtype=np.float32)
+        try:
+            deconvolver = self._deconvolver(tuple(block.shape))
+            result = self.recipe.run(deconvolver, np.asarray(block), callback=self.counter)
+            return np.asarray(result, dtype=np.float32)
+        finally:
+            self._finished()
 
-    return deconvolve_block
 
-
-def run_dask(image: Any, psf: np.ndarray, iterations: int, p: BlockPlan | None, *,
-             backend: str, device: Any, options: RunOptions,
+def run_dask(image: Any, recipe: Recipe, p: BlockPlan | None, *, backend: Any, device: Any,
              callback: Callable[[int, int], object] | None = None,
              progress: bool = False) -> Any:
     """A lazy ``dask.array`` of the result: ``map_overlap`` with depth = the plan's overlap.
@@ -266,13 +316,13 @@ def run_dask(image: Any, psf: np.ndarray, iterations: int, p: BlockPlan | None, 
         overlap = p.overlap
     else:
         overlap = tuple(0 if len(c) == 1 else h
-                        for c, h in zip(image.chunks, auto_overlap(psf.shape, iterations,
-                                                               image.shape)))
-    boundary = options.boundary
+                        for c, h in zip(image.chunks, auto_overlap(recipe.psf.shape,
+                                                               recipe.iterations, image.shape)))
+    boundary = recipe.boundary
     blocks = int(np.prod([len(c) for c in image.chunks]))
-    counter = UpdateCounter(callback, iterations * blocks, progress) \
+    counter = UpdateCounter(callback, recipe.iterations * blocks, progress) \
         if callback is not None or progress else None
-    fn = _block_function(backend, device, psf, iterations, options, counter)
+    fn = _DaskBlocks(backend, device, recipe, blocks, counter)
     depth = {a: o for a, o in enumerate(overlap)}
     edge = "periodic" if boundary == "periodic" else "none"
     return da.map_overlap(fn, image.astype(np.float32), depth=depth, boundary=edge,

@@ -32,7 +32,7 @@ def run(request: Request, image: Any, psf: Any) -> Any:
     if request.offset:  # removed once, before any block
         image = subtract_offset(image, request.offset)
     request = request.narrowed(iterations=iterations,
-                               run_options=request.options(image_ndim(image)))
+                               recipe=request.make_recipe(psf, image_ndim(image)))
     runner = {"dask": dask.run, "devices": blocked.run_devices, "blocked": blocked.run,
               "whole": whole.run}[route]
     return runner(request, image, psf)

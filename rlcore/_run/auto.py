@@ -15,7 +15,7 @@ import numpy as np
 from rlcore import _arrays
 from rlcore._request import Request
 from rlcore._run.common import like, progress
-from rlcore.deconvolver import Deconvolver, Variant
+from rlcore.deconvolver import Deconvolver, RunSettings, Variant
 from rlcore.validate import as_image, to_numpy
 
 __all__ = ["run"]
@@ -107,10 +107,10 @@ def _run_phases(request: Request, deconvolver: Deconvolver, phases: list, start:
                                        out_of_band=weight * bp.matched, patience=1,
                                        first=0 if state.best is None else 1)
         done = sum(state.counts)
-        estimate, state.info = deconvolver.run(
-            start, init=request.init, grid_estimate=state.best, monitor=stop,
-            return_info=True, release=i == len(phases) - 1,
-            callback=lambda k, _n, done=done: step(done + k, max_iterations))
+        estimate, state.info = deconvolver.execute(start, RunSettings(
+            init=request.init, grid_estimate=state.best, monitor=stop, return_info=True,
+            release=i == len(phases) - 1,
+            callback=lambda k, _n, done=done: step(done + k, max_iterations)))
         if stop.best_k == 0:
             if state.result is not None:
                 break  # this phase did not improve on the last one's estimate

@@ -15,11 +15,11 @@ from rlcore import _arrays
 from rlcore._request import Blocking, Request
 from rlcore._run.common import like, progress
 from rlcore.boundary import is_noncirculant
-from rlcore.deconvolver import GUARD_RELATIVE, RunOptions
+from rlcore.deconvolver import GUARD_RELATIVE, Recipe
 from rlcore.errors import DeviceOutOfMemoryError
 from rlcore.validate import as_psf
 
-__all__ = ["run", "run_devices", "retry_in_blocks", "block_plan", "whole_volume",
+__all__ = ["run", "run_devices", "retry_in_blocks", "block_plan", "plan_for", "whole_volume",
            "blocked_input"]
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def retry_in_blocks(be: Any, request: Request, image: Any, psf: Any) -> tuple[An
         "backend")
 
 
-def blocked_input(image: Any, init: Any, options: RunOptions) -> tuple[Any, tuple[int, ...]]:
+def blocked_input(image: Any, recipe: Recipe) -> tuple[Any, tuple[int, ...]]:
     """The image as a sliceable source and its shape; refuses what blocks cannot do.
 
     Raises
@@ -79,9 +79,10 @@ def blocked_input(image: Any, init: Any, options: RunOptions) -> tuple[Any, tupl
     ValueError
         ``init`` other than "image", or ``tol``, with blocks.
     """
+    init = recipe.settings.init
     if not (isinstance(init, str) and init == "image"):
         raise ValueError(f"init: blocked runs start from the image, got {init!r}")
-    if options.variant.tol is not None:
+    if recipe.variant.tol is not None:
         raise ValueError("tol: not available with blocks (blocks would stop at different "
                          "iterations); use a fixed iteration count")
     if not hasattr(image, "shape") or not hasattr(image, "__getitem__"):
@@ -94,39 +95,32 @@ def _run_blocked(bes: Any, request: Request, image: Any, psf: Any) -> tuple[Any,
     from rlcore.scheduler import run_blocked
 
     be = bes[0] if isinstance(bes, list) else bes
-    options, iterations, blocking = request.run_options, request.iterations, request.blocking
-    image, shape = blocked_input(image, request.init, options)
-    h = as_psf(psf, shape)
+    recipe, blocking = request.recipe, request.blocking
+    image, shape = blocked_input(image, recipe)
+    recipe = replace(recipe, psf=as_psf(psf, shape))
     chunks = (chunk_shape(image), chunk_shape(blocking.out))
-    p = block_plan(shape, h.shape, iterations, be, options=options,
-                   block_shape=blocking.block_shape, overlap=blocking.overlap,
-                   max_memory=blocking.max_memory, chunks=chunks)
+    p = block_plan(shape, recipe, be, blocking, chunks)
     logger.info("deconvolve: blocks: %s", p)
-    options = whole_volume(image, options)
+    recipe = whole_volume(image, recipe)
+    iterations = recipe.iterations
     with progress(request.progress, iterations * p.n_blocks, f"RL, {p.n_blocks} blocks",
                   request.callback) as step:
-        result = run_blocked(bes, image, h, iterations, p, callback=step,
-                             out=blocking.out, options=options)
+        result = run_blocked(bes, image, recipe, p, callback=step, out=blocking.out)
     info = request.info(iterations=iterations, converged=False, backend=be.name,
-                        device=be.device, boundary=options.boundary,
-                        grid_shape=p.grid_shape, blocks=p)
+                        device=be.device, grid_shape=p.grid_shape, blocks=p)
     if blocking.out is None:  # CuPy in, CuPy out (array API likewise)
         result = like(result, image)
     return result, info
 
 
-def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterations: int,
-               backend: Any, *, options: RunOptions | None = None, block_shape: Any = None,
-               overlap: Any = "auto", max_memory: int | None = None,
-               chunks: tuple = (None, None)) -> Any:
-    """The :class:`rlcore.blocks.BlockPlan` a blocked :func:`rlcore.deconvolve` uses (the
-    one place it is made: runs, Dask and the CLI's ``--dry-run`` all call this).
+def block_plan(image_shape: tuple[int, ...], recipe: Recipe, backend: Any,
+               blocking: Blocking, chunks: tuple = (None, None)) -> Any:
+    """The :class:`rlcore.blocks.BlockPlan` of a blocked run (the one place it is made:
+    runs, Dask and the CLI's ``--dry-run`` all come here).
 
-    ``psf_shape`` is the PSF's shape after cropping to the image; ``backend`` a backend
-    object (its memory model, free memory and FFT lengths size the blocks); ``options``
-    the run's (boundary and variant; default plain periodic RL); ``chunks`` the chunk
-    shapes of a chunked source and ``out`` (zarr), counted in the memory; the other
-    arguments as in :func:`rlcore.deconvolve`.
+    ``recipe.psf`` is the PSF cropped to the image; ``backend`` a backend object (its
+    memory model, free memory and FFT lengths size the blocks); ``chunks`` the chunk
+    shapes of a chunked source and of ``out`` (zarr), counted in the memory.
 
     Raises
     ------
@@ -136,15 +130,27 @@ def block_plan(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], iterati
     from rlcore import blocks
     from rlcore.deconvolver import memory_per_voxel
 
-    options = options or RunOptions()
-    block_shape = block_shape or "auto"
-    return blocks.plan(tuple(image_shape), tuple(psf_shape), block_shape=block_shape,
-                       overlap=overlap, max_memory=max_memory, boundary=options.boundary,
-                       iterations=iterations,
-                       bytes_per_voxel=memory_per_voxel(backend, options.variant,
-                                                        options.boundary),
+    block_shape = blocking.block_shape or "auto"
+    return blocks.plan(tuple(image_shape), tuple(recipe.psf.shape), block_shape=block_shape,
+                       overlap=blocking.overlap, max_memory=blocking.max_memory,
+                       boundary=recipe.boundary, iterations=recipe.iterations,
+                       bytes_per_voxel=memory_per_voxel(backend, recipe.variant,
+                                                        recipe.boundary),
                        free_memory=backend.memory().free if block_shape == "auto" else None,
                        host=backend.on_host, fast_len=backend.fast_length, chunks=chunks)
+
+
+def plan_for(request: Request, image: Any, psf: Any) -> tuple[Any, Any]:
+    """The backend and the plan of blocks a blocked run of ``request`` would use on one
+    frame of ``image`` (``iterations="auto"``: its ``max_iterations``): the CLI's
+    ``--dry-run``."""
+    iterations = (request.max_iterations if isinstance(request.iterations, str)
+                  else request.iterations)
+    shape = tuple(int(n) for n in image.shape)[-np.ndim(psf):]
+    request = request.narrowed(iterations=iterations)
+    recipe = replace(request.make_recipe(psf, len(shape)), psf=as_psf(psf, shape))
+    be = request.select_backend(np.empty(0))
+    return be, block_plan(shape, recipe, be, request.blocking)
 
 
 def _pieces(image: Any):
@@ -163,15 +169,16 @@ def _pieces(image: Any):
         yield tuple(slice(a, min(a + c, n)) for a, c, n in zip(start, chunks, shape))
 
 
-def whole_volume(image: Any, options: RunOptions) -> RunOptions:
+def whole_volume(image: Any, recipe: Recipe) -> Recipe:
     """The constants every block of a run shares, computed from the whole volume in one
     pass whatever holds it (NumPy, CuPy, Dask, zarr, memmap, any sliceable array), so a
     blocked run matches an unblocked one: the division's guard (``GUARD_RELATIVE`` x the
     maximum) and, non-circulant, the first estimate outside the image (the mean)."""
-    need_guard = options.guard is None
-    need_mean = is_noncirculant(options.boundary) and options.outside is None
+    settings = recipe.settings
+    need_guard = settings.guard is None
+    need_mean = is_noncirculant(recipe.boundary) and settings.outside is None
     if not (need_guard or need_mean) or not int(np.prod(image.shape)):
-        return options
+        return recipe
     kind = _arrays.kind(image)
     if kind == "dask":
         import dask
@@ -189,7 +196,7 @@ def whole_volume(image: Any, options: RunOptions) -> RunOptions:
             part = np.asarray(image[piece], dtype=np.float32)
             top, total = max(top, float(part.max())), total + float(part.sum(dtype=np.float64))
     if need_guard:
-        options = replace(options, guard=GUARD_RELATIVE * max(top, 0.0))
+        settings = replace(settings, guard=GUARD_RELATIVE * max(top, 0.0))
     if need_mean:
-        options = replace(options, outside=total / int(np.prod(image.shape)))
-    return options
+        settings = replace(settings, outside=total / int(np.prod(image.shape)))
+    return replace(recipe, settings=settings)

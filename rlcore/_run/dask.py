@@ -3,6 +3,7 @@ the blocks (:func:`rlcore.scheduler.run_dask`), on any Dask scheduler."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from rlcore._request import Request
@@ -17,26 +18,22 @@ def run(request: Request, image: Any, psf: Any) -> Any:
     from rlcore.registry import get_backend
     from rlcore.scheduler import run_dask
 
-    options, iterations, blocking = request.run_options, request.iterations, request.blocking
-    blocked_input(image, request.init, options)
+    recipe, blocking = request.recipe, request.blocking
+    blocked_input(image, recipe)
     shape = tuple(int(n) for n in image.shape)
-    h = as_psf(psf, shape)
+    recipe = replace(recipe, psf=as_psf(psf, shape))
     be = get_backend(request.backend, device=request.device)  # the name checked here
     p = None
     if blocking.block_shape is not None or blocking.max_memory is not None:
-        p = block_plan(shape, h.shape, iterations, be, options=options,
-                       block_shape=blocking.block_shape, overlap=blocking.overlap,
-                       max_memory=blocking.max_memory)
+        p = block_plan(shape, recipe, be, blocking)
     elif blocking.overlap != "auto":
-        p = block_plan(shape, h.shape, iterations, be, options=options,
-                       block_shape=tuple(max(c) for c in image.chunks),
-                       overlap=blocking.overlap)
-    options = whole_volume(image, options)
-    result = run_dask(image, h, iterations, p, backend=request.backend,
-                      device=request.device, options=options, callback=request.callback,
-                      progress=request.progress)
-    info = request.info(iterations=iterations, converged=False, backend=request.backend,
-                        device=str(request.device), boundary=options.boundary,
+        chunked = replace(blocking, block_shape=tuple(max(c) for c in image.chunks))
+        p = block_plan(shape, recipe, be, chunked)
+    recipe = whole_volume(image, recipe)
+    result = run_dask(image, recipe, p, backend=request.backend, device=request.device,
+                      callback=request.callback, progress=request.progress)
+    info = request.info(iterations=recipe.iterations, converged=False,
+                        backend=request.backend, device=str(request.device),
                         grid_shape=p.grid_shape if p else tuple(max(c) for c in image.chunks),
                         blocks=p)
     return request.answer(result, info)

@@ -5,6 +5,7 @@ each frame is one request of its own."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -85,11 +86,12 @@ def _each_frame(request: Request, image: Any, frame_ndim: int, deconvolver: Deco
             callback(done[0], total)
 
     with progress(request.progress, total, f"RL, {frames} frames", None) as step:
+        settings = replace(request.settings(), observe=None,
+                           callback=lambda k, n: (counted(k, n), step(k, n)))
+
         def run_frame(frame: Any) -> Any:
             if offset:
                 frame = subtract_offset(frame, offset)
-            return deconvolver.run(frame, init=request.init,
-                                   callback=lambda k, n: (counted(k, n), step(k, n)),
-                                   guard=request.guard, clip_negative=request.clip_negative)
+            return deconvolver.execute(frame, settings)
 
         return series.map_frames(image, frame_ndim, run_frame)

@@ -38,9 +38,8 @@ def _run_on(be: Any, request: Request, image: Any, psf: Any) -> tuple[Any, Any]:
     shape = tuple(int(n) for n in image.shape)
     if not shape or 0 in shape:
         as_image(image)  # raises, naming the image
-    options = request.run_options
-    deconvolver = options.plan(psf, shape, request.iterations, be)
+    recipe = request.recipe
+    deconvolver = recipe.deconvolver(shape, be)
     with progress(request.progress, request.iterations, "Richardson-Lucy",
                   request.callback) as step:
-        return options.run(deconvolver, image, init=request.init, callback=step,
-                           observe=request.observe, return_info=True, release=True)
+        return recipe.run(deconvolver, image, callback=step, return_info=True, release=True)

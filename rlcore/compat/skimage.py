@@ -7,7 +7,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from rlcore.deconvolver import Deconvolver
+from rlcore.deconvolver import Deconvolver, RunSettings
 
 __all__ = ["richardson_lucy"]
 
@@ -77,7 +77,7 @@ def richardson_lucy(
     like = None if isinstance(image, np.ndarray) else image
     plan = Deconvolver(psf, tuple(image.shape), num_iter, backend=backend,
                        boundary="zero", like=like)
-    result = plan.run(image, init=0.5, guard=guard)
+    result = plan.execute(image, RunSettings(init=0.5, guard=guard))
     if clip:
         if isinstance(result, np.ndarray):
             np.clip(result, -1, 1, out=result)
