@@ -9,7 +9,6 @@ handful of parameters: the request carries them.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -187,8 +186,3 @@ class Request:
 def image_ndim(image: Any) -> int:
     """Axes of the image (at least 1), before it is checked."""
     return max(len(image.shape) if hasattr(image, "shape") else int(np.ndim(image)), 1)
-
-
-def is_int(value: Any) -> bool:
-    """A count (not a bool)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

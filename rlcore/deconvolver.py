@@ -188,7 +188,7 @@ class Recipe:
         return deconvolver.execute(data, replace(self.settings, **changes))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunInfo:
     """How a run went (:func:`rlcore.deconvolve` with ``return_info=True``).
 

@@ -30,10 +30,12 @@ def run(request: Request, image: Any, psf: Any) -> Any:
         chunked = replace(blocking, block_shape=tuple(max(c) for c in image.chunks))
         p = block_plan(shape, recipe, be, chunked)
     recipe = whole_volume(image, recipe)
-    result = run_dask(image, recipe, p, backend=request.backend, device=request.device,
+    # the workers make the backend chosen here (by name: each process makes its own)
+    name = be.name if isinstance(request.backend, str) else be
+    result = run_dask(image, recipe, p, backend=name, device=request.device,
                       callback=request.callback, progress=request.progress)
-    info = request.info(iterations=recipe.iterations, converged=False,
-                        backend=request.backend, device=str(request.device),
+    info = request.info(iterations=recipe.iterations, converged=False, backend=be.name,
+                        device=be.device,
                         grid_shape=p.grid_shape if p else tuple(max(c) for c in image.chunks),
                         blocks=p)
     return request.answer(result, info)

@@ -53,17 +53,19 @@ def run_frames(request: Request, image: Any, psf: Any) -> Any:
     ndim, frame_ndim = len(image.shape), series.psf_ndim(psf)
     frames = int(np.prod(image.shape[:ndim - frame_ndim]))
     shape = tuple(int(n) for n in image.shape[ndim - frame_ndim:])
+    first = image[(0,) * (ndim - frame_ndim) + (Ellipsis,)]
     if not _runs_whole(request, image):
         part = request.narrowed(progress=False, return_info=False)
         result = series.map_frames(image, frame_ndim, lambda f: run(part, f, psf))
+        devices = request.device if isinstance(request.device, (list, tuple)) else [None]
+        be = request.select_backend(first, devices[0])  # the frames' backend, named
         info = request.info(
             iterations=request.iterations if isinstance(request.iterations, int) else 0,
-            converged=False, backend=str(request.backend), device=str(request.device),
-            grid_shape=shape, frames=frames)
+            converged=False, backend=be.name, device=be.device, grid_shape=shape,
+            frames=frames)
         return request.answer(result, info)
     iterations = request.checked_iterations()
     variant = request.variant(len(shape))
-    first = image[(0,) * (ndim - frame_ndim) + (Ellipsis,)]
     be = request.select_backend(first)
     with be.activate():
         deconvolver = Deconvolver(psf, shape, iterations, backend=be,
