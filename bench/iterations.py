@@ -39,7 +39,7 @@ import tifffile
 
 import rlcore
 import rlcore.psf as P
-from rlcore.api import AUTO_PHASES, _run
+from rlcore.autostop import AUTO_PHASES
 
 SHAPE = (48, 96, 96)
 #: the boundary of every run (``--boundary``; the faces' default is non-circulant-half)
@@ -143,10 +143,13 @@ def _sets(data: Path, shape: tuple[int, ...]):
 
 
 def curve(image, psf, truth, n, offset, **kwargs):
+    """NRMSE to ``truth`` after each of ``n`` updates (:meth:`rlcore.Deconvolver.run`'s
+    observe; the offset removed first, as deconvolve does)."""
     errors = []
-    _run(image, psf, n, backend="numpy", device=None, boundary=BOUNDARY, init="image",
-         callback=None, progress=False, guard=None, offset=offset,
-         observe=lambda k, x: errors.append(nrmse(x, truth)), **kwargs)
+    data = np.clip(np.asarray(image, np.float32) - np.float32(offset), 0, None)
+    with rlcore.Deconvolver(psf, data.shape, n, backend="numpy", boundary=BOUNDARY,
+                            **kwargs) as rl:
+        rl.run(data, observe=lambda k, x: errors.append(nrmse(x, truth)))
     return errors
 
 

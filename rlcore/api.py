@@ -8,7 +8,7 @@ from typing import Any
 
 from rlcore import _arrays
 from rlcore._request import Request
-from rlcore._run import run
+from rlcore._run.dispatch import run
 from rlcore.autostop import AUTO_PADDED_PHASES, AUTO_PHASES
 from rlcore.deconvolver import GUARD_RELATIVE, NONCIRCULANT_GUARD, Deconvolver, RunInfo
 from rlcore.validate import as_image

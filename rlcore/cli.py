@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 _EXPECTED = (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError, MemoryError,
              ImportError)
@@ -89,7 +89,9 @@ def _centred(psfs: list, paths: Sequence[Path], keep: bool) -> list:
     return out
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """The ``rlcore`` command's argument parser (every subcommand and option; the CLI
+    reference is generated from it)."""
     from rlcore.backprojector import BACK_PROJECTORS
     from rlcore.boundary import BOUNDARIES, FACE_BOUNDARY
 
@@ -466,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="rlcore: %(message)s"
     )

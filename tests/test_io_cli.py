@@ -253,7 +253,7 @@ def test_every_cli_option_has_help_text():
             elif not action.help:
                 missing.append((" ".join(path), action.option_strings or action.dest))
 
-    from rlcore.cli import _parser
+    from rlcore.cli import parser as _parser
 
     walk(_parser(), [])
     assert not missing

@@ -24,8 +24,7 @@ if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offsc
 from conftest import face_deconvolve  # noqa: E402
 
 import rlcore  # noqa: E402
-from rlcore.napari._sample import lls_sample  # noqa: E402
-from rlcore.napari._widget import DeconvolveWidget, backend_choices  # noqa: E402
+from rlcore.napari import DeconvolveWidget, backend_choices, lls_sample  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

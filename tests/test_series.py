@@ -3,17 +3,12 @@ plan-once Deconvolver; equal to frame-by-frame deconvolve."""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import numpy as np
 import pytest
 from conftest import face_deconvolve, gaussian_psf, rel_l2
 
 import rlcore
 from rlcore.deconvolver import Deconvolver
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -78,44 +73,6 @@ def test_series_errors(timelapse):
         rlcore.deconvolve(image, psf, 2, channel_axis=7)
     with pytest.raises(ValueError, match="needs channel_axis"):
         rlcore.deconvolve(image, [psf, psf, psf], 2)
-
-
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-    return {n for n in names if n.startswith("rlcore")}
-
-
-def test_import_graph_has_no_cycle_and_nothing_imports_api_from_below():
-    """Data flows caller -> api -> blocks/scheduler/series -> deconvolver -> iteration ->
-    backend: no module below api imports it, and the module graph has no cycle."""
-    modules = {}
-    for path in (ROOT / "rlcore").glob("*.py"):
-        modules[f"rlcore.{path.stem}"] = _imports(path)
-    below = ["rlcore.deconvolver", "rlcore.iteration", "rlcore.scheduler", "rlcore.blocks",
-             "rlcore.series", "rlcore.autostop", "rlcore.backprojector", "rlcore.boundary",
-             "rlcore.protocol", "rlcore.validate"]
-    for name in below:
-        assert "rlcore.api" not in modules[name], f"{name} imports rlcore.api"
-    graph = {m: {d for d in deps if d in modules and d != m} for m, deps in modules.items()}
-    state: dict[str, int] = {}
-
-    def visit(m, trail):
-        state[m] = 1
-        for d in graph[m]:
-            assert state.get(d) != 1, f"import cycle: {' -> '.join(trail + [m, d])}"
-            if d not in state:
-                visit(d, trail + [m])
-        state[m] = 2
-
-    for m in graph:
-        if m not in state:
-            visit(m, [])
 
 
 @pytest.mark.parametrize("suffix", [".ome.zarr", ".ome.tif", ".tif"])

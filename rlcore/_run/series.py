@@ -5,6 +5,7 @@ each frame is one request of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,10 +19,9 @@ from rlcore.deconvolver import Deconvolver
 __all__ = ["run_channels", "run_frames"]
 
 
-def run_channels(request: Request, image: Any, psf: Any) -> Any:
-    """Each channel with its PSF (a request of its own), stacked back on the axis."""
-    from rlcore._run import run
-
+def run_channels(request: Request, image: Any, psf: Any, run: Callable) -> Any:
+    """Each channel with its PSF (a request of its own, through ``run``), stacked back on
+    the axis."""
     axis = series.check_channel_axis(request.channel_axis, len(image.shape))
     psfs = series.split_channels(psf, int(image.shape[axis]))
     if request.blocking.out is not None:
@@ -46,10 +46,9 @@ def _runs_whole(request: Request, image: Any) -> bool:
             and not isinstance(request.device, (list, tuple)))
 
 
-def run_frames(request: Request, image: Any, psf: Any) -> Any:
-    """Every frame as if alone; one plan for all when they run whole in memory."""
-    from rlcore._run import run
-
+def run_frames(request: Request, image: Any, psf: Any, run: Callable) -> Any:
+    """Every frame as if alone; one plan for all when they run whole in memory (else
+    each frame a request of its own, through ``run``)."""
     ndim, frame_ndim = len(image.shape), series.psf_ndim(psf)
     frames = int(np.prod(image.shape[:ndim - frame_ndim]))
     shape = tuple(int(n) for n in image.shape[ndim - frame_ndim:])
