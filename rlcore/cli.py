@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "parser"]
 
@@ -89,73 +90,90 @@ def _centred(psfs: list, paths: Sequence[Path], keep: bool) -> list:
     return out
 
 
-def parser() -> argparse.ArgumentParser:
-    """The ``rlcore`` command's argument parser (every subcommand and option; the CLI
-    reference is generated from it)."""
+def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
+    """The options of a deconvolution run, one table for ``deconvolve`` and ``batch``
+    (each takes the ones it supports, so the two cannot drift apart)."""
     from rlcore.backprojector import BACK_PROJECTORS
     from rlcore.boundary import BOUNDARIES, FACE_BOUNDARY
 
-    p = argparse.ArgumentParser(prog="rlcore", description="Richardson-Lucy deconvolution.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    p.add_argument("--version", action="version", version=f"rlcore {_version()}")
-    sub = p.add_subparsers(dest="command", required=True)
+    return {
+        "iterations": (("-n", "--iterations"), dict(
+            type=_iterations, default=10,
+            help="RL iterations (10), or 'auto': stop chosen from the data by a held-out "
+                 "split (see rlcore.autostop)")),
+        "max_iterations": (("--max-iterations",), dict(
+            type=int, default=200, help="with -n auto: the most updates it may run (200)")),
+        "gain": (("--gain",), dict(
+            type=float, default=None,
+            help="with -n auto: camera gain, image units per photon (default: photon "
+                 "counts if the data look like counts, else fitted)")),
+        "backend": (("--backend",), dict(
+            default="auto", help="backend name or 'auto' (see rlcore info)")),
+        "device": (("--device",), dict(
+            default=None, help="backend device (numpy: thread count)")),
+        "boundary": (("--boundary",), dict(
+            default=FACE_BOUNDARY, choices=BOUNDARIES,
+            help=f"how the volume's edges are modelled ({FACE_BOUNDARY}: objects cut by "
+                 "the edges do not move; periodic is about 2x faster on CPUs)")),
+        "accelerate": (("--accelerate",), dict(
+            nargs="?", const="biggs-andrews", default=False,
+            choices=["biggs-andrews", "momentum"],
+            help="acceleration: biggs-andrews (the default when given alone) or momentum "
+                 "(deconwolf's scaled heavy ball)")),
+        "back_projector": (("--back-projector",), dict(
+            default="auto", choices=("auto",) + BACK_PROJECTORS,
+            help="back projector: matched (classic RL; what auto means for a fixed count; "
+                 "with -n auto, matched with momentum on padded boundaries, "
+                 "Wiener-Butterworth then matched with momentum on periodic), "
+                 "wiener-butterworth (Guo 2020) or otf-masked (PetaKit5D); the last two "
+                 "need 2-15 iterations instead of tens")),
+        "tv": (("--tv",), dict(type=float, default=0.0, help="RLTV weight, 0 (off)")),
+        "background": (("--background",), dict(
+            type=float, default=0.0,
+            help="constant subtracted from the image first (camera offset), 0")),
+        "psf_background": (("--psf-background",), dict(
+            type=float, default=0.0,
+            help="constant subtracted from the PSF first (camera offset), 0")),
+        "no_center_psf": (("--no-center-psf",), dict(
+            action="store_true",
+            help="keep the PSF array as given (default: its background removed and its "
+                 "centroid moved to voxel n // 2, so the result is not shifted)")),
+        "uint16": (("--uint16",), dict(
+            action="store_true",
+            help="write uint16 scaled so the maximum is 65535 (default: float32)")),
+        "progress": (("--progress",), dict(action="store_true", help="show a progress bar")),
+        "overwrite": (("--overwrite",), dict(
+            action="store_true", help="replace existing output")),
+        "block_shape": (("--block-shape",), dict(
+            type=int, nargs="+", default=None, metavar="N",
+            help="compute in blocks with these cores, voxels (Z Y X)")),
+        "overlap": (("--overlap",), dict(
+            type=int, nargs="+", default=None, metavar="N",
+            help="block overlap per side, voxels (default: the PSF extent)")),
+        "max_memory": (("--max-memory",), dict(
+            type=_bytes, default=None,
+            help="bytes per block (e.g. 2G, 512M): blocks sized automatically")),
+        "dry_run": (("--dry-run",), dict(
+            action="store_true",
+            help="print the block plan and memory estimate, compute nothing")),
+    }
 
-    d = sub.add_parser("deconvolve", help="deconvolve a TIFF / OME-TIFF stack")
-    d.add_argument("image", type=Path,
-                   help="image: TIFF, OME-TIFF or OME-Zarr; (Z, Y, X), or a series with T "
-                        "and C axes (read from the OME / ImageJ / NGFF metadata)")
-    d.add_argument("psf", type=Path, nargs="+",
-                   help="PSF file (Z, Y, X): one for all channels, or one per channel in "
-                        "the order of the image's C axis")
-    d.add_argument("-o", "--output", type=Path, required=True,
-                   help="output: .tif, .ome.tif (OME-TIFF) or .ome.zarr (OME-Zarr)")
-    d.add_argument("-n", "--iterations", type=_iterations, default=10,
-                   help="RL iterations (10), or 'auto': stop chosen from the data by a "
-                        "held-out split (see rlcore.autostop)")
-    d.add_argument("--max-iterations", type=int, default=200,
-                   help="with -n auto: the most updates it may run (200)")
-    d.add_argument("--gain", type=float, default=None,
-                   help="with -n auto: camera gain, image units per photon (default: "
-                        "photon counts if the data look like counts, else fitted)")
-    d.add_argument("--backend", default="auto", help="backend name or 'auto' (see rlcore info)")
-    d.add_argument("--device", default=None, help="backend device (numpy: thread count)")
-    d.add_argument("--boundary", default=FACE_BOUNDARY, choices=BOUNDARIES,
-                   help=f"how the volume's edges are modelled ({FACE_BOUNDARY}: objects "
-                        "cut by the edges do not move; periodic is about 2x faster on "
-                        "CPUs; see the README)")
-    d.add_argument("--accelerate", nargs="?", const="biggs-andrews", default=False,
-                   choices=["biggs-andrews", "momentum"],
-                   help="acceleration: biggs-andrews (the default when given alone) or "
-                        "momentum (deconwolf's scaled heavy ball)")
-    d.add_argument("--back-projector", default="auto", choices=("auto",) + BACK_PROJECTORS,
-                   help="back projector: matched (classic RL; what auto means for a fixed "
-                        "count; with -n auto, matched with momentum on padded boundaries, "
-                        "Wiener-Butterworth then matched with momentum on periodic), "
-                        "wiener-butterworth (Guo 2020) or otf-masked (PetaKit5D); the last "
-                        "two need 2-15 iterations instead of tens")
-    d.add_argument("--tv", type=float, default=0.0, help="RLTV weight, 0 (off)")
-    d.add_argument("--background", type=float, default=0.0,
-                   help="constant subtracted from the image first (camera offset), 0")
-    d.add_argument("--psf-background", type=float, default=0.0,
-                   help="constant subtracted from the PSF first (camera offset), 0")
-    d.add_argument("--no-center-psf", action="store_true",
-                   help="keep the PSF array as given (default: its background removed and "
-                        "its centroid moved to voxel n // 2, so the result is not shifted)")
-    d.add_argument("--uint16", action="store_true",
-                   help="write uint16 scaled so the maximum is 65535 (default: float32)")
-    d.add_argument("--progress", action="store_true", help="show a progress bar")
-    d.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    d.add_argument("--block-shape", type=int, nargs="+", default=None, metavar="N",
-                   help="compute in blocks with these cores, voxels (Z Y X)")
-    d.add_argument("--overlap", type=int, nargs="+", default=None, metavar="N",
-                   help="block overlap per side, voxels (default: the PSF extent)")
-    d.add_argument("--max-memory", type=_bytes, default=None,
-                   help="bytes per block (e.g. 2G, 512M): blocks sized automatically")
-    d.add_argument("--dry-run", action="store_true",
-                   help="print the block plan and memory estimate, compute nothing")
 
-    sub.add_parser("info", help="versions, backends and devices")
+#: the run options ``batch`` takes (it runs one plan per frame shape, whole in memory)
+_BATCH_OPTIONS = ("iterations", "backend", "device", "boundary", "accelerate",
+                  "back_projector", "tv", "background", "no_center_psf", "progress",
+                  "overwrite")
 
+
+def _add_run_options(p: argparse.ArgumentParser, names: Sequence[str],
+                     **changes: dict) -> None:
+    table = _run_options()
+    for name in names:
+        flags, kwargs = table[name]
+        p.add_argument(*flags, **dict(kwargs, **changes.get(name, {})))
+
+
+def _psf_parser(sub: Any) -> None:
     p_psf = sub.add_parser("psf", help="make a PSF: distill from beads, gaussian, widefield")
     kinds = p_psf.add_subparsers(dest="psf_command", required=True)
     k = kinds.add_parser("distill", help="distil a PSF from an image of beads")
@@ -180,31 +198,39 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("-o", "--output", type=Path, required=True, help="output PSF file")
         q.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
+
+def parser() -> argparse.ArgumentParser:
+    """The ``rlcore`` command's argument parser (every subcommand and option; the CLI
+    reference is generated from it)."""
+    p = argparse.ArgumentParser(prog="rlcore", description="Richardson-Lucy deconvolution.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument("--version", action="version", version=f"rlcore {_version()}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("deconvolve", help="deconvolve a TIFF / OME-TIFF stack")
+    d.add_argument("image", type=Path,
+                   help="image: TIFF, OME-TIFF or OME-Zarr; (Z, Y, X), or a series with T "
+                        "and C axes (read from the OME / ImageJ / NGFF metadata)")
+    d.add_argument("psf", type=Path, nargs="+",
+                   help="PSF file (Z, Y, X): one for all channels, or one per channel in "
+                        "the order of the image's C axis")
+    d.add_argument("-o", "--output", type=Path, required=True,
+                   help="output: .tif, .ome.tif (OME-TIFF) or .ome.zarr (OME-Zarr)")
+    _add_run_options(d, list(_run_options()))
+
+    sub.add_parser("info", help="versions, backends and devices")
+    _psf_parser(sub)
+
     b = sub.add_parser("batch", help="deconvolve many files with one plan per shape")
     b.add_argument("inputs", nargs="+",
                    help="image files or glob patterns (quoted: 'data/*.ome.tif'); TIFF, "
                         "OME-TIFF or OME-Zarr, series with T and C axes too")
     b.add_argument("--psf", type=Path, nargs="+", required=True,
                    help="PSF file: one for all channels, or one per channel")
-    b.add_argument("--no-center-psf", action="store_true",
-                   help="keep the PSF array as given (default: centred on its centroid)")
     b.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder (made if missing); each result keeps its input's "
                         "name, format and axes")
-    b.add_argument("-n", "--iterations", type=int, default=10, help="RL iterations (10)")
-    b.add_argument("--backend", default="auto", help="backend name or 'auto'")
-    b.add_argument("--device", default=None, help="backend device (numpy: thread count)")
-    b.add_argument("--boundary", default=FACE_BOUNDARY, choices=BOUNDARIES,
-                   help=f"as for deconvolve ({FACE_BOUNDARY})")
-    b.add_argument("--accelerate", nargs="?", const="biggs-andrews", default=False,
-                   choices=["biggs-andrews", "momentum"], help="as for deconvolve")
-    b.add_argument("--back-projector", default="matched", choices=BACK_PROJECTORS,
-                   help="as for deconvolve")
-    b.add_argument("--tv", type=float, default=0.0, help="RLTV weight, 0 (off)")
-    b.add_argument("--background", type=float, default=0.0,
-                   help="constant subtracted from each image first (camera offset), 0")
-    b.add_argument("--progress", action="store_true", help="a progress bar over files")
-    b.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_run_options(b, _BATCH_OPTIONS, iterations=dict(type=int, help="RL iterations (10)"))
 
     s = sub.add_parser("sample", help="write the shipped real sample (LLS image + PSF)")
     s.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
@@ -360,8 +386,8 @@ def _batch(args: argparse.Namespace) -> int:
                 plans[key] = rlcore.Deconvolver(
                     psfs[key[1]], frame, args.iterations, backend=args.backend,
                     device=_device(args.device), boundary=args.boundary,
-                    accelerate=args.accelerate, back_projector=args.back_projector,
-                    tv=args.tv)
+                    accelerate=args.accelerate, back_projector="matched"
+                    if args.back_projector == "auto" else args.back_projector, tv=args.tv)
             return plans[key]
 
         if "c" in axes:
