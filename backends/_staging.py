@@ -23,9 +23,9 @@ from rlcore._system import usable_cpus
 __all__ = ["Staging", "chunk_bytes", "CHUNK", "PINNED_MIN"]
 
 #: Transfers below PINNED_MIN bytes go through the framework's plain copies. Chunks are
-#: ~1/8 of a transfer, between 4 and 32 MiB: measured on the H100 (CuPy), 8 MiB chunks
-#: made 268 MB transfers 2-3x slower than 32 MiB chunks, and 32 MiB chunks left 67 MB
-#: transfers without overlap.
+#: ~1/8 of a transfer, between 4 and 32 MiB: 8 MiB chunks made 268 MB transfers 2-3x
+#: slower than 32 MiB chunks, and 32 MiB chunks left 67 MB transfers without overlap
+#: (bench/results/gpu-blocks-h100.json).
 CHUNK = 1 << 25
 CHUNK_MIN = 1 << 22
 PINNED_MIN = 1 << 24

@@ -256,13 +256,12 @@ def _kernels(cp: Any) -> dict[str, Any]:
         "extrapolate": cp.ElementwiseKernel(
             "float32 x, float32 a", "float32 p",
             "float v = x + a * (x - p); p = v > 0.0f ? v : 0.0f", "rlcore_extrapolate"),
-        # three sums in one pass (CuPy's ReductionKernel measured ~100x slower here for a
-        # float64 full reduction: 13.8 ms vs 0.1 ms for 16.7 M voxels on an H100)
+        # three sums in one pass (CuPy's ReductionKernel was about 100x slower for a
+        # float64 full reduction)
         "norms": cp.RawKernel(_NORMS_SOURCE, "rlcore_step_norms"),
         "sum": cp.RawKernel(_SUM_SOURCE, "rlcore_sum"),
         # iterations="auto"'s held-out loss after every update: one kernel (the generic
-        # array form ran ~15 kernels and float64 temporaries, 0.23 ms a call on an H200
-        # at (96, 192, 192), about one update)
+        # array form runs ~15 kernels with float64 temporaries, about one update's time)
         "spectral_loss": cp.RawKernel(_LOSS_SOURCE, "rlcore_spectral_loss"),
         # one pass, no temporary (isfinite(x).all() would allocate a bool per voxel)
         "all_finite": cp.ReductionKernel(
@@ -352,7 +351,7 @@ class CupyBackend(SlicedRegionData, BackendBase):
         the real side in the in-place layout of :meth:`work_buffers`, else C-contiguous.
         Every plan of a shape uses one work area (they never run at once: all on the
         compute stream); CuPy would give each its own, and on padded grids such as
-        (128, 1120, 1120) each is a grid-sized array (issue 19)."""
+        (128, 1120, 1120) each is a grid-sized array."""
         key = (shape, kind, padded, self._device.id)
         plan = self._plans.get(key)
         if plan is None:
@@ -490,8 +489,7 @@ class CupyBackend(SlicedRegionData, BackendBase):
         """cuFFT's good lengths: the smallest even 7-smooth length >= ``n``. SciPy's
         5-smooth rule picked odd lengths such as 1125 = 3^2 5^3 for a padded axis of 1087,
         where cuFFT's real transforms need 4 grid-sized arrays of workspace per plan and
-        run 1.9x slower than at 1120 = 2^5 5 7 (1 array, measured on an H200: 5.73 vs
-        3.06 ms per transform pair of (128, n, n))."""
+        run about 1.9x slower than at 1120 = 2^5 5 7 (1 array; bench/cufft_lengths.py)."""
         return _even_7_smooth(int(n))
 
     def empty(self, shape: tuple[int, ...], *, complex: bool = False) -> Any:
@@ -628,9 +626,9 @@ class CupyBackend(SlicedRegionData, BackendBase):
         return float(out.get()[0])
 
     def mean(self, x: Any) -> float:
-        """Summed in float64 by one kernel: CuPy's float64 reductions ran ~100x slower
-        than such a kernel on an H100 (see the norms kernel above), and the non-circulant
-        first estimate's fill took this mean on every run."""
+        """Summed in float64 by one kernel: CuPy's float64 reductions are about 100x
+        slower (see the norms kernel above), and the non-circulant first estimate's fill
+        takes this mean on every run."""
         cp = self.cp
         x = cp.ascontiguousarray(x)
         out = cp.zeros(1, dtype=cp.float64)

@@ -21,7 +21,7 @@ How it differs from RedLionfish's OpenCL path (complex64 everywhere, work-groups
 * **Only the image crosses the bus.** Transfers from 16 MiB up go through two page-locked
   chunk buffers (``CL_MEM_ALLOC_HOST_PTR``); the PSF is placed, padded grids are built
   and normalised, the result is checked and cropped on the device
-  (:class:`rlcore.protocol.GridPlacement`). Measured on an H200 through NVIDIA's OpenCL:
+  (:class:`rlcore.protocol.GridPlacement`). Through NVIDIA's OpenCL it takes
   1.12-1.16x CuPy's time end to end (``bench/results/opencl-gpu.md``).
 * **Compiled once.** Programs are built once per context, FFT plans once per shape and
   provider, and both are cached for the process.
@@ -558,7 +558,7 @@ class _Staging(Staging):
     """:class:`rlcore.backends._staging.Staging` with two page-locked OpenCL buffers
     (``CL_MEM_ALLOC_HOST_PTR``, mapped once) and a transfer queue per context and thread:
     NVIDIA's OpenCL copies from such memory by DMA at the bus rate, while a copy from
-    pageable NumPy memory ran at 1.5-5 GB/s on an H200 (measured: 256 MB down in 106 ms)."""
+    pageable NumPy memory runs at a few GB/s."""
 
     def __init__(self, cl: Any, ctx: Any):
         self.cl = cl
@@ -612,9 +612,9 @@ class OpenCLBackend(BackendBase):
     on_host = True
     xp = None
     #: image, estimate, work (float32), OTF and spectrum work (complex64 half spectra):
-    #: 20 bytes per grid voxel, and the FFT provider's own buffers: measured peaks on an
-    #: H200 (NVIDIA OpenCL, 10 iterations, 256^3 and 64 x 1024^2) of 5.34 image arrays
-    #: with VkFFT and 8.38 with reikna (its FFT keeps about two more arrays)
+    #: 20 bytes per grid voxel, and the FFT provider's own buffers: measured peaks of 5.34
+    #: image arrays with VkFFT and 8.38 with reikna (its FFT keeps about two more arrays;
+    #: bench/results/opencl-gpu.md)
     buffers_per_voxel = 34.0
     _BUFFERS_PER_VOXEL = {"vkfft": 22.0, "reikna": 34.0}
 

@@ -37,12 +37,9 @@ GUARD_RELATIVE = 1e-6
 
 #: Non-circulant RL: voxels of the extended grid where ``H^T M <= NONCIRCULANT_GUARD`` (they
 #: send less than this fraction of their light into the measured voxels) are not estimated
-#: (their normalisation, and so their value, is 0). At 1e-3 the voxels just above it were
-#: multiplied by up to 1000 in every update, which amplified float32 rounding: with
-#: Biggs-Andrews, results of numpy and OpenCL differed by 1.1e-5 to 6.5e-5 (and a 1e-7
-#: change of the data moved numpy's own result by up to 2.6e-5); at 1e-2, 4e-6 to 7e-6.
-#: The error against the truth on the edge-cut phantoms of ``bench/boundaries.py`` moved
-#: by -0.07% to +0.4% (bars, random blocks; 10 and 50 updates).
+#: (their normalisation, and so their value, is 0). Lower guards multiply the voxels just
+#: above them by up to 1 / guard in every update, which amplifies float32 rounding
+#: (bench/boundaries.py measured the choice).
 NONCIRCULANT_GUARD = 1e-2
 
 ACCELERATIONS = ("biggs-andrews", "momentum")

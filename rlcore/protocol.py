@@ -240,8 +240,7 @@ class GridPlacement(Protocol):
 class RegionData(Protocol):
     """Optional: the RL ratio with the data held at the image's size, for the grids whose
     data is zero outside the image region (zero, non-circulant): the data then takes an
-    image-sized array instead of a grid-sized one (a non-circulant run's peak on CuPy fell
-    from 6.78 to 5.77 grid arrays at 256^3 with it; issue 19)."""
+    image-sized array instead of a grid-sized one (one grid array less at a run's peak)."""
 
     def divide_region(self, data: Array, model: Array, eps: float, grid: Any) -> Array:
         """In ``model`` (grid-sized, returned): ``data / model`` in the grid's image region
