@@ -76,9 +76,10 @@ class ArrayAPIBackend(BackendBase):
     def multiply_spectrum(self, spectrum: Any, otf: Any, *, conjugate: bool = False) -> Any:
         return spectrum * (self.xp.conj(otf) if conjugate else otf)
 
-    def divide_guarded(self, numerator: Any, denominator: Any, eps: float, out: Any = None) -> Any:
+    def divide_guarded(self, numerator: Any, denominator: Any, guard: float,
+                       out: Any = None) -> Any:
         xp = self.xp
-        keep = denominator > eps
+        keep = denominator > guard
         safe = xp.where(keep, denominator, xp.ones_like(denominator))
         return xp.where(keep, numerator / safe, xp.zeros_like(denominator))
 

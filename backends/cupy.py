@@ -289,7 +289,7 @@ class CupyBackend(SlicedRegionData, BackendBase):
     #: image, estimate (float32) + OTF, spectrum work (complex64 half spectra; the real work
     #: buffer lives in its memory, :meth:`work_buffers`) + cuFFT's work area, shared by the
     #: plans of a shape: up to one grid array (lengths such as 1088-1200), none on 2^k or
-    #: 288 (scripts/diag_cufft.py)
+    #: 288 (bench/experiments/diag_cufft.py)
     buffers_per_voxel = 2 * 4 + 2 * 4.0 + 4.0
 
     def __init__(self, device: int | None = None):
@@ -552,13 +552,13 @@ class CupyBackend(SlicedRegionData, BackendBase):
         self._k["cmul_conj" if conjugate else "cmul"](otf, np.float32(1.0), spectrum)
         return spectrum
 
-    def divide_guarded(self, numerator: Any, denominator: Any, eps: float, out: Any = None):
+    def divide_guarded(self, numerator: Any, denominator: Any, guard: float, out: Any = None):
         if out is denominator:
-            self._k["divide"](numerator, np.float32(eps), denominator)
+            self._k["divide"](numerator, np.float32(guard), denominator)
             return denominator
         if out is None:
             out = self.cp.empty_like(denominator)
-        self._k["divide_out"](numerator, denominator, np.float32(eps), out)
+        self._k["divide_out"](numerator, denominator, np.float32(guard), out)
         return out
 
     def multiply(self, x: Any, y: Any) -> Any:

@@ -868,20 +868,20 @@ class OpenCLBackend(BackendBase):
                   oz, oy, ox)
         return out
 
-    def divide_region(self, data, model, eps, grid):
+    def divide_region(self, data, model, guard, grid):
         self._run(self.kernels["divide_region"], model.size, model.data, data.data,
-                  *self._placement(grid), np.float32(eps))
+                  *self._placement(grid), np.float32(guard))
         return model
 
     def mean(self, x):
         return float(self.kernels["total"](x, queue=self.queue).get()) / x.size
 
     # -- elementwise
-    def divide_guarded(self, numerator, denominator, eps, out=None):
+    def divide_guarded(self, numerator, denominator, guard, out=None):
         if out is None or out is denominator:
-            self.kernels["divide"](denominator, numerator, np.float32(eps))
+            self.kernels["divide"](denominator, numerator, np.float32(guard))
             return denominator
-        self.kernels["divide_out"](out, numerator, denominator, np.float32(eps))
+        self.kernels["divide_out"](out, numerator, denominator, np.float32(guard))
         return out
 
     def multiply(self, x, y):

@@ -147,9 +147,9 @@ class Backend(Protocol):
         """
 
     def divide_guarded(
-        self, numerator: Array, denominator: Array, eps: float, out: Array | None = None
+        self, numerator: Array, denominator: Array, guard: float, out: Array | None = None
     ) -> Array:
-        """``numerator / denominator`` where ``denominator > eps``, and 0 elsewhere.
+        """``numerator / denominator`` where ``denominator > guard``, and 0 elsewhere.
 
         ``out`` may be ``denominator`` itself. The guard makes the result finite for every
         finite input.
@@ -242,9 +242,9 @@ class RegionData(Protocol):
     data is zero outside the image region (zero, non-circulant): the data then takes an
     image-sized array instead of a grid-sized one (one grid array less at a run's peak)."""
 
-    def divide_region(self, data: Array, model: Array, eps: float, grid: Any) -> Array:
+    def divide_region(self, data: Array, model: Array, guard: float, grid: Any) -> Array:
         """In ``model`` (grid-sized, returned): ``data / model`` in the grid's image region
-        where ``model > eps`` (``data`` image-sized), 0 elsewhere."""
+        where ``model > guard`` (``data`` image-sized), 0 elsewhere."""
 
 
 class SlicedRegionData:
@@ -252,7 +252,7 @@ class SlicedRegionData:
     (NumPy, CuPy): the outside zeroed slab by slab, the guarded division on the region's
     view in place."""
 
-    def divide_region(self, data, model, eps, grid):
+    def divide_region(self, data, model, guard, grid):
         ndim = len(grid.shape)
         for axis, (o, n, g) in enumerate(zip(grid.offset, grid.image_shape, grid.shape)):
             for low, high in ((0, o), (o + n, g)):
@@ -260,7 +260,7 @@ class SlicedRegionData:
                     model[(slice(None),) * axis + (slice(low, high),)
                           + (slice(None),) * (ndim - axis - 1)] = 0
         view = model[grid.region]
-        self.divide_guarded(data, view, eps, out=view)
+        self.divide_guarded(data, view, guard, out=view)
         return model
 
 

@@ -8,7 +8,7 @@
 #   PYENV_VERSION=3.12.1 VKFFT_BACKEND=opencl python3.12 -m pip wheel --no-deps pyvkfft -w .whl
 #   mkdir -p .whl/lib && cp /usr/lib/x86_64-linux-gnu/libOpenCL.so.1 .whl/lib/
 # (psfmodels has no wheel for it: save the bench's widefield PSF as .npy, see
-# scripts/gpu_auto_speed.py --widefield-psf.) Then, in a run with carry [".whl"]:
+# bench/experiments/gpu_auto_speed.py --widefield-psf.) Then, in a run with carry [".whl"]:
 #   source scripts/gpu-opencl.sh && python3 -m pytest ...
 # NVIDIA's OpenCL driver has no ICD file there: one is made in /tmp/icd.
 mkdir -p /tmp/icd && echo /usr/local/nvidia/lib64/libnvidia-opencl.so.1 > /tmp/icd/nvidia.icd

@@ -1,7 +1,7 @@
 # issue 19: what the in-place work buffers cost per call on the GPU (CuPy): cuFFT in place
 # (padded rows) against out of place, and elementwise passes on the padded view against a
 # contiguous array; --pitch: whether a row pitch aligned beyond 2 (n // 2 + 1) floats
-# recovers out-of-place speed. python3 scripts/inplace_cost.py [--pitch] [ZxYxX ...]
+# recovers out-of-place speed. python3 bench/experiments/inplace_cost.py [--pitch] [ZxYxX ...]
 import sys
 
 import cupy as cp

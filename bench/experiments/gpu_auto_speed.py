@@ -1,6 +1,6 @@
 """``iterations="auto"`` on a GPU backend: wall time against plain RL for the oracle's count.
 
-``python3 scripts/gpu_auto_speed.py DATA ORACLE_JSON --backend cupy [--widefield-psf F]``
+``python3 bench/experiments/gpu_auto_speed.py DATA ORACLE_JSON --backend cupy [--widefield-psf F]``
 or ``... DATA --shape Z Y X --backend cupy``
 
 The sets of ``bench/iterations.py`` at the shape of ``ORACLE_JSON`` (a run of that bench:
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import rlcore  # noqa: E402
 import rlcore.psf  # noqa: E402

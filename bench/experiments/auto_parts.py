@@ -1,7 +1,7 @@
 """Where ``iterations="auto"``'s time goes, per part (split, noise model, held-out band,
 plans, monitor, runs), next to plain RL's per-update cost.
 
-``python3 scripts/auto_parts.py BACKEND SET Z Y X DATA [WIDEFIELD_PSF.npy]`` (``SET``: a
+``python3 bench/experiments/auto_parts.py BACKEND SET Z Y X DATA [WIDEFIELD_PSF.npy]`` (``SET``: a
 word of a set's name in bench/iterations.py; the widefield PSF saved for machines without
 psfmodels).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import rlcore  # noqa: E402
 import rlcore.autostop as A  # noqa: E402
 import rlcore.deconvolver as D  # noqa: E402
