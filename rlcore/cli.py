@@ -366,7 +366,7 @@ def _batch(args: argparse.Namespace) -> int:
         raise ValueError("inputs: two inputs have the same file name; the output folder "
                          "would hold one of them")
     psfs = _centred([read_image(p)[0] for p in args.psf], args.psf, args.no_center_psf)
-    plans: dict = {}
+    deconvolvers: dict = {}  # one per (frame shape, channel PSF)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(files), unit="file", disable=not args.progress)
@@ -380,25 +380,25 @@ def _batch(args: argparse.Namespace) -> int:
             raise ValueError(f"psf: {len(psfs)} PSFs for the {channels} channels of {path}")
         frame = tuple(int(n) for n in image.shape[-psfs[0].ndim:])
 
-        def plan(c: int, frame=frame) -> rlcore.Deconvolver:
+        def deconvolver(c: int, frame=frame) -> rlcore.Deconvolver:
             key = (frame, c if len(psfs) > 1 else 0)
-            if key not in plans:
-                plans[key] = rlcore.Deconvolver(
+            if key not in deconvolvers:
+                deconvolvers[key] = rlcore.Deconvolver(
                     psfs[key[1]], frame, args.iterations, backend=args.backend,
                     device=_device(args.device), boundary=args.boundary,
                     accelerate=args.accelerate, back_projector="matched"
                     if args.back_projector == "auto" else args.back_projector, tv=args.tv)
-            return plans[key]
+            return deconvolvers[key]
 
         if "c" in axes:
             result = map_channels(image, list(range(channels)), axes.index("c"),
-                                  lambda channel, c: plan(c).run(channel))
+                                  lambda channel, c: deconvolver(c).run(channel))
         else:
-            result = plan(0).run(image)
+            result = deconvolver(0).run(image)
         write_series(target, result, axes, voxel, overwrite=args.overwrite)
         bar.update(1)
     bar.close()
-    print(f"wrote {len(files)} files to {args.output} ({len(plans)} plan(s))")
+    print(f"wrote {len(files)} files to {args.output} ({len(deconvolvers)} plan(s))")
     return 0
 
 

@@ -75,9 +75,9 @@ def richardson_lucy(
     if not hasattr(image, "shape"):
         image = np.asarray(image)
     like = None if isinstance(image, np.ndarray) else image
-    plan = Deconvolver(psf, tuple(image.shape), num_iter, backend=backend,
+    deconvolver = Deconvolver(psf, tuple(image.shape), num_iter, backend=backend,
                        boundary="zero", like=like)
-    result = plan.execute(image, RunSettings(init=0.5, guard=guard))
+    result = deconvolver.execute(image, RunSettings(init=0.5, guard=guard))
     if clip:
         if isinstance(result, np.ndarray):
             np.clip(result, -1, 1, out=result)
