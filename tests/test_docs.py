@@ -125,19 +125,8 @@ def _doctest_modules() -> list[str]:
     return sorted(set(PUBLIC_MODULES) | modules | defining)
 
 
-def _cupy_or_opencl_available() -> bool:
-    return any(b.available and b.name in ("cupy", "opencl") for b in rlcore.available_backends())
-
-
 #: examples whose expected output holds on some machines only: {test name: (condition, why)}
-_MACHINE_DEPENDENT = {
-    # the list is ordered by "auto"'s preference, so its first available entry is "cupy"
-    # or "opencl" (PoCL included, as on CI) where those run; rlcore/registry.py's example
-    # should not depend on the machine (e.g. test that "numpy" is in the list)
-    "rlcore.registry.available_backends": (
-        _cupy_or_opencl_available,
-        "its expected output ['numpy'] holds only where neither CuPy nor OpenCL runs"),
-}
+_MACHINE_DEPENDENT: dict = {}
 
 
 @pytest.mark.parametrize("module_name", _doctest_modules())
