@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import warnings
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from rlcore._system import usable_cpus
+from rlcore._warn import warn
 
 __all__ = ["as_image", "as_psf", "check_iterations", "check_kind", "to_numpy"]
 
@@ -135,11 +135,9 @@ def as_image(
             f"{math.prod(y.shape)} voxels overflow float32 sums in the FFTs; scale the "
             "image down (results scale with it)")
     if clip_negative and low < 0:
-        warnings.warn(
+        warn(
             f"{name}: {int(xp.sum(xp.astype(y < 0, xp.int64)))} negative values clipped to 0 "
             "(Richardson-Lucy assumes non-negative data; subtract less background)",
-            UserWarning,
-            stacklevel=3,
         )
         y = xp.where(y < 0, xp.zeros_like(y), y)
         high = max(high, 0.0)
@@ -177,21 +175,17 @@ def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndar
             "(subtract less background)"
         )
     if (h < 0).any():
-        warnings.warn(
+        warn(
             f"{name}: {int((h < 0).sum())} negative values clipped to 0 "
             "(a PSF is an intensity; subtract less background)",
-            UserWarning,
-            stacklevel=3,
         )
         h = np.maximum(h, 0)
     _warn_off_centre(h, name)
     if any(p > n for p, n in zip(h.shape, image_shape)):
         keep = tuple(min(p, n) for p, n in zip(h.shape, image_shape))
-        warnings.warn(
+        warn(
             f"{name}: shape {h.shape} is larger than the image {tuple(image_shape)}; "
             f"centre-cropped to {keep} (the centre voxel n // 2 is kept)",
-            UserWarning,
-            stacklevel=3,
         )
         h = h[tuple(slice(p // 2 - k // 2, p // 2 - k // 2 + k) for p, k in zip(h.shape, keep))]
     total = float(h.sum())
@@ -209,11 +203,11 @@ def _warn_off_centre(h: np.ndarray, name: str) -> None:
     offset = centroid_offset(h)
     if max(abs(o) for o in offset) > CENTER_WARNING:
         centre = tuple(n // 2 for n in h.shape)
-        warnings.warn(
+        warn(
             f"{name}: its centroid is {tuple(round(o, 2) for o in offset)} voxels from the "
             f"centre voxel n // 2 = {centre} (after background removal), so the result is "
             "shifted by as much; centre it with rlcore.psf.centered(psf) (the CLI, napari "
-            "and the RedLionfish compat do by default)", UserWarning, stacklevel=4)
+            "and the RedLionfish compat do by default)")
 
 
 def check_iterations(iterations: Any, name: str = "iterations") -> int:
