@@ -145,7 +145,7 @@ def _with_fft(fft: str, im: np.ndarray, psf: np.ndarray, iterations: int) -> np.
     old = os.environ.get("RLCORE_OPENCL_FFT")
     os.environ["RLCORE_OPENCL_FFT"] = fft
     try:
-        return rlcore.deconvolve(im, psf, iterations, backend="opencl")
+        return rlcore.deconvolve(im, psf, iterations, backend="opencl", boundary="periodic")
     finally:
         if old is None:
             del os.environ["RLCORE_OPENCL_FFT"]
@@ -202,7 +202,8 @@ def contenders(iterations: int, peers_max_voxels: float = float("inf"), voxels: 
                     lambda im, psf, fft=fft: _with_fft(fft, im, psf, iterations))
             continue
         out[f"rlcore[{info.name}]"] = (
-            lambda im, psf, name=info.name: rlcore.deconvolve(im, psf, iterations, backend=name)
+            lambda im, psf, name=info.name: rlcore.deconvolve(im, psf, iterations, backend=name,
+                    boundary="periodic")
         )
     if voxels > peers_max_voxels:
         return out

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
               "|---|---:|---:|---:|---:|"]
     for name, img in (("beads", beads), ("line grid (1 AU)", grid)):
         data = img.astype(np.float32)
-        out = rlcore.deconvolve(data, psf, 50, backend="numpy")
+        out = rlcore.deconvolve(data, psf, 50, backend="numpy", boundary="periodic")
         b, a = contrast(data), contrast(out)
         lines.append(f"| {name} | {b[0]:.3f} | {a[0]:.3f} | {b[1]:.3f} | {a[1]:.3f} |")
 
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     wf = P.widefield((39, 65, 65), DAPI_VOXEL, na=1.45, wavelength=0.461, ni=1.512)
     wz, wy, wx = P.fwhm(wf, DAPI_VOXEL)
     image = np.clip(dapi - background, 0, None)
-    out = rlcore.deconvolve(image, wf, 20, backend="numpy")
+    out = rlcore.deconvolve(image, wf, 20, backend="numpy", boundary="periodic")
     b, a = contrast(image), contrast(out)
     lines += ["", f"Widefield PSF for deconwolf/dapi_001.tif: shape {wf.shape}, FWHM z {wz:.3f}, "
               f"y {wy:.3f}, x {wx:.3f} um; image background {background:.0f} (1st percentile) "

@@ -48,16 +48,18 @@ def timelapse(backend: str, stacks: int, shape, psf, rounds: int = 6) -> dict:
     rng = np.random.default_rng(0)
     frames = rng.poisson(50.0, (stacks,) + tuple(shape)).astype(np.float32)
     psf = P.crop(psf, tuple(min(p, n) for p, n in zip(psf.shape, shape)))
-    plan = rlcore.Deconvolver(psf, shape, 10, backend=backend)
+    plan = rlcore.Deconvolver(psf, shape, 10, backend=backend, boundary="periodic")
     one = frames[0]
     plan.run(one)
-    rlcore.deconvolve(one, psf, 10, backend=backend)  # warm-up (plans, pools)
+    rlcore.deconvolve(one, psf, 10, backend=backend, boundary="periodic")  # warm-up (plans, pools)
     cases = {
         "Deconvolver.run per stack": lambda: [plan.run(f) for f in frames],
-        "deconvolve per stack": lambda: [rlcore.deconvolve(f, psf, 10, backend=backend)
+        "deconvolve per stack": lambda: [rlcore.deconvolve(f, psf, 10, backend=backend,
+                boundary="periodic")
                                          for f in frames],
         "deconvolve on (T, Z, Y, X)": lambda: rlcore.deconvolve(frames, psf, 10,
-                                                                backend=backend),
+                                                                backend=backend,
+                                                                boundary="periodic"),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
     names = list(cases)
@@ -65,9 +67,9 @@ def timelapse(backend: str, stacks: int, shape, psf, rounds: int = 6) -> dict:
         for name in names[r % len(names):] + names[:r % len(names)]:
             times[name].append(timed(cases[name], backend) / stacks)
     # the floor: one update on data already on the device, 10 of them
-    plan1 = rlcore.Deconvolver(psf, shape, 1, backend=backend)
+    plan1 = rlcore.Deconvolver(psf, shape, 1, backend=backend, boundary="periodic")
     floor = statistics.median(timed(lambda: plan1.run(one), backend) for _ in range(5))
-    plan11 = rlcore.Deconvolver(psf, shape, 11, backend=backend)
+    plan11 = rlcore.Deconvolver(psf, shape, 11, backend=backend, boundary="periodic")
     eleven = statistics.median(timed(lambda: plan11.run(one), backend) for _ in range(5))
     per_update = (eleven - floor) / 10
     out = {k: statistics.median(v) for k, v in times.items()}
@@ -114,7 +116,8 @@ def main(argv=None) -> int:
     report = {
         "backend": args.backend,
         "device": rlcore.deconvolve(np.ones((4, 4, 4), np.float32), np.ones((1, 1, 1)), 1,
-                                    backend=args.backend, return_info=True)[1].device,
+                                    backend=args.backend, return_info=True,
+                                    boundary="periodic")[1].device,
         "timelapse": timelapse(args.backend, args.stacks, (64, 256, 256), psf, args.rounds),
         "small_frames": timelapse(args.backend, 40, (8, 48, 48), psf, 6),
         "update_cost": costs(args.backend, (64, 256, 256), psf),

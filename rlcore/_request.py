@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry
+from rlcore.boundary import DEFAULT_BOUNDARY
 from rlcore.deconvolver import Recipe, RunInfo, RunSettings, Variant
 from rlcore.validate import check_iterations
 
@@ -69,7 +70,7 @@ class Request:
     iterations: int | str
     backend: Any = "auto"
     device: Any = None
-    boundary: str = "periodic"
+    boundary: str = DEFAULT_BOUNDARY
     init: Any = "image"
     callback: Callable[[int, int], object] | None = None
     progress: bool = False

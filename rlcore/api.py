@@ -10,6 +10,7 @@ from rlcore import _arrays
 from rlcore._request import Request
 from rlcore._run.dispatch import run
 from rlcore.autostop import AUTO_PADDED_PHASES, AUTO_PHASES
+from rlcore.boundary import DEFAULT_BOUNDARY
 from rlcore.deconvolver import GUARD_RELATIVE, NONCIRCULANT_GUARD, Deconvolver, RunInfo
 from rlcore.validate import as_image
 
@@ -23,7 +24,7 @@ def deconvolve(
     iterations: int | str = 10,
     *,
     backend: str = "auto",
-    boundary: str = "periodic",
+    boundary: str = DEFAULT_BOUNDARY,
     init: Any = "image",
     callback: Callable[[int, int], object] | None = None,
     progress: bool = False,
@@ -66,10 +67,12 @@ def deconvolve(
     backend : str or backend object, default "auto"
         "auto" picks the fastest that works for this array (:func:`available_backends
         <rlcore.available_backends>`), or a name ("numpy", "cupy", "opencl", "array_api").
-    boundary : {"periodic", "zero", "reflect", "non-circulant", "non-circulant-half"}
-        How the image continues beyond its edges (:mod:`rlcore.boundary`): circular wrap,
-        zero, mirrored, or unknown and estimated from the measured voxels (Bertero &
-        Boccacci 2005; "-half" on a smaller grid, deconwolf's ``--bq 1``).
+    boundary : {"non-circulant-half", "non-circulant", "periodic", "zero", "reflect"}
+        How the image continues beyond its edges (:mod:`rlcore.boundary`): unknown and
+        estimated from the measured voxels (Bertero & Boccacci 2005; "-half" on a grid
+        padded by half the PSF, deconwolf's ``--bq 1``: the default of every face,
+        :data:`rlcore.boundary.DEFAULT_BOUNDARY`), circular wrap ("periodic": the
+        fastest, for objects that do not touch the edges), zero, or mirrored.
     init : {"image", "flat"}, float or array, default "image"
         First estimate: the image, its mean, a constant, or an array of its shape.
     callback : callable, optional

@@ -45,21 +45,20 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["BOUNDARIES", "FACE_BOUNDARY", "Grid", "make_grid", "place_psf", "is_noncirculant",
-           "mean64"]
+__all__ = ["BOUNDARIES", "DEFAULT_BOUNDARY", "FACE_BOUNDARY", "Grid", "make_grid", "place_psf",
+           "is_noncirculant", "mean64"]
 
 BOUNDARIES = ("periodic", "zero", "reflect", "non-circulant", "non-circulant-half")
 
-#: The boundary of the faces (CLI, napari, the RedLionfish compat); the Python API's
-#: default stays ``"periodic"`` (exact, cheapest). The faces serve microscope data whose
-#: objects are cut by the field of view, where the periodic wrap moves what lies near a
-#: face: on RedLionfish's sample (cubes 5-21 planes from the faces, 61-plane PSF, 10
-#: iterations) the cubes move by a mean |z| of 0.28 voxel with periodic and 0.22 with
-#: this one; on edge-cut bars it is 2% (10 iterations) to 10% (50) nearer the truth, and
-#: on the LLS stack its correlation with cudaDecon's result is 0.933 against 0.926. It
-#: costs 1.1-1.4x periodic's time on OpenCL GPUs, ~1.9x on the CPU and on CuPy
-#: (``bench/results/boundaries-half.md``, ``opencl-gpu.md``); ``--boundary periodic``.
-FACE_BOUNDARY = "non-circulant-half"
+#: The default boundary of every face: the Python API, :class:`rlcore.Deconvolver`, the
+#: CLI, ``batch``, napari and the RedLionfish compat (the scikit-image drop-in keeps
+#: scikit-image's "zero"). Microscope data has objects cut by the field of view, where
+#: the periodic wrap moves and rings what lies near a face; "periodic" is the fast
+#: choice where nothing touches the edges (bench/results/boundaries-half.md,
+#: bench/results/redlionfish.md: bead positions near the faces).
+DEFAULT_BOUNDARY = "non-circulant-half"
+#: the faces' boundary: the same as every other default (kept for callers of this name)
+FACE_BOUNDARY = DEFAULT_BOUNDARY
 
 
 def is_noncirculant(mode: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry, series
-from rlcore.boundary import is_noncirculant, make_grid
+from rlcore.boundary import DEFAULT_BOUNDARY, is_noncirculant, make_grid
 from rlcore.iteration import Convolution, Options, richardson_lucy
 from rlcore.placement import placement_for
 from rlcore.validate import as_image, as_psf, check_iterations, check_kind
@@ -171,7 +171,7 @@ class Recipe:
 
     psf: Any
     iterations: int
-    boundary: str = "periodic"
+    boundary: str = DEFAULT_BOUNDARY
     variant: Variant = field(default_factory=Variant)
     settings: RunSettings = field(default_factory=RunSettings)
 
@@ -293,7 +293,7 @@ class Deconvolver:
         A registry name (:func:`rlcore.available_backends`) or a backend instance.
     device : object, optional
         Backend-specific device (numpy: thread count; CuPy: GPU index; OpenCL: index/name).
-    boundary : str, default ``"periodic"``
+    boundary : str, default ``"non-circulant-half"``
         As in :func:`rlcore.deconvolve`.
     accelerate, back_projector, tv, tol
         As in :func:`rlcore.deconvolve`; or ``variant`` instead.
@@ -328,7 +328,8 @@ class Deconvolver:
     """
 
     def __init__(self, psf: Any, shape: tuple[int, ...], iterations: int = 10, *,
-                 backend: Any = "auto", device: Any = None, boundary: str = "periodic",
+                 backend: Any = "auto", device: Any = None,
+                 boundary: str = DEFAULT_BOUNDARY,
                  accelerate: Any = False, back_projector: Any = "matched", tv: Any = 0.0,
                  tol: Any = None, variant: Variant | None = None, like: Any = None):
         self.shape = tuple(int(n) for n in shape)

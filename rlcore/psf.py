@@ -402,7 +402,8 @@ def distill(
     # a flat first estimate: RL is multiplicative, so the PSF can only grow where the
     # first estimate is non-zero, and the background-subtracted bead image is 0 at the
     # centre, where the PSF is estimated
-    estimate = deconvolve(b, points, iterations, backend=backend, init="flat")
+    estimate = deconvolve(b, points, iterations, backend=backend, init="flat",
+                          boundary="periodic")
     if shape is None:
         shape = tuple(n - (1 - n % 2) for n in b.shape)
     out = crop(estimate, _shape(shape))

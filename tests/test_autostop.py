@@ -33,9 +33,10 @@ def test_auto_agrees_across_backends_and_reports(backend, phantom, monkeypatch):
     # the same split on every backend (a device that draws its own is tested below)
     monkeypatch.setattr(autostop, "DEVICE_SPLIT", False)
     result, info = rlcore.deconvolve(backend.to_input(image), psf, "auto", offset=2.0,
-                                     backend=backend.name, return_info=True)
+                                     boundary="periodic", backend=backend.name,
+                                     return_info=True)
     ref, ref_info = rlcore.deconvolve(image, psf, "auto", offset=2.0, backend="numpy",
-                                      return_info=True)
+                                      boundary="periodic", return_info=True)
     result = backend.to_numpy(result)
     assert info.iterations == ref_info.iterations
     assert result.shape == image.shape and result.dtype == np.float32
@@ -244,7 +245,8 @@ def test_a_later_phase_keeps_its_first_update(phantom):
 
     image, psf, _ = phantom
     train, test, _ = autostop.split(image, offset=2.0)
-    plan = Deconvolver(psf, image.shape, 3, backend="numpy", accelerate="momentum")
+    plan = Deconvolver(psf, image.shape, 3, backend="numpy", accelerate="momentum",
+                       boundary="periodic")
     losses = []
     for first in (0, 1):
         stop = autostop.AutoStop.build(plan, test, out_of_band=1.0, patience=1, first=first)
@@ -262,7 +264,7 @@ def test_out_of_band_weight_scales_the_term(phantom):
 
     image, psf, _ = phantom
     train, test, _ = autostop.split(image, offset=2.0)
-    plan = Deconvolver(psf, image.shape, 3, backend="numpy")
+    plan = Deconvolver(psf, image.shape, 3, backend="numpy", boundary="periodic")
     x = np.asarray(train, np.float32)
     held = autostop.HeldOut.of(plan, test)
     loss = {g: autostop.AutoStop.build(plan, held, out_of_band=g).loss(x) for g in (0, 0.1, 1)}
@@ -275,12 +277,14 @@ def test_rematched_plan_shares_the_otf_and_runs_as_a_new_one(phantom):
     from rlcore.deconvolver import Deconvolver, Variant
 
     image, psf, _ = phantom
-    wb = Deconvolver(psf, image.shape, 3, backend="numpy", back_projector="wiener-butterworth")
+    wb = Deconvolver(psf, image.shape, 3, backend="numpy", back_projector="wiener-butterworth",
+                     boundary="periodic")
     momentum = Variant.checked(3, accelerate="momentum")
     plan = wb.rematched(momentum, 4)
     assert plan.operator.otf is wb.operator.otf and plan.operator.back is None
     assert wb.operator.back is not None  # the first plan is unchanged
-    fresh = Deconvolver(psf, image.shape, 4, backend="numpy", accelerate="momentum")
+    fresh = Deconvolver(psf, image.shape, 4, backend="numpy", accelerate="momentum",
+                        boundary="periodic")
     assert rel_l2(plan.run(image), fresh.run(image)) < 1e-6
     with pytest.raises(ValueError, match="variant: rematched"):
         wb.rematched(Variant.checked(3, back_projector="otf-masked"), 4)
@@ -301,7 +305,8 @@ def test_an_overshooting_first_phase_hands_over_to_the_second(phantom, monkeypat
         return value + (1e30 * self.last_k if id(self) == first[0] else 0.0)
 
     monkeypatch.setattr(autostop.AutoStop, "loss", loss)
-    result, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, return_info=True)
+    result, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, return_info=True,
+                                     boundary="periodic")
     assert info.stop_rule.split("; ")[1].startswith("0 wiener-butterworth")
     assert "matched momentum" in info.stop_rule and info.iterations >= 1
     assert _nrmse(result, truth) < 0.9 * _nrmse(np.clip(image - 2.0, 0, None), truth)

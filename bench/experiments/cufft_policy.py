@@ -60,7 +60,8 @@ for shape in ((128, 1120, 1120), (96, 1120, 1120), (288, 288, 288)):
             if i:
                 times.append(cp.cuda.get_elapsed_time(a, b))
         print(shape, "policy", "default" if policy is None else "MINIMAL", "work R2C/C2R",
-              round(wr / grid, 3), round(wc / grid, 3), "pair ms", round(statistics.median(times), 3))
+              round(wr / grid, 3), round(wc / grid, 3), "pair ms",
+              round(statistics.median(times), 3))
         sys.stdout.flush()
         L.cufftDestroy(hr)
         L.cufftDestroy(hc)
