@@ -77,16 +77,21 @@ def border_background(psf: np.ndarray, border: int = 2) -> Background:
     The array's outer shell is cut into its ``2 * ndim`` faces (slabs ``border`` voxels
     thick) and the face with the lowest median is taken, so that a face that the bead's
     tails, a neighbouring bead or a hot camera row or column reaches cannot raise the
-    level. Its median is the level. The noise is measured on the same face, on the side of
-    the level that holds no bead light: the level minus the face's 15.87th percentile (one
-    standard deviation for Gaussian noise). When 5% or more of the face sits at its
-    minimum (a stack background-subtracted and clipped at 0, or 8-bit data clipped at 0,
-    whose lower side is cut), the 84.13th percentile minus the level instead; a face that
-    is mostly 0 (a PSF already cleaned) gives ``(0, 0)``. This is rlcore's own rule, not a
-    published estimator. On the raw LLS bead of ``../shared/data`` (camera offset about
-    100, median 142) the face medians are 140-162 counts (the x faces hold hot columns,
-    the first z plane is brighter) and the planes away from the bead 140-143: the level is
-    140, the noise 10; the whole shell's median, used before, was 147.
+    level: its median is the level. The noise is the larger of two robust standard
+    deviations: the face's own, on the side of the level that holds no bead light (the
+    level minus the face's 15.87th percentile; when 5% or more of the face sits at its
+    minimum, as in a stack background-subtracted and clipped at 0 or 8-bit data clipped at
+    0, whose lower side is cut, the 84.13th percentile minus the level), and the spread of
+    the whole border about the level (1.4826 x the median absolute difference), which also
+    holds how much the background varies from face to face. A face that is mostly 0 (a
+    PSF already cleaned) gives ``(0, 0)``. This is rlcore's own rule, not a published
+    estimator.
+
+    On the raw LLS bead of ``../shared/data`` (camera offset about 100, median 142) the face
+    medians are 140-162 counts (the x faces hold hot columns, the first z plane is
+    brighter) and the planes away from the bead 140-143: the level is 140 and the noise
+    11.9 (the face's own 10.0), where the whole shell's median, used before, was 147. On
+    ``PSF_RFI_8bit.tif``, whose light reaches every face, 6 and 7.4 (the face's own 4.0).
 
     Parameters
     ----------
@@ -123,7 +128,8 @@ def border_background(psf: np.ndarray, border: int = 2) -> Background:
     low, level, high = (float(q) for q in np.percentile(values, (15.87, 50.0, 84.13)))
     censored = np.count_nonzero(values == values.min()) >= 0.05 * values.size
     noise = (high - level) if censored else (level - low)
-    return Background(level, noise)
+    spread = 1.4826 * float(np.median(np.abs(np.concatenate(faces) - level)))
+    return Background(level, max(noise, spread))
 
 
 def background_subtract(psf: np.ndarray, background: float | None = None,
@@ -228,10 +234,11 @@ def foreground(psf: np.ndarray, background: float | None = None) -> np.ndarray:
 #: the half-width of :func:`center_of`'s window on each axis, in full widths at half
 #: maximum of the PSF's profile on that axis (:func:`_widths`), and at least
 #: :data:`WINDOW_MIN` voxels. Two widths hold all of a compact bead's light (4.7 standard
-#: deviations of a Gaussian), so the centre is the bead's centroid; one width was the
-#: core's, and put the bead of ``PSF_RFI_8bit.tif``, whose z profile has a long tail, 1.1
-#: planes from the data's centroid after deconvolution (``bench/psf_centring.py``); three
-#: let the faint halo of a PSF distilled over a whole bead image move it by voxels.
+#: deviations of a Gaussian), so the centre is the bead's centroid. One width (the core's)
+#: left a bead deconvolved with ``PSF_RFI_8bit.tif`` (whose z profile has a long tail)
+#: 0.67 voxel, and one deconvolved with the distilled confocal PSF 0.43 voxel, from the
+#: data's centroid within two widths (``bench/psf_centring.py``); three let the faint halo
+#: of a PSF distilled over the whole confocal bead image move its centre by 8 voxels.
 WINDOW_FWHM = 2.0
 WINDOW_MIN = 3.0
 

@@ -221,7 +221,7 @@ def _shift(p: np.ndarray, shift: Sequence[float], fill: float = 0.0) -> np.ndarr
     faces' values extended), negative ringing clipped to 0; the whole-voxel-shifted
     array's sum kept. A spline is local, where a Fourier shift of the zero-padded array
     rings across it from wherever light reaches a face: the centre (:func:`center_of`)
-    follows a sub-voxel shift to 0.012 voxel on the LLS bead (0.020 with a Fourier
+    follows a sub-voxel shift to 0.010 voxel on the LLS bead (0.017 with a Fourier
     shift) and to 0.043 on a PSF distilled over the whole confocal bead image (0.086)."""
     whole = [int(np.floor(s + 0.5)) for s in shift]
     out = np.full_like(p, fill)
@@ -355,7 +355,7 @@ def centered(
     ``subvoxel``, within half a voxel (on the nearest voxel). A second pass finds it
     within :data:`CENTER_TOLERANCE` and returns its input unchanged, so the function is
     idempotent; on the four real PSFs of ``bench/psf_centring.py`` one pass leaves at
-    most 0.001 voxel and the second moves 0. A PSF whose centre is already within
+    most 0.009 voxel and the second moves 0. A PSF whose centre is already within
     :data:`CENTER_TOLERANCE` of ``n // 2`` is returned as given (its background kept)
     unless ``background`` or ``energy`` is passed. A bead deconvolved by the result
     comes back where the data have it (within 0.25 voxel: ``tests/test_centering.py``,
