@@ -18,6 +18,7 @@ from rlcore._psfmath import (  # noqa: F401 (public here)
     CENTER_WARNING,
     SUPPORT_ENERGY,
     Background,
+    _real,
     background_subtract,
     border_background,
     center_of,
@@ -308,7 +309,7 @@ def center(psf: np.ndarray, subvoxel: bool = False) -> np.ndarray:
     """
     p = np.asarray(psf)
     if subvoxel:
-        q = normalize(p).astype(np.float64)  # checks finite, >= 0, sum > 0
+        q = normalize(_real(p)).astype(np.float64)  # checks numeric, finite, >= 0, sum > 0
         moved, _, _ = _to_centre(q, True, lambda a: center_of(a, background=0.0))
         return (moved * (float(np.sum(p, dtype=np.float64)) / moved.sum())).astype(np.float32)
     smooth = ndi.gaussian_filter(p.astype(np.float64), 1.0, mode="constant")
@@ -342,7 +343,8 @@ def centered(
        of two full widths at half maximum around the peak, iterated to a fixed point, so
        that neither a pedestal, the noise nor a neighbouring bead pulls it.
     3. Move it onto ``n // 2`` without wrapping anything around the array: whole voxels
-       by copying into zeros (what leaves the array is dropped, what enters is 0), the
+       by copying (what leaves the array is dropped, what enters is 0, or with
+       ``background`` the level it leaves at the border), the
        remaining fraction by quintic-spline interpolation; negative ringing clipped to
        0, the sum kept. The shift is refined (up to 4 times) until the result's own
        centre, measured as a second pass would, is within :data:`REFINE_TOLERANCE` of

@@ -201,24 +201,10 @@ def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndar
     return h / total
 
 
-def _outside_rlcore() -> int:
-    """The ``stacklevel`` that makes a warning raised by the function calling this one
-    point at the first line outside the rlcore package: the user's call, however many
-    rlcore frames lie between."""
-    import sys
-
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def _warn_off_centre(h: np.ndarray, name: str) -> None:
     """rlcore's convention is the PSF's centre at voxel ``n // 2``; a PSF whose centre
     (:func:`rlcore.psf.center_of`, the one :func:`rlcore.psf.centered` moves there, so a
-    PSF it returned never warns) lies elsewhere shifts the result by as much, so say so,
-    at the caller's line."""
+    PSF it returned never warns) lies elsewhere shifts the result by as much, so say so."""
     from rlcore._psfmath import CENTER_WARNING, centroid_offset
 
     offset = centroid_offset(h)
@@ -229,8 +215,7 @@ def _warn_off_centre(h: np.ndarray, name: str) -> None:
             f"centre voxel n // 2 = {centre} (the centroid of its light above the background "
             "within two widths at half maximum of its peak, rlcore.psf.center_of), so the "
             "result is shifted by as much; centre it with rlcore.psf.centered(psf) (the "
-            "CLI, napari and the RedLionfish compat do by default)", UserWarning,
-            stacklevel=_outside_rlcore())
+            "CLI, napari and the RedLionfish compat do by default)", UserWarning, stacklevel=4)
 
 
 def check_iterations(iterations: Any, name: str = "iterations") -> int:
