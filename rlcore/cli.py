@@ -72,20 +72,44 @@ def _with_psf_axes(image, axes: str, psf_ndim: int):
     return image, axes
 
 
-def _centred(psfs: list, paths: Sequence[Path], keep: bool) -> list:
-    """The faces' centring policy (:func:`rlcore.psf.centered`): each PSF moved so that its
-    centroid is at voxel n // 2, said on stderr; ``keep`` (--no-center-psf): as given."""
+def _psf_background(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {text!r}")
+    return value
+
+
+def _centred(psfs: list, paths: Sequence[Path], keep: bool,
+             background: float | None = None) -> list:
+    """The faces' PSF preparation (:func:`rlcore.psf.centered`): each PSF's background
+    removed (``background``, or estimated from its border) and its centre moved to voxel
+    n // 2, said on stderr; ``keep`` (--no-center-psf): as given, only a given background
+    subtracted."""
+    import numpy as np
+
     if keep:
-        return psfs
+        if background is None:
+            return psfs
+        return [np.clip(p.astype(np.float32) - np.float32(background), 0, None)
+                for p in psfs]
     from rlcore.psf import centered
 
     out = []
     for psf, path in zip(psfs, paths):
-        psf, moved = centered(psf)
-        if any(moved):
+        psf, moved = centered(psf, background=background)
+        if any(moved) or background is not None:
+            removed = ("no background removed" if background == 0 else
+                       f"background {background:g} removed (--psf-background)"
+                       if background is not None else
+                       "background estimated from its border removed")
             print(f"rlcore: {path}: PSF centred on its centroid, moved by "
-                  f"({', '.join(f'{m:+.2f}' for m in moved)}) voxels (--no-center-psf keeps "
-                  "it as given)", file=sys.stderr)
+                  f"({', '.join(f'{m:+.2f}' for m in moved)}) voxels, {removed} "
+                  "(--no-center-psf keeps it as given)", file=sys.stderr)
         out.append(psf)
     return out
 
@@ -132,8 +156,11 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
             type=float, default=0.0,
             help="constant subtracted from the image first (camera offset), 0")),
         "psf_background": (("--psf-background",), dict(
-            type=float, default=0.0,
-            help="constant subtracted from the PSF first (camera offset), 0")),
+            type=_psf_background, default=None, metavar="V",
+            help="the PSF's background, subtracted then clipped at 0: a number in the "
+                 "PSF's units, or auto (default: the median of its darkest face plus 3 "
+                 "noise standard deviations, rlcore.psf.border_background); 0 keeps a "
+                 "clean PSF's tails")),
         "no_center_psf": (("--no-center-psf",), dict(
             action="store_true",
             help="keep the PSF array as given (default: its background removed and its "
@@ -161,8 +188,8 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
 
 #: the run options ``batch`` takes (it runs one plan per frame shape, whole in memory)
 _BATCH_OPTIONS = ("iterations", "backend", "device", "boundary", "accelerate",
-                  "back_projector", "tv", "background", "no_center_psf", "progress",
-                  "overwrite")
+                  "back_projector", "tv", "background", "psf_background", "no_center_psf",
+                  "progress", "overwrite")
 
 
 def _add_run_options(p: argparse.ArgumentParser, names: Sequence[str],
@@ -299,10 +326,7 @@ def _deconvolve(args: argparse.Namespace) -> int:
         image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
     extra = dict(max_iterations=args.max_iterations, gain=args.gain,
                  offset=args.background) if auto else {}
-    if args.psf_background:
-        psfs = [np.clip(p.astype(np.float32) - np.float32(args.psf_background), 0, None)
-                for p in psfs]
-    psfs = _centred(psfs, args.psf, args.no_center_psf)
+    psfs = _centred(psfs, args.psf, args.no_center_psf, args.psf_background)
     psf = psfs if len(psfs) > 1 else psfs[0]
     options = dict(backend=args.backend, boundary=args.boundary,
                    device=_device(args.device),
@@ -365,7 +389,8 @@ def _batch(args: argparse.Namespace) -> int:
     if len(set(targets)) != len(targets):
         raise ValueError("inputs: two inputs have the same file name; the output folder "
                          "would hold one of them")
-    psfs = _centred([read_image(p)[0] for p in args.psf], args.psf, args.no_center_psf)
+    psfs = _centred([read_image(p)[0] for p in args.psf], args.psf, args.no_center_psf,
+                    args.psf_background)
     deconvolvers: dict = {}  # one per (frame shape, channel PSF)
     from tqdm.auto import tqdm
 

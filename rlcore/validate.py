@@ -196,8 +196,9 @@ def as_psf(psf: Any, image_shape: tuple[int, ...], name: str = "psf") -> np.ndar
 
 
 def _warn_off_centre(h: np.ndarray, name: str) -> None:
-    """rlcore's convention is the PSF's centre at voxel ``n // 2``; a PSF whose centroid
-    lies elsewhere shifts the result by as much, so say so (the faces centre it)."""
+    """rlcore's convention is the PSF's centre at voxel ``n // 2``; a PSF whose centre
+    (:func:`rlcore.psf.center_of`, the one :func:`rlcore.psf.centered` moves there, so a
+    PSF it returned never warns) lies elsewhere shifts the result by as much, so say so."""
     from rlcore._psfmath import CENTER_WARNING, centroid_offset
 
     offset = centroid_offset(h)
@@ -205,9 +206,10 @@ def _warn_off_centre(h: np.ndarray, name: str) -> None:
         centre = tuple(n // 2 for n in h.shape)
         warn(
             f"{name}: its centroid is {tuple(round(o, 2) for o in offset)} voxels from the "
-            f"centre voxel n // 2 = {centre} (after background removal), so the result is "
-            "shifted by as much; centre it with rlcore.psf.centered(psf) (the CLI, napari "
-            "and the RedLionfish compat do by default)")
+            f"centre voxel n // 2 = {centre} (the centroid of its light above the background "
+            "within two widths at half maximum of its peak, rlcore.psf.center_of), so the "
+            "result is shifted by as much; centre it with rlcore.psf.centered(psf) (the "
+            "CLI, napari and the RedLionfish compat do by default)")
 
 
 def check_iterations(iterations: Any, name: str = "iterations") -> int:

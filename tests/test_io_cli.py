@@ -257,3 +257,33 @@ def test_every_cli_option_has_help_text():
 
     walk(_parser(), [])
     assert not missing
+
+
+def test_cli_psf_background_is_what_is_removed(tmp_path, rng):
+    """--psf-background V: the PSF prepared as rlcore.psf.centered(psf, background=V);
+    auto (the default) estimates it from the border; a different V gives another result."""
+    import tifffile
+
+    import rlcore
+    from rlcore.cli import main
+
+    image = (rng.random((12, 24, 24)) * 50 + 5).astype(np.float32)
+    z, y, x = np.mgrid[-5:6, -7:8, -7:8]
+    psf = (1000 * np.exp(-(z * z / 4 + y * y / 3 + x * x / 3)) + 100
+           + rng.normal(0, 2, z.shape)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "im.tif", image)
+    tifffile.imwrite(tmp_path / "psf.tif", psf)
+    outs = {}
+    for value in ("auto", "100", "0"):
+        out = tmp_path / f"o{value}.tif"
+        assert main(["deconvolve", str(tmp_path / "im.tif"), str(tmp_path / "psf.tif"), "-o",
+                     str(out), "-n", "3", "--backend", "numpy", "--psf-background",
+                     value]) == 0
+        outs[value] = tifffile.imread(out)
+    prepared, _ = rlcore.psf.centered(psf, background=100.0)
+    ref = rlcore.deconvolve(image, prepared, 3, backend="numpy")
+    np.testing.assert_allclose(outs["100"], ref, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(outs["0"], outs["100"], rtol=1e-3)
+    with pytest.raises(SystemExit):
+        main(["deconvolve", str(tmp_path / "im.tif"), str(tmp_path / "psf.tif"), "-o",
+              str(tmp_path / "x.tif"), "--psf-background", "-3"])
