@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 
 #: submodules reached as attributes on first use (``rlcore.psf.gaussian(...)`` after a plain
 #: ``import rlcore``), imported only then so that ``import rlcore`` stays light
-_LAZY = ("psf", "blocks", "io", "backprojector", "autostop", "series", "data", "cli")
+_LAZY = ("psf", "blocks", "io", "backprojector", "autostop", "series", "data", "cli",
+         "background")
 #: public names, imported from their modules on first use: ``import rlcore`` loads no
 #: NumPy/SciPy, so the command line starts (and answers Ctrl-C) at once
 _NAMES = {"convolve": "api", "deconvolve": "api", "richardson_lucy": "compat.skimage",

@@ -173,6 +173,7 @@ class Request:
     def info(self, **fields: Any) -> RunInfo:
         """A :class:`RunInfo` of this request (its boundary unless given)."""
         fields.setdefault("boundary", self.boundary)
+        fields.setdefault("offset", float(self.offset) if self.offset else 0.0)
         return RunInfo(**fields)
 
     def answer(self, result: Any, info: RunInfo) -> Any:

@@ -40,7 +40,7 @@ def deconvolve(
     out: Any = None,
     max_iterations: int = 200,
     gain: float | None = None,
-    offset: float = 0.0,
+    offset: float | str = 0.0,
     channel_axis: int | None = None,
 ) -> Any:
     """Richardson-Lucy deconvolution of a 2-D or 3-D image.
@@ -115,10 +115,11 @@ def deconvolve(
     gain : float, optional
         ``iterations="auto"``: camera gain, image units per photon (default: fitted, or
         photon counts when the data look like counts).
-    offset : float, default 0
+    offset : float or "auto", default 0
         The image's zero level (camera offset, background), image units, subtracted
-        first (values below it become 0); ``iterations="auto"`` splits the data as
-        recorded and removes it from both parts.
+        first (values below it become 0); "auto": estimated from the image
+        (:func:`rlcore.background.estimate`; :attr:`RunInfo.offset` says the value).
+        ``iterations="auto"`` splits the data as recorded and removes it from both.
     channel_axis : int, optional
         The axis of ``image`` that holds channels; ``psf`` is then one PSF per channel or
         one for all.

@@ -84,6 +84,27 @@ def _psf_background(text: str) -> float | None:
     return value
 
 
+def _background_value(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
+
+
+def _image_background(value: float | str, image, path: Path) -> float:
+    """``--background``: the number given, or the image's estimate (said on stderr)."""
+    if value != "auto":
+        return float(value)
+    from rlcore.background import estimate
+
+    level = estimate(image)
+    print(f"rlcore: {path}: background {level:g} (estimated: the mode of its darker half; "
+          "--background V sets it)", file=sys.stderr)
+    return level
+
+
 def _centred(psfs: list, paths: Sequence[Path], keep: bool,
              background: float | None = None) -> list:
     """The faces' PSF preparation (:func:`rlcore.psf.centered`): each PSF's background
@@ -153,8 +174,9 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
                  "need 2-15 iterations instead of tens")),
         "tv": (("--tv",), dict(type=float, default=0.0, help="RLTV weight, 0 (off)")),
         "background": (("--background",), dict(
-            type=float, default=0.0,
-            help="constant subtracted from the image first (camera offset), 0")),
+            type=_background_value, default=0.0, metavar="V",
+            help="the image's background (camera offset), subtracted first: a number in "
+                 "the image's units (0), or auto (estimated: rlcore.background.estimate)")),
         "psf_background": (("--psf-background",), dict(
             type=_psf_background, default=None, metavar="V",
             help="the PSF's background, subtracted then clipped at 0: a number in the "
@@ -319,13 +341,14 @@ def _deconvolve(args: argparse.Namespace) -> int:
         raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
                          "input write float32 (drop --uint16)")
     auto = args.iterations == "auto"
-    if args.background and not lazy and float(np.max(image)) <= args.background:
-        raise ValueError(f"--background: {args.background:g} is at or above every voxel "
+    background = _image_background(args.background, image, args.image)
+    if background and not lazy and float(np.max(image)) <= background:
+        raise ValueError(f"--background: {background:g} is at or above every voxel "
                          f"(maximum {float(np.max(image)):g}); the result would be all zero")
-    if args.background and not auto:
-        image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
+    if background and not auto:
+        image = np.clip(image.astype(np.float32) - np.float32(background), 0, None)
     extra = dict(max_iterations=args.max_iterations, gain=args.gain,
-                 offset=args.background) if auto else {}
+                 offset=background) if auto else {}
     psfs = _centred(psfs, args.psf, args.no_center_psf, args.psf_background)
     psf = psfs if len(psfs) > 1 else psfs[0]
     options = dict(backend=args.backend, boundary=args.boundary,
@@ -398,8 +421,9 @@ def _batch(args: argparse.Namespace) -> int:
     for path, target in zip(files, targets):
         image, axes, voxel = read_series(path)
         image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
-        if args.background:
-            image = np.clip(image.astype(np.float32) - np.float32(args.background), 0, None)
+        background = _image_background(args.background, image, path)
+        if background:
+            image = np.clip(image.astype(np.float32) - np.float32(background), 0, None)
         channels = image.shape[axes.index("c")] if "c" in axes else 1
         if len(psfs) not in (1, channels):
             raise ValueError(f"psf: {len(psfs)} PSFs for the {channels} channels of {path}")

@@ -212,6 +212,9 @@ class RunInfo:
         (e.g. ``"held-out band loss, binomial split"``).
     stop_value : float or None
         The rule's value (held-out loss) at the chosen iteration.
+    offset : float
+        The background subtracted from the image first, image units (``offset=``; the
+        estimate with ``offset="auto"``).
     """
 
     iterations: int
@@ -224,6 +227,7 @@ class RunInfo:
     frames: int = 1
     stop_rule: str | None = None
     stop_value: float | None = None
+    offset: float = 0.0
 
 
 def initial_estimate(init: Any, image: Any, xp: Any, shape: tuple[int, ...]) -> Any:

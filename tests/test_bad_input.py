@@ -147,3 +147,25 @@ def test_warnings_point_at_the_callers_line(route):
     assert caught, "expected the negative-value warnings"
     for w in caught:
         assert w.filename == __file__ and w.lineno == line, (w.filename, w.lineno, w.message)
+
+
+def test_offset_auto_is_the_estimated_background_and_reported():
+    """offset="auto": the image's background estimated once (rlcore.background) and
+    subtracted as a given offset would be; RunInfo says the value."""
+    from rlcore.background import estimate
+
+    rng = np.random.default_rng(3)
+    image = rng.poisson(5, (10, 32, 32)).astype(np.float32) + 100
+    image[:, 10:20, 10:20] += 200
+    psf = np.ones((3, 3, 3), np.float32)
+    level = estimate(image)
+    assert 99 <= level <= 110
+    out, info = rlcore.deconvolve(image, psf, 3, offset="auto", backend="numpy",
+                                  return_info=True)
+    ref = rlcore.deconvolve(image, psf, 3, offset=level, backend="numpy")
+    assert np.array_equal(out, ref) and info.offset == level
+    frames, finfo = rlcore.deconvolve(np.stack([image, image]), psf, 2, offset="auto",
+                                      backend="numpy", return_info=True)
+    assert finfo.offset == level
+    with pytest.raises(TypeError, match="offset"):
+        rlcore.deconvolve(image, psf, 2, offset="dark")

@@ -312,3 +312,22 @@ def test_readme_python_and_cli_examples_agree_without_warnings(tmp_path):
         result = rlcore.deconvolve(np.clip(image - 98.0, 0, None), psf, iterations=10)
     cli = tifffile.imread(out)
     assert float(np.linalg.norm(result - cli) / np.linalg.norm(cli)) < 1e-5
+
+
+def test_cli_background_auto_estimates_the_camera_offset(tmp_path, capsys):
+    """--background auto on the shipped LLS sample: the pad value 98 (what cudaDecon's
+    reference used), said on stderr, and the same result as --background 98."""
+    import tifffile
+
+    from rlcore.cli import main
+
+    assert main(["sample", "-o", str(tmp_path / "s")]) == 0
+    runs = {}
+    for value in ("auto", "98"):
+        out = tmp_path / f"d{value}.tif"
+        assert main(["deconvolve", str(tmp_path / "s" / "lls_image.tif"),
+                     str(tmp_path / "s" / "lls_psf.tif"), "-o", str(out), "-n", "3",
+                     "--background", value, "--backend", "numpy"]) == 0
+        runs[value] = tifffile.imread(out)
+    assert "background 98 (estimated" in capsys.readouterr().err
+    assert np.array_equal(runs["auto"], runs["98"])

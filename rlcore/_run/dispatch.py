@@ -12,10 +12,17 @@ __all__ = ["run"]
 
 def run(request: Request, image: Any, psf: Any) -> Any:
     """Run ``request`` on ``image`` with ``psf`` by the route it takes."""
-    from rlcore._request import image_ndim, resolve_fixed
+    from rlcore._request import image_ndim, is_auto, resolve_fixed
     from rlcore._run import auto, blocked, dask, series, whole
     from rlcore._run.common import subtract_offset
+    from rlcore.validate import as_image
 
+    if is_auto(request.offset):  # estimated once, from the whole image (every frame's)
+        from rlcore.background import estimate
+
+        if isinstance(image, (str, bytes)) or not hasattr(image, "shape"):
+            image = as_image(image, clip_negative=False)[0]
+        request = request.narrowed(offset=estimate(image))
     route = request.route(image, psf)
     if route == "channels":  # each part runs through run() again
         return series.run_channels(request, image, psf, run)

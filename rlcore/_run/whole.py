@@ -4,6 +4,7 @@ used once; retried in blocks when the device runs out of memory."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from rlcore._request import Request
@@ -28,7 +29,7 @@ def run(request: Request, image: Any, psf: Any) -> Any:
             logger.warning("deconvolve: out of memory unblocked on %s (%s); retrying in "
                            "blocks", be.device, exc)
             result, info = blocked.retry_in_blocks(be, request, image, psf)
-    return request.answer(result, info)
+    return request.answer(result, replace(info, offset=float(request.offset or 0.0)))
 
 
 def _run_on(be: Any, request: Request, image: Any, psf: Any) -> tuple[Any, Any]:
