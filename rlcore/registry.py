@@ -144,7 +144,9 @@ def get_backend(name: str | Backend, *, device: Any = None, like: Any = None) ->
         The backend is registered but cannot run here (the message says why).
     """
     if not isinstance(name, str):
-        if isinstance(name, Backend):
+        # duck-typed (Python 3.12's isinstance on a Protocol ignores __getattr__)
+        if all(hasattr(name, m) for m in ("rfftn", "irfftn", "empty", "to_device",
+                                          "to_host", "divide_guarded", "activate")):
             return name
         raise TypeError(f"backend: must be a str or a backend object, got "
                         f"{type(name).__name__}")
