@@ -76,6 +76,9 @@ AUTO_PHASES = ((False, backprojector.check("wiener-butterworth", alpha=0.05)),
 AUTO_PADDED_PHASES = (("momentum", backprojector.check("matched")),)
 
 
+PADDED_CORRECTED = True
+
+
 def _auto_phases(accelerate: Any, back_projector: Any,
                  boundary: str = "periodic") -> tuple[tuple[Any, Any], ...]:
     """The phases of ``iterations="auto"``: :data:`AUTO_PHASES` (periodic) or
@@ -130,7 +133,7 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                 result, info = plan.run(data, init=init, return_info=True, release=True,
                                         callback=lambda k, _n: step(k, n))
             rule = (f"{n} plain updates, fallback: {checked.fallback}; the held-out split "
-                    "needs independent noise per voxel")
+                    "needs independent noise per voxel and measured data")
             logger.warning("iterations='auto': %s", rule)
             info = RunInfo(n, n < max_iterations, info.backend, info.device, boundary,
                            info.grid_shape, stop_rule=rule, stop_value=None)
@@ -139,8 +142,9 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
         train, test, method = autostop.split(y, gain=gain, offset=offset, backend=be,
                                              fit=fit, pad=pad)
         like = _like(train, image) if isinstance(train, np.ndarray) else train
-        held = autostop.HeldOut.of(plan, test)
         rival = len(phases) > 1  # the chain's rival: its last phase from the image
+        held = autostop.HeldOut.of(plan, test, train=None if rival or boundary == "periodic"
+                                   or not PADDED_CORRECTED else train)
         weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
         with _progress(progress, max_iterations, "Richardson-Lucy (auto)", callback) as step:
             for i, ((_, bp), variant) in enumerate(zip(phases, variants)):
