@@ -1,8 +1,11 @@
 """``iterations="auto"`` on real data and on semi-synthetic sets with real data's properties.
 
-``python -m bench.realdata --data ../shared/data`` (results: ``bench/results/realdata.md``
-and ``.json``; pictures: ``docs/realdata-lls.png``, ``docs/realdata-semi.png``; oracle
-curves cached under ``--cache``, default ``/tmp/auto-cache/realdata``).
+``python -m bench.realdata --data ../shared/data --phantoms periodic non-circulant-half``
+(results: ``bench/results/realdata.md`` and ``.json``; pictures: ``docs/realdata-lls.png``,
+``docs/realdata-semi.png``; oracle curves cached under ``--cache``, default
+``/tmp/auto-cache/realdata``; about 6 minutes on 2 cores with the cache warm).
+``--phantoms`` also runs auto on bench/iterations.py's nine sets and compares with their
+stored results from before issue 31.
 
 (a) **The LLS stack** (``lls_pycudadecon/im_deskewed.tif``, camera offset 98, the deskew
 wedge padded with 98; the measured bead PSF ``psf.tif`` with its background of 100 removed
@@ -309,6 +312,32 @@ def semi_rows(data: Path, cache: Path, only=None, boundary: str = "periodic"):
     return rows, results
 
 
+# ---------------------------------------------------------------- (c) the phantom sets
+
+#: today's auto on bench/iterations.py's nine sets (before issue 31), per boundary
+PHANTOM_BEFORE = {"periodic": "bench/results/iterations-s9-speed.json",
+                  "non-circulant-half": "bench/results/iterations-noncirculant-half-s8-speed.json"}
+
+
+def phantom_rows(data: Path, boundary: str) -> list[dict]:
+    """``iterations="auto"`` on bench/iterations.py's nine sets against the stored
+    results of the same sets before this change (auto's error, once each)."""
+    from bench import iterations as I
+
+    before = {r["set"]: r for r in json.loads(Path(PHANTOM_BEFORE[boundary]).read_text())}
+    rows = []
+    for name, image, psf, truth, offset, _ in I.sets(data):
+        x, info = rlcore.deconvolve(image, psf, "auto", offset=offset, backend="numpy",
+                                    boundary=boundary, return_info=True)
+        e, b = I.nrmse(x, truth), before[name]
+        rows.append({"set": name, "boundary": boundary, "before": b["auto_error"],
+                     "before_iterations": b["auto_iterations"], "auto_error": e,
+                     "auto_iterations": info.iterations, "change": e / b["auto_error"] - 1,
+                     "oracle_error": b["oracle_error"], "rule": info.stop_rule})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 # ---------------------------------------------------------------- report
 
 def _projections(ax_row_xy, ax_row_xz, images, titles, aspect):
@@ -363,7 +392,7 @@ def semi_figure(results: dict, rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def markdown(lls: list[dict], semi: list[dict]) -> str:
+def markdown(lls: list[dict], semi: list[dict], phantoms: list[dict] = ()) -> str:
     lines = ["# iterations=\"auto\" on real data (numpy backend, 2-core CPU)", "",
              "`python -m bench.realdata --data ../shared/data` (see the module docstring for "
              "the sets and metrics).", ""]
@@ -379,6 +408,16 @@ def markdown(lls: list[dict], semi: list[dict]) -> str:
     if semi:
         for boundary in dict.fromkeys(r["boundary"] for r in semi):
             lines += _semi_table([r for r in semi if r["boundary"] == boundary], boundary)
+    for boundary in dict.fromkeys(r["boundary"] for r in phantoms):
+        lines += [f"## bench/iterations.py's nine sets (boundary {boundary}): auto before and "
+                  "after", "", "| set | oracle | auto before @ it | auto now @ it | change | "
+                  "rule |", "|---|---:|---|---|---:|---|"]
+        for r in phantoms:
+            if r["boundary"] == boundary:
+                lines.append(f"| {r['set']} | {r['oracle_error']:.4f} | {r['before']:.4f} @ "
+                             f"{r['before_iterations']} | {r['auto_error']:.4f} @ "
+                             f"{r['auto_iterations']} | {r['change']:+.2%} | {r['rule']} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -405,6 +444,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-lls", action="store_true")
     parser.add_argument("--no-semi", action="store_true")
     parser.add_argument("--no-figure", action="store_true")
+    parser.add_argument("--phantoms", nargs="*", default=[],
+                        help="also bench/iterations.py's nine sets on these boundaries "
+                             "(periodic, non-circulant-half), against the stored results")
     parser.add_argument("--boundaries", nargs="*", default=["periodic", "non-circulant-half"],
                         help="boundaries of the semi-synthetic runs (oracle and auto)")
     args = parser.parse_args(argv)
@@ -419,9 +461,11 @@ def main(argv=None) -> int:
             semi += rows
             if not args.no_figure and boundary == "periodic":
                 semi_figure(semi_results, rows, args.docs / "realdata-semi.png")
+    phantoms = [r for b in args.phantoms for r in phantom_rows(args.data, b)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"lls": lls, "semi": semi}, indent=1))
-    text = markdown(lls, semi)
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"lls": lls, "semi": semi, "phantoms": phantoms}, indent=1))
+    text = markdown(lls, semi, phantoms)
     args.out.with_suffix(".md").write_text(text)
     print(text)
     return 0
