@@ -144,12 +144,9 @@ def _run_auto(image, psf, *, backend, device, boundary, init, callback, progress
                                              fit=fit, pad=pad)
         like = _like(train, image) if isinstance(train, np.ndarray) else train
         rival = len(phases) > 1  # the chain's rival: its last phase from the image
-        # padded grids' phase: the test part corrected for the periodic model's mismatch
-        # at the image's faces (autostop.boundary_mismatch; the image-region loss is
-        # taken on the image's periodic grid); the periodic chain: as measured on
-        # bench/iterations.py's sets (its rival is judged with the correction)
-        held = autostop.HeldOut.of(plan, test, train=None if boundary == "periodic"
-                                   else train)
+        # the phases' loss as measured on bench/iterations.py's sets; the rival's
+        # corrected for the periodic model's mismatch at the image's faces (below)
+        held = autostop.HeldOut.of(plan, test)
         weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
         with _progress(progress, max_iterations, "Richardson-Lucy (auto)", callback) as step:
             for i, ((_, bp), variant) in enumerate(zip(phases, variants)):

@@ -42,11 +42,11 @@ The rule (measured in ``bench/iterations.py``, results in bench/results/iteratio
    carries the periodic inversion's own edge artefacts and prefers estimates that have
    them (on objects that fill the volume the loss fell for 20-40 updates where the
    error rose after 5-8). The mismatch is estimated from a short half-extension run on
-   the training part and subtracted from the test part. Padded grids' phase uses the
-   corrected loss; on the periodic grid the phases' chain keeps the loss measured on
-   bench/iterations.py's sets and a rival, the last phase alone from the first estimate,
-   replaces it when the corrected loss puts it nearer by :data:`RIVAL_MARGIN`
-   (:meth:`AutoStop.margin`). Measured in bench/results/realdata.md.
+   the training part and subtracted from the test part. The phases keep the loss
+   measured on bench/iterations.py's sets; on the periodic grid a rival, the last phase
+   alone from the first estimate, stopped by the corrected loss, replaces the chain when
+   that loss puts it nearer by :data:`RIVAL_MARGIN` (:meth:`AutoStop.margin`). Measured
+   in bench/results/realdata.md and realdata-notes.md.
 
 Nothing here needs the ground truth. The split is drawn on the device where the backend
 has the protocol's optional ``random`` (CuPy), else on the host's cores; the band is made
