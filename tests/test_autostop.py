@@ -338,3 +338,131 @@ def test_spectral_loss_agrees_across_backends(backend, rng):
         got = be.spectral_loss(be.to_device_spectrum(s), be.to_device(w),
                                be.to_device_spectrum(t))
     assert abs(got - want) <= 1e-5 * np.sum(w * np.abs(s64) ** 2 + 2 * np.abs(s64 * t64))
+
+
+# ------------------------------------------------------------------ issue 31: real data
+
+def _interpolated(rng, shape=(24, 48, 48), sigma=3.0):
+    """White noise shifted along x by a random fraction per plane with linear
+    interpolation (what a deskew does): neighbours along x share noise."""
+    raw = rng.normal(0, sigma, shape)
+    f = rng.uniform(0, 1, shape[0])[:, None, None]
+    return (1 - f) * raw + f * np.roll(raw, -1, axis=2)
+
+
+def test_pad_mask_finds_long_runs_of_one_value(rng):
+    y = rng.normal(200, 3, (12, 20, 64)).round().astype(np.float32)
+    y[:, :, :20] = 98  # a wedge of 20 columns
+    y[:, 5, 30:45] = 98  # 15 in a row: not a pad
+    pad = autostop.pad_mask(y)
+    assert pad is not None and pad[:, :, :20].all()
+    assert not pad[:, :, 21:].any()
+    # photon counts: zeros everywhere (runs of them too) are no padding
+    counts = rng.poisson(0.05, (12, 20, 64)).astype(np.float32)
+    assert autostop.pad_mask(counts) is None
+
+
+def test_pad_voxels_are_not_split(rng):
+    y = (2.0 * rng.poisson(50, (16, 32, 32)) + rng.normal(0, 4, (16, 32, 32)) + 100
+         ).astype(np.float32)
+    y[:, :, :12] = 100.0
+    pad = autostop.pad_mask(y)
+    train, test, method = autostop.split(y, offset=100.0, pad=pad)
+    assert method == "gaussian"
+    np.testing.assert_array_equal(train[pad], 0)
+    np.testing.assert_array_equal(test[pad], 0)
+    assert np.std(test[~pad]) > 10  # the rest is split
+
+
+def test_noise_correlation_reads_interpolation_along_x(rng):
+    psf = gaussian_psf((9, 13, 13), (2.0, 1.6, 1.6))
+    white = rng.normal(0, 3, (24, 48, 48))
+    rho, fraction = autostop.noise_correlation(white, psf)
+    assert fraction > 0.5 and np.all(np.abs(rho) < 0.05)
+    rho, _ = autostop.noise_correlation(_interpolated(rng) + 50, psf, offset=50)
+    assert 0.18 < rho[2] < 0.32 and np.all(np.abs(rho[:2]) < 0.05)  # 1/4 expected
+
+
+def test_correlation_is_not_read_when_the_band_fills_the_spectrum(rng):
+    psf = gaussian_psf((3, 3, 3), (0.3, 0.3, 0.3))  # a band as wide as the spectrum
+    rho, fraction = autostop.noise_correlation(_interpolated(rng), psf)
+    assert rho is None and fraction < autostop.OUT_OF_BAND_MIN_FRACTION
+
+
+def test_auto_falls_back_to_plain_updates_on_correlated_noise(phantom, rng):
+    _, psf, truth = phantom
+    clean = ndi.convolve(truth, psf / psf.sum(), mode="wrap")
+    image = (clean + 20 + _interpolated(rng, truth.shape, 2.0)).astype(np.float32)
+    result, info = rlcore.deconvolve(image, psf, "auto", offset=20.0, backend="numpy",
+                                     return_info=True)
+    assert info.iterations == autostop.FALLBACK_ITERATIONS
+    assert "fallback" in info.stop_rule and "along x" in info.stop_rule
+    plain = rlcore.deconvolve(np.clip(image - 20, 0, None), psf, 10, backend="numpy")
+    np.testing.assert_allclose(result, plain, rtol=1e-5, atol=1e-4)
+    # no more than max_iterations
+    _, info = rlcore.deconvolve(image, psf, "auto", offset=20.0, max_iterations=4,
+                                backend="numpy", return_info=True)
+    assert info.iterations == 4
+
+
+def test_auto_falls_back_on_wide_padding(phantom):
+    image, psf, _ = phantom
+    padded = image.copy()
+    padded[:, :, :16] = 2.0  # a wedge of the offset, a third of the voxels
+    _, info = rlcore.deconvolve(padded, psf, "auto", offset=2.0, backend="numpy",
+                                return_info=True)
+    assert info.iterations == autostop.FALLBACK_ITERATIONS
+    assert "constant padding" in info.stop_rule and "correlated" not in info.stop_rule
+
+
+def test_boundary_mismatch_is_what_the_periodic_model_misses(rng):
+    from rlcore.deconvolver import Deconvolver
+
+    psf = gaussian_psf((9, 13, 13), (2.0, 1.6, 1.6))
+    # an object that fills a larger field, blurred linearly and cut: the image
+    big = ndi.gaussian_filter(rng.uniform(0, 100, (40, 72, 72)), 1.0)
+    cut = (slice(8, 32), slice(12, 60), slice(12, 60))
+    image = ndi.convolve(big, psf / psf.sum(), mode="constant")[cut]
+    truth = big[cut]
+    exact = image - ndi.convolve(truth, psf / psf.sum(), mode="wrap")
+    plan = Deconvolver(psf, image.shape, 10, backend="numpy", boundary="periodic")
+    m = autostop.boundary_mismatch(plan, image.astype(np.float32))
+    assert m.shape == image.shape and m.dtype == np.float32
+    error = np.linalg.norm(m - exact) / np.linalg.norm(exact)
+    assert error < 0.6  # (about 0.3-0.5 on the bench's sets)
+    inner = (slice(6, -6), slice(8, -8), slice(8, -8))
+    assert np.abs(m[inner]).max() < 0.05 * np.abs(m).max()  # at the faces only
+
+
+def test_margin_reads_which_estimate_is_nearer(phantom):
+    from rlcore.deconvolver import Deconvolver
+
+    image, psf, truth = phantom
+    clean = ndi.convolve(truth, psf / psf.sum(), mode="wrap").astype(np.float32)
+    plan = Deconvolver(psf, image.shape, 5, backend="numpy", boundary="periodic")
+    stop = autostop.AutoStop.build(plan, clean, out_of_band=0.0)  # a noise-free test
+    far = np.asarray(clean)  # the blurred object
+    near = np.asarray(truth, np.float32)
+    assert stop.margin(far, near) == pytest.approx(1.0, abs=0.02)
+    assert stop.margin(near, far) == pytest.approx(-1.0, abs=0.02)
+    assert stop.margin(near, near) == 0.0
+
+
+def test_the_chains_rival_replaces_an_overshooting_first_phase(rng):
+    """An object no sharper than a few plain updates make, filling the volume and cut by
+    its faces (bench/realdata.py's sets): the Wiener-Butterworth chain overshoots, and
+    matched momentum from the image, judged by the boundary-corrected loss, replaces it."""
+    psf = gaussian_psf((9, 13, 13), (2.0, 1.6, 1.6))
+    big = ndi.gaussian_filter(rng.uniform(0, 1, (44, 80, 80)), 1.2) ** 3
+    big *= 300 / big.max()
+    cut = (slice(10, 34), slice(16, 64), slice(16, 64))
+    clean = ndi.convolve(big, psf / psf.sum(), mode="constant")[cut]
+    truth = big[cut]
+    image = rng.poisson(clean + 2.0).astype(np.float32)
+    errors = []
+    with rlcore.Deconvolver(psf, image.shape, 40, backend="numpy", boundary="periodic") as rl:
+        rl.run(np.clip(image - np.float32(2.0), 0, None),
+               observe=lambda k, x: errors.append(_nrmse(x, truth)))
+    result, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, backend="numpy",
+                                     boundary="periodic", return_info=True)
+    assert _nrmse(result, truth) < 1.05 * min(errors), info.stop_rule

@@ -43,6 +43,8 @@ class _Phases:
         self.best: Any = None
         self.info: Any = None
         self.held: Any = None
+        self.beaten: Any = None  # (the chain's counts, the margin) when the rival won
+        self.note = ""  # what the split left out (a small pad), for the stop rule
 
 
 def run(request: Request, image: Any, psf: Any) -> Any:
@@ -64,29 +66,98 @@ def run(request: Request, image: Any, psf: Any) -> Any:
                 for a, b in phases]
     be = request.select_backend(image)
     state = _Phases(psf, max_iterations)
+    pad = autostop.pad_mask(y)  # constant padding: no noise to split there
     with be.activate():
         # the noise model (host) while the first phase is planned (on a GPU, the device's
         # work)
         with ThreadPoolExecutor(1, thread_name_prefix="rlcore-noise") as pool:
-            fitting = pool.submit(autostop.fit_noise, y, gain, offset)
+            fitting = pool.submit(autostop.fit_noise, y, gain, offset, pad)
             deconvolver = Deconvolver(psf, y.shape, max_iterations, backend=be,
                                       boundary=request.boundary, variant=variants[0])
             fit = fitting.result()
+        checked = autostop.check(y, deconvolver.psf, offset, pad)
+        if checked.fallback:  # the split's assumption fails: a fixed count of plain RL
+            return _fallback(request, (image, y, offset), be, checked.fallback, state)
+        state.note = checked.note()
         # on the device where the backend draws random numbers (then CuPy arrays)
         train, state.test, method = autostop.split(y, gain=gain, offset=offset, backend=be,
-                                                   fit=fit)
+                                                   fit=fit, pad=pad)
         start = like(train, image) if isinstance(train, np.ndarray) else train
+        state.held = autostop.HeldOut.of(deconvolver, state.test)  # every phase's
+        rival = len(phases) > 1  # the chain's rival: its last phase from the image
         with progress(request.progress, max_iterations, "Richardson-Lucy (auto)",
                       request.callback) as step:
-            _run_phases(request, deconvolver, list(zip(phases, variants)), start, state,
-                        step)
+            last = _run_phases(request, deconvolver, list(zip(phases, variants)), start,
+                               state, step, keep=rival)
+            if rival and state.counts and state.counts[0] > 0:
+                _run_rival(request, last, (phases[-1], variants[-1]), (start, train), state,
+                           step)
     return _answer(request, (image, y, offset), be, state, phases, method)
 
 
+def _fallback(request: Request, data: tuple, be: Any, reason: str, state: _Phases) -> Any:
+    """A fixed count of plain RL (:data:`rlcore.autostop.FALLBACK_ITERATIONS`) where the
+    held-out split cannot be trusted, with the reason in the stop rule."""
+    import warnings
+
+    from rlcore import autostop
+    from rlcore._run.common import subtract_offset
+
+    image, y, offset = data
+    n = min(autostop.FALLBACK_ITERATIONS, state.max_iterations)
+    with warnings.catch_warnings():  # the PSF was checked (and warned of) above
+        warnings.simplefilter("ignore", UserWarning)
+        deconvolver = Deconvolver(state.psf, y.shape, n, backend=be, boundary=request.boundary)
+    plain = like(subtract_offset(y, offset), image)
+    with progress(request.progress, n, "Richardson-Lucy (auto: fallback)",
+                  request.callback) as step:
+        result, info = deconvolver.execute(plain, RunSettings(
+            init=request.init, return_info=True, release=True,
+            callback=lambda k, _n: step(k, n)))
+    rule = (f"{n} plain updates, fallback: {reason}; the held-out split needs independent "
+            "noise per voxel and measured data")
+    logger.info("iterations='auto': %s", rule)
+    info = request.info(iterations=n, converged=n < state.max_iterations,
+                        backend=info.backend, device=info.device, grid_shape=info.grid_shape,
+                        stop_rule=rule)
+    return request.answer(result, info)
+
+
+def _run_rival(request: Request, deconvolver: Deconvolver, phase: tuple, parts: tuple,
+               state: _Phases, step: Any) -> None:
+    """The chain's last phase alone, from the first estimate, stopped by the held-out loss
+    corrected for the periodic model's mismatch at the image's faces; it replaces the
+    chain's estimate when nearer by :data:`rlcore.autostop.RIVAL_MARGIN` of their distance
+    (:meth:`rlcore.autostop.AutoStop.margin`; bench/results/realdata.md)."""
+    from rlcore import autostop
+
+    ((_, bp), variant), (start, train) = phase, parts
+    boundary, max_iterations = request.boundary, state.max_iterations
+    weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
+    deconvolver = (deconvolver.rematched(variant, max_iterations) if boundary == "periodic"
+                   else Deconvolver(state.psf, deconvolver.shape, max_iterations,
+                                    backend=deconvolver.backend, boundary=boundary,
+                                    variant=variant))
+    corrected = autostop.HeldOut.of(deconvolver, state.test, train=train)
+    stop = autostop.AutoStop.build(deconvolver, corrected, out_of_band=weight * bp.matched,
+                                   patience=1)
+    # the two compared in the band only (beyond it the test part says nothing)
+    judge = autostop.AutoStop.build(deconvolver, corrected, out_of_band=0.0)
+    estimate, info = deconvolver.execute(start, RunSettings(
+        init=request.init, monitor=stop, return_info=True, release=True,
+        callback=lambda k, _n: step(k, max_iterations)))
+    nearer = judge.margin(state.best, stop.best) if stop.best_k > 0 else 0.0
+    if nearer > autostop.RIVAL_MARGIN:
+        state.beaten = (state.counts, nearer)
+        state.result, state.loss, state.info = estimate, stop.best_loss, info
+        state.counts = [0] * (len(state.beaten[0]) - 1) + [stop.best_k]
+
+
 def _run_phases(request: Request, deconvolver: Deconvolver, phases: list, start: Any,
-                state: _Phases, step: Any) -> None:
+                state: _Phases, step: Any, keep: bool = False) -> Deconvolver:
     """Each phase from the last one's best estimate, stopped at its first update that does
-    not improve the held-out loss (patience 1); a later phase keeps its first update."""
+    not improve the held-out loss (patience 1); a later phase keeps its first update.
+    Returns the last phase's deconvolver (``keep``: not released, for the rival)."""
     from rlcore import autostop
 
     boundary, max_iterations = request.boundary, state.max_iterations
@@ -100,8 +171,6 @@ def _run_phases(request: Request, deconvolver: Deconvolver, phases: list, start:
                            Deconvolver(state.psf, deconvolver.shape, left,
                                        backend=deconvolver.backend, boundary=boundary,
                                        variant=variant))
-        if state.held is None:  # the same PSF and grid in every phase
-            state.held = autostop.HeldOut.of(deconvolver, state.test)
         weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
         stop = autostop.AutoStop.build(deconvolver, state.held,
                                        out_of_band=weight * bp.matched, patience=1,
@@ -109,7 +178,7 @@ def _run_phases(request: Request, deconvolver: Deconvolver, phases: list, start:
         done = sum(state.counts)
         estimate, state.info = deconvolver.execute(start, RunSettings(
             init=request.init, grid_estimate=state.best, monitor=stop, return_info=True,
-            release=i == len(phases) - 1,
+            release=i == len(phases) - 1 and not keep,
             callback=lambda k, _n, done=done: step(done + k, max_iterations)))
         if stop.best_k == 0:
             if state.result is not None:
@@ -121,6 +190,7 @@ def _run_phases(request: Request, deconvolver: Deconvolver, phases: list, start:
         state.counts.append(stop.best_k)
         if stop.since < stop.patience:
             break  # max_iterations reached
+    return deconvolver
 
 
 def _answer(request: Request, data: tuple, be: Any, state: _Phases, phases: tuple,
@@ -136,11 +206,17 @@ def _answer(request: Request, data: tuple, be: Any, state: _Phases, phases: tupl
         result = like(np.clip(y - np.float32(offset), 0, None).astype(np.float32), image)
     elif _arrays.kind(result) != _arrays.kind(image):  # a device split's: NumPy in, out
         result = like(np.asarray(be.to_host(result)), image)
+    beaten = state.beaten
     names = " + ".join(f"{n} {_phase_name(*phases[i])}" for i, n in enumerate(state.counts)
-                       ) if total else ""
+                       if n or not beaten) if total else ""
+    if beaten:
+        was = " + ".join(f"{n} {_phase_name(*phases[i])}" for i, n in enumerate(beaten[0]))
+        names += (f" from the image (its boundary-corrected held-out loss nearer than {was} "
+                  f"by {beaten[1]:.2f} of their distance)")
     info = state.info
+    rule = f"held-out band loss, {method} split; {names or 'no update'}"
     info = request.info(iterations=total, converged=total < max_iterations,
                         backend=info.backend, device=info.device, grid_shape=info.grid_shape,
-                        stop_rule=f"held-out band loss, {method} split; "
-                        f"{names or 'no update'}", stop_value=state.loss)
+                        stop_rule=rule + (f"; {state.note}" if state.note else ""),
+                        stop_value=state.loss)
     return request.answer(result, info)
