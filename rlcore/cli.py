@@ -370,7 +370,12 @@ def _deconvolve(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} {tuple(image.shape)} float32 ({axes.upper()}), in blocks")
         return 0
     result = rlcore.deconvolve(image, psf, args.iterations, channel_axis=channel_axis,
-                               progress=args.progress and not lazy, **options)
+                               progress=args.progress and not lazy, return_info=auto,
+                               **options)
+    if auto:  # the count the data chose, and the rule that chose it
+        result, info = result
+        print(f"rlcore: {args.image}: iterations auto: {info.iterations} updates "
+              f"({info.stop_rule})", file=sys.stderr)
     if lazy and not str(args.output).lower().endswith(".zarr"):
         result = result.compute()  # TIFF output: the whole result in memory
     if args.uint16:
