@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["BOUNDARIES", "DEFAULT_BOUNDARY", "FACE_BOUNDARY", "Grid", "make_grid", "place_psf",
-           "is_noncirculant", "mean64"]
+__all__ = ["BOUNDARIES", "DEFAULT_BOUNDARY", "FACE_BOUNDARY", "GRID_TAIL", "Grid", "make_grid",
+           "place_psf", "psf_extent", "is_noncirculant", "mean64"]
 
 BOUNDARIES = ("periodic", "zero", "reflect", "non-circulant", "non-circulant-half")
 
@@ -138,6 +138,45 @@ def mean64(xp: Any, image: Any) -> float:
         return float(xp.mean(image, dtype=xp.float64))
     except TypeError:  # array API namespaces without the keyword
         return float(xp.mean(xp.astype(image, xp.float64)))
+
+
+#: the PSF's light a padded grid may leave out of its padding, relative to its sum: the
+#: grid is sized by the PSF's extent (:func:`psf_extent`), not by its array, so a PSF array
+#: with empty margins (a Gaussian in a generous box, a cleaned bead stack) costs no larger
+#: transforms; the few light left beyond the extent wraps around the grid, a change of the
+#: order of float32 rounding
+GRID_TAIL = 1e-7
+
+
+def psf_extent(psf: Any, tail: float = GRID_TAIL) -> tuple[int, ...]:
+    """The PSF's extent, voxels per axis: the smallest box centred on voxel ``n // 2``
+    (``2 r + 1`` long, at most the array's length) outside which, on each axis, at most
+    ``tail / ndim`` of the PSF's sum lies (so at most ``tail`` outside the box).
+
+    Parameters
+    ----------
+    psf : ndarray
+        The normalised, non-negative PSF (:func:`rlcore.validate.as_psf`).
+    tail : float, default :data:`GRID_TAIL`
+        Fraction of the sum allowed outside.
+    """
+    p = np.abs(np.asarray(psf, dtype=np.float64))
+    total = float(p.sum())
+    if total <= 0 or p.ndim == 0:
+        return tuple(int(n) for n in p.shape)
+    out = []
+    for axis, n in enumerate(p.shape):
+        profile = p.sum(axis=tuple(a for a in range(p.ndim) if a != axis))
+        c = n // 2
+        cum = np.concatenate([[0.0], np.cumsum(profile)])
+        width = n
+        for r in range(0, n):
+            lo, hi = max(c - r, 0), min(c + r + 1, n)
+            if total - (cum[hi] - cum[lo]) <= tail / p.ndim * total:
+                width = min(2 * r + 1, n)
+                break
+        out.append(int(width))
+    return tuple(out)
 
 
 def make_grid(image_shape: tuple[int, ...], psf_shape: tuple[int, ...], mode: str,

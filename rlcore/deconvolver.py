@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rlcore import _arrays, backprojector, registry, series
-from rlcore.boundary import DEFAULT_BOUNDARY, is_noncirculant, make_grid
+from rlcore.boundary import DEFAULT_BOUNDARY, is_noncirculant, make_grid, psf_extent
 from rlcore.iteration import Convolution, Options, richardson_lucy
 from rlcore.placement import placement_for
 from rlcore.validate import as_image, as_psf, check_iterations, check_kind
@@ -347,7 +347,7 @@ class Deconvolver:
             backend = registry.get_backend(backend, device=device, like=like)
         self.backend = backend
         self.psf = as_psf(psf, self.shape)
-        self.grid = make_grid(self.shape, self.psf.shape, boundary,
+        self.grid = make_grid(self.shape, psf_extent(self.psf), boundary,
                               fast_len=backend.fast_length)
         self.boundary = boundary
         bp = self.variant.back_projector

@@ -128,10 +128,11 @@ def block_plan(image_shape: tuple[int, ...], recipe: Recipe, backend: Any,
         Bad block arguments, or ``max_memory`` too small for any block.
     """
     from rlcore import blocks
+    from rlcore.boundary import psf_extent
     from rlcore.deconvolver import memory_per_voxel
 
-    block_shape = blocking.block_shape or "auto"
-    return blocks.plan(tuple(image_shape), tuple(recipe.psf.shape), block_shape=block_shape,
+    block_shape = blocking.block_shape or "auto"  # grids sized as the runs size theirs
+    return blocks.plan(tuple(image_shape), psf_extent(recipe.psf), block_shape=block_shape,
                        overlap=blocking.overlap, max_memory=blocking.max_memory,
                        boundary=recipe.boundary, iterations=recipe.iterations,
                        bytes_per_voxel=memory_per_voxel(backend, recipe.variant,
