@@ -292,13 +292,12 @@ def split(image: np.ndarray, *, fraction: float = DEFAULT_FRACTION, gain: float 
         estimated_gain, read_var, count_like = gain, 0.0, True
     device = (backend is not None and getattr(backend, "random", None) is not None
               and counts.dtype == np.float32 and DEVICE_SPLIT)
+    draw = _Draw(fraction, gain, estimated_gain, read_var, offset, seed)
     if device:
-        train, test, method = _split_on_device(backend, counts, count_like, fraction,
-                                               gain, estimated_gain, read_var, offset, seed)
+        train, test, method = _split_on_device(backend, counts, count_like, draw)
     else:
         train, test, method = _split_on_host(counts, count_like and _integer_valued(counts),
-                                             fraction, gain, estimated_gain, read_var,
-                                             offset, seed)
+                                             draw)
     if pad is not None:  # nothing to split where there is no noise
         train, test = _unsplit(backend if device else None, train, test, y, pad, offset)
     logger.info("iterations='auto': %s split, gain %.3g, read variance %.3g%s", method,
@@ -326,8 +325,20 @@ def _unsplit(backend, train, test, y, pad, offset):
 DEVICE_SPLIT = True
 
 
-def _split_on_host(counts, is_counts, fraction, gain, estimated_gain, read_var, offset,
-                   seed):
+class _Draw(NamedTuple):
+    """What a split draws with: the training fraction, the gain given (or None), the
+    noise model's gain and read variance, the offset and the seed."""
+
+    fraction: float
+    gain: float | None
+    estimated_gain: float
+    read_var: float
+    offset: float
+    seed: int
+
+
+def _split_on_host(counts, is_counts, draw: _Draw):
+    fraction, gain, estimated_gain, read_var, offset, seed = draw
     flat = np.ascontiguousarray(counts).reshape(-1)
     if is_counts:
         g = gain or 1.0
@@ -358,11 +369,11 @@ def _split_on_host(counts, is_counts, fraction, gain, estimated_gain, read_var, 
     return train.reshape(counts.shape), test.reshape(counts.shape), method
 
 
-def _split_on_device(backend, counts, count_like, fraction, gain, estimated_gain, read_var,
-                     offset, seed):
+def _split_on_device(backend, counts, count_like, draw: _Draw):
     """:func:`split`'s draws on the device (float32 counts, so below 2^24 exactly), in
     pieces of :data:`_DEVICE_CHUNK` voxels: beyond the image and the two parts, the device
     holds only one piece's temporaries (int64 counts and draws)."""
+    fraction, gain, estimated_gain, read_var, offset, seed = draw
     xp, rng = backend.xp, backend.random(seed)
     d = backend.to_device(counts).reshape(-1)
     pieces = [slice(a, min(a + _DEVICE_CHUNK, d.size)) for a in range(0, d.size, _DEVICE_CHUNK)]
