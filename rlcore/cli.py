@@ -208,18 +208,13 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
     }
 
 
-#: the run options ``batch`` takes (it runs one plan per frame shape, whole in memory)
-_BATCH_OPTIONS = ("iterations", "backend", "device", "boundary", "accelerate",
-                  "back_projector", "tv", "background", "psf_background", "no_center_psf",
-                  "progress", "overwrite")
 
 
-def _add_run_options(p: argparse.ArgumentParser, names: Sequence[str],
-                     **changes: dict) -> None:
+def _add_run_options(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
     table = _run_options()
     for name in names:
         flags, kwargs = table[name]
-        p.add_argument(*flags, **dict(kwargs, **changes.get(name, {})))
+        p.add_argument(*flags, **kwargs)
 
 
 def _psf_parser(sub: Any) -> None:
@@ -279,7 +274,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder (made if missing); each result keeps its input's "
                         "name, format and axes")
-    _add_run_options(b, _BATCH_OPTIONS, iterations=dict(type=int, help="RL iterations (10)"))
+    _add_run_options(b, list(_run_options()))  # every option of deconvolve, per file
 
     s = sub.add_parser("sample", help="write the shipped real sample (LLS image + PSF)")
     s.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
@@ -306,24 +301,48 @@ def _device(value: str | None):
 
 
 def _deconvolve(args: argparse.Namespace) -> int:
+    _check_output(args.output, args.overwrite)
+    raw = _read_psfs(args.psf)
+    psfs = _centred([p for p, _ in raw], args.psf, args.no_center_psf, args.psf_background)
+    return _run_file(args, args.image, args.output, (raw, psfs))
+
+
+def _read_psfs(paths: Sequence[Path]) -> list:
+    """Each PSF file's array and voxel size."""
+    from rlcore.io import read_image
+
+    return [read_image(path) for path in paths]
+
+
+def _deconvolve_kwargs(args: argparse.Namespace, background: float, auto: bool) -> dict:
+    """The keyword arguments of :func:`rlcore.deconvolve` the options ask for."""
+    blocks = dict(block_shape=tuple(args.block_shape) if args.block_shape else None,
+                  overlap=tuple(args.overlap) if args.overlap else "auto",
+                  max_memory=args.max_memory)
+    extra = dict(max_iterations=args.max_iterations, gain=args.gain,
+                 offset=background) if auto else {}
+    return dict(backend=args.backend, boundary=args.boundary, device=_device(args.device),
+                accelerate=args.accelerate if args.accelerate else "auto",
+                back_projector=args.back_projector, tv=args.tv, **blocks, **extra)
+
+
+def _run_file(args: argparse.Namespace, path: Path, output: Path, psfs: tuple,
+              cache: dict | None = None) -> int:
+    """One input through the options of ``args`` into ``output`` (``deconvolve`` and each
+    file of ``batch``); ``psfs``: the files' (array, voxel size) pairs and the prepared
+    arrays; ``cache``: Deconvolvers kept across files (``batch``) for plain runs."""
     import numpy as np
 
     import rlcore
-    from rlcore.io import read_image, read_series, write_series
+    from rlcore.io import read_series, write_series
 
-    _check_output(args.output, args.overwrite)
-    image, axes, voxel = read_series(args.image, lazy=True)  # OME-Zarr stays lazy (dask)
-    psfs: list = []
-    for path in args.psf:
-        psf, psf_voxel = read_image(path)
+    raw, psfs = psfs
+    image, axes, voxel = read_series(path, lazy=True)  # OME-Zarr stays lazy (dask)
+    for psf_path, (_, psf_voxel) in zip(args.psf, raw):
         if voxel.known and psf_voxel.known and voxel != psf_voxel:
-            warnings.warn(
-                f"psf: {path} has voxel size {psf_voxel}, the image {voxel}; "
-                "resample the PSF to the image's voxel size for a correct result",
-                UserWarning,
-                stacklevel=1,
-            )
-        psfs.append(psf)
+            warnings.warn(f"psf: {psf_path} has voxel size {psf_voxel}, the image {voxel}; "
+                          "resample the PSF to the image's voxel size for a correct result",
+                          UserWarning, stacklevel=1)
     image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
     channel_axis = axes.index("c") if "c" in axes else None
     if len(psfs) > 1 and channel_axis is None:
@@ -332,59 +351,79 @@ def _deconvolve(args: argparse.Namespace) -> int:
     if channel_axis is not None and len(psfs) not in (1, image.shape[channel_axis]):
         raise ValueError(f"psf: {len(psfs)} PSFs for {image.shape[channel_axis]} channels; "
                          "pass one PSF, or one per channel")
-    psf = psfs if len(psfs) > 1 else psfs[0]
-    blocks = dict(block_shape=tuple(args.block_shape) if args.block_shape else None,
-                  overlap=tuple(args.overlap) if args.overlap else "auto",
-                  max_memory=args.max_memory)
     lazy = type(image).__module__.startswith("dask")
     if lazy and args.uint16:
         raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
                          "input write float32 (drop --uint16)")
     auto = args.iterations == "auto"
-    background = _image_background(args.background, image, args.image)
+    background = _image_background(args.background, image, path)
     if background and not lazy and float(np.max(image)) <= background:
         raise ValueError(f"--background: {background:g} is at or above every voxel "
                          f"(maximum {float(np.max(image)):g}); the result would be all zero")
     if background and not auto:
         image = np.clip(image.astype(np.float32) - np.float32(background), 0, None)
-    extra = dict(max_iterations=args.max_iterations, gain=args.gain,
-                 offset=background) if auto else {}
-    psfs = _centred(psfs, args.psf, args.no_center_psf, args.psf_background)
     psf = psfs if len(psfs) > 1 else psfs[0]
-    options = dict(backend=args.backend, boundary=args.boundary,
-                   device=_device(args.device),
-                   accelerate=args.accelerate if args.accelerate else "auto",
-                   back_projector=args.back_projector, tv=args.tv, **blocks, **extra)
+    options = _deconvolve_kwargs(args, background, auto)
     if args.dry_run:  # the plan of the same request the run would make
         return _dry_run(image, psfs[0], args.iterations, options)
-    if lazy and not auto and set(axes) <= set("zyx") and \
-            str(args.output).lower().endswith(".zarr"):
+    if lazy and not auto and set(axes) <= set("zyx") and str(output).lower().endswith(".zarr"):
         # OME-Zarr to OME-Zarr: blocks in this process within --max-memory, each core
         # written as it is done into a temporary OME-Zarr, moved into place when complete
         from rlcore.io import zarr_output
 
-        with zarr_output(args.output, tuple(image.shape), axes, voxel,
+        with zarr_output(output, tuple(image.shape), axes, voxel,
                          overwrite=args.overwrite, chunks=image.chunksize) as out:
             rlcore.deconvolve(image, psf, args.iterations, progress=args.progress,
                               out=out, **options)
-        print(f"wrote {args.output} {tuple(image.shape)} float32 ({axes.upper()}), in blocks")
+        print(f"wrote {output} {tuple(image.shape)} float32 ({axes.upper()}), in blocks")
         return 0
-    result = rlcore.deconvolve(image, psf, args.iterations, channel_axis=channel_axis,
-                               progress=args.progress and not lazy, return_info=auto,
-                               **options)
+    plain = cache is not None and not (auto or lazy or args.block_shape or args.max_memory)
+    if plain:  # one Deconvolver per (frame shape, channel PSF) across the files
+        result = _with_cached_plans(args, np.asarray(image), axes, psfs, cache)
+    else:
+        result = rlcore.deconvolve(image, psf, args.iterations, channel_axis=channel_axis,
+                                   progress=args.progress and not lazy and cache is None,
+                                   return_info=auto, **options)
     if auto:  # the count the data chose, and the rule that chose it
         result, info = result
-        print(f"rlcore: {args.image}: iterations auto: {info.iterations} updates "
+        print(f"rlcore: {path}: iterations auto: {info.iterations} updates "
               f"({info.stop_rule})", file=sys.stderr)
-    if lazy and not str(args.output).lower().endswith(".zarr"):
+    if lazy and not str(output).lower().endswith(".zarr"):
         result = result.compute()  # TIFF output: the whole result in memory
     if args.uint16:
         peak = float(result.max())
         scale = 65535.0 / peak if peak > 0 else 0.0
         result = np.round(result * scale).astype(np.uint16)
-    write_series(args.output, result, axes, voxel, overwrite=args.overwrite)  # zarr: by chunk
-    print(f"wrote {args.output} {result.shape} {result.dtype} ({axes.upper()})")
+    write_series(output, result, axes, voxel, overwrite=args.overwrite)  # zarr: by chunk
+    if cache is None:
+        print(f"wrote {output} {result.shape} {result.dtype} ({axes.upper()})")
     return 0
+
+
+def _with_cached_plans(args: argparse.Namespace, image, axes: str, psfs: list, cache: dict):
+    """``image`` deconvolved through the Deconvolver of its frame shape and channel's PSF
+    (made once per batch): the same result as ``rlcore.deconvolve``."""
+    import rlcore
+    from rlcore._request import resolve_fixed
+    from rlcore.series import map_channels
+
+    frame = tuple(int(n) for n in image.shape[-psfs[0].ndim:])
+    accelerate, back = resolve_fixed(args.accelerate or "auto", args.back_projector)
+
+    def deconvolver(c: int) -> rlcore.Deconvolver:
+        key = (frame, c if len(psfs) > 1 else 0)
+        if key not in cache:
+            cache[key] = rlcore.Deconvolver(
+                psfs[key[1]], frame, args.iterations, backend=args.backend,
+                device=_device(args.device), boundary=args.boundary,
+                accelerate=accelerate, back_projector=back, tv=args.tv)
+        return cache[key]
+
+    if "c" in axes:
+        channels = image.shape[axes.index("c")]
+        return map_channels(image, list(range(channels)), axes.index("c"),
+                            lambda channel, c: deconvolver(c).run(channel))
+    return deconvolver(0).run(image)
 
 
 def _inputs(patterns: Sequence[str]) -> list[Path]:
@@ -400,59 +439,39 @@ def _inputs(patterns: Sequence[str]) -> list[Path]:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    """Every input through one :class:`rlcore.Deconvolver` per (frame shape, channel)."""
-    import numpy as np
-
-    import rlcore
-    from rlcore.io import read_image, read_series, write_series
-    from rlcore.series import map_channels
-
+    """Every input with the options of ``deconvolve`` (one option table); plain runs share
+    one :class:`rlcore.Deconvolver` per (frame shape, channel PSF); each warning and error
+    names its file."""
     files = _inputs(args.inputs)
     args.output.mkdir(parents=True, exist_ok=True)
     targets = [args.output / f.name for f in files]
     clash = [t for t in targets if t.exists()]
-    if clash and not args.overwrite:  # before any computing
+    if clash and not args.overwrite and not args.dry_run:  # before any computing
         raise FileExistsError(f"{clash[0]} exists (and {len(clash) - 1} more); pass "
                               "--overwrite to replace them")
     if len(set(targets)) != len(targets):
         raise ValueError("inputs: two inputs have the same file name; the output folder "
                          "would hold one of them")
-    psfs = _centred([read_image(p)[0] for p in args.psf], args.psf, args.no_center_psf,
-                    args.psf_background)
-    deconvolvers: dict = {}  # one per (frame shape, channel PSF)
+    raw = _read_psfs(args.psf)
+    psfs = _centred([p for p, _ in raw], args.psf, args.no_center_psf, args.psf_background)
+    cache: dict = {}
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(files), unit="file", disable=not args.progress)
     for path, target in zip(files, targets):
-        image, axes, voxel = read_series(path)
-        image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
-        background = _image_background(args.background, image, path)
-        if background:
-            image = np.clip(image.astype(np.float32) - np.float32(background), 0, None)
-        channels = image.shape[axes.index("c")] if "c" in axes else 1
-        if len(psfs) not in (1, channels):
-            raise ValueError(f"psf: {len(psfs)} PSFs for the {channels} channels of {path}")
-        frame = tuple(int(n) for n in image.shape[-psfs[0].ndim:])
-
-        def deconvolver(c: int, frame=frame) -> rlcore.Deconvolver:
-            key = (frame, c if len(psfs) > 1 else 0)
-            if key not in deconvolvers:
-                deconvolvers[key] = rlcore.Deconvolver(
-                    psfs[key[1]], frame, args.iterations, backend=args.backend,
-                    device=_device(args.device), boundary=args.boundary,
-                    accelerate=args.accelerate, back_projector="matched"
-                    if args.back_projector == "auto" else args.back_projector, tv=args.tv)
-            return deconvolvers[key]
-
-        if "c" in axes:
-            result = map_channels(image, list(range(channels)), axes.index("c"),
-                                  lambda channel, c: deconvolver(c).run(channel))
-        else:
-            result = deconvolver(0).run(image)
-        write_series(target, result, axes, voxel, overwrite=args.overwrite)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                _run_file(args, path, target, (raw, psfs), cache)
+            except (*_EXPECTED,) as exc:
+                raise type(exc)(f"{path}: {exc}") from exc
+            finally:
+                for w in caught:
+                    print(f"rlcore: warning: {path}: {w.message}", file=sys.stderr)
         bar.update(1)
     bar.close()
-    print(f"wrote {len(files)} files to {args.output} ({len(deconvolvers)} plan(s))")
+    if not args.dry_run:
+        print(f"wrote {len(files)} files to {args.output} ({len(cache)} plan(s))")
     return 0
 
 

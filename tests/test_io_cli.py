@@ -331,3 +331,48 @@ def test_cli_background_auto_estimates_the_camera_offset(tmp_path, capsys):
         runs[value] = tifffile.imread(out)
     assert "background 98 (estimated" in capsys.readouterr().err
     assert np.array_equal(runs["auto"], runs["98"])
+
+
+def test_batch_and_deconvolve_take_the_same_options():
+    """One option table: every option of ``deconvolve`` is an option of ``batch``."""
+    from rlcore.cli import parser
+
+    sub = next(a for a in parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    options = {name: {o for a in p._actions for o in a.option_strings}
+               for name, p in sub.choices.items() if name in ("deconvolve", "batch")}
+    assert options["deconvolve"] - options["batch"] == set(), \
+        options["deconvolve"] - options["batch"]
+    assert {"--psf-background", "--gain", "--uint16", "--dry-run", "--block-shape",
+            "--max-memory", "--max-iterations"} <= options["batch"]
+
+
+def test_batch_equals_deconvolve_per_file_and_names_the_file(tmp_path, rng, capsys):
+    """batch with -n auto, --uint16 and blocks gives each file what deconvolve gives it,
+    and each warning names its file."""
+    import tifffile
+
+    from rlcore.cli import main
+
+    z, y, x = np.mgrid[-3:4, -4:5, -4:5]
+    psf = np.exp(-(z * z / 3 + (y * y + x * x) / 2)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "psf.tif", psf)
+    for i in range(2):
+        image = rng.poisson(20, (12, 32, 30)).astype(np.float32)
+        image[0, 0, 0] = -5  # clipped, with a warning
+        tifffile.imwrite(tmp_path / f"im{i}.tif", image)
+    for extra in (["-n", "auto"], ["-n", "3", "--uint16"], ["-n", "3", "--block-shape", "12",
+                                                              "16", "15"]):
+        out = tmp_path / f"batch{len(extra)}{extra[-1]}"
+        assert main(["batch", str(tmp_path / "im*.tif"), "--psf", str(tmp_path / "psf.tif"),
+                     "-o", str(out), "--backend", "numpy", *extra]) == 0
+        err = capsys.readouterr().err
+        for i in range(2):
+            single = tmp_path / f"single{i}.tif"
+            assert main(["deconvolve", str(tmp_path / f"im{i}.tif"), str(tmp_path / "psf.tif"),
+                         "-o", str(single), "--backend", "numpy", "--overwrite", *extra]) == 0
+            np.testing.assert_array_equal(tifffile.imread(out / f"im{i}.tif"),
+                                          tifffile.imread(single))
+            if extra[1] != "auto":  # auto splits the raw data: no clipping there
+                assert f"warning: {tmp_path / f'im{i}.tif'}: image: " in err
+        if extra[1] == "auto":
+            assert "iterations auto:" in err
