@@ -25,7 +25,9 @@ import itertools
 import logging
 import math
 import os
+import re
 import shutil
+import struct
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -182,10 +184,18 @@ def _microns(value: float | None, unit: str | None) -> float | None:
     return None if factor is None else float(value) * factor
 
 
+def _tidy(text: str) -> str:
+    """A library's message without its object tags (``<tifffile.TiffTag 270 @70>``) and
+    re-raise wrappers (``raised TiffFileError('...')``)."""
+    text = re.sub(r"<[^<>]*>\s*", "", text)
+    text = re.sub(r"raised \w+\((['\"])(.*)\1\)", r"\2", text)
+    return text.strip()
+
+
 def _clause(exc: BaseException) -> str:
     """One clause for a library's exception: its type and the first line of its text."""
     text = str(exc).strip().splitlines()
-    text = text[0].strip() if text else ""
+    text = _tidy(text[0]) if text else ""
     if len(text) > 160:
         text = text[:157] + "..."
     name = type(exc).__name__
@@ -370,6 +380,39 @@ def _check_tiff_bytes(tif: tifffile.TiffFile, series: Any) -> None:
                          f"this machine's memory ({_gib(total)})")
 
 
+#: bytes per value of each TIFF data type
+_TIFF_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+                   13: 4, 16: 8, 17: 8, 18: 8}
+
+
+def _check_ifds(tif: tifffile.TiffFile) -> None:
+    """Every page's IFD (its tag count, tags and next-IFD offset) and every tag value
+    stored outside it within the file: a file cut inside its last IFD or tag values
+    may still decode, yet is damaged. Parsed from the bytes, as tifffile's frames keep
+    no tags."""
+    size, fmt, fh = tif.filehandle.size, tif.tiff, tif.filehandle
+    for k, page in enumerate(tif.pages):
+        offset = int(page.offset)
+        fh.seek(offset)
+        head = fh.read(fmt.tagnosize)
+        count = struct.unpack(fmt.tagnoformat, head)[0] if len(head) == fmt.tagnosize \
+            else None
+        end = offset + fmt.tagnosize + (count or 0) * fmt.tagsize + fmt.offsetsize
+        if count is None or end > size:
+            raise _BadTiff(f"truncated TIFF: page {k}'s IFD ends past byte {end}, the "
+                           f"file has {size}")
+        entries = fh.read(count * fmt.tagsize)
+        for i in range(count):
+            code, dtype, n, value = struct.unpack(
+                fmt.tagheaderformat, entries[i * fmt.tagsize:(i + 1) * fmt.tagsize])
+            nbytes = n * _TIFF_TYPE_SIZE.get(dtype, 1)
+            if nbytes > fmt.tagoffsetthreshold:
+                at = struct.unpack(fmt.offsetformat, value[:fmt.offsetsize])[0]
+                if at + nbytes > size:
+                    raise _BadTiff(f"truncated TIFF: tag {code} of page {k} ends at byte "
+                                   f"{at + nbytes}, the file has {size}")
+
+
 def _total_memory() -> int | None:
     try:
         import psutil
@@ -384,6 +427,7 @@ def _tiff_contents(tif: tifffile.TiffFile, read: bool) -> tuple[Any, str, VoxelS
     if not tif.pages:
         raise _BadTiff("has no image pages (empty or truncated TIFF)")
     series = tif.series[0]
+    _check_ifds(tif)
     _check_tiff_bytes(tif, series)
     voxel = _ome_voxel_size(tif) if tif.is_ome else _tiff_voxel_size(tif)
     axes = _tiff_axes(series, tif.is_ome, tif.is_imagej, tuple(series.shape))
@@ -423,7 +467,8 @@ def _open_tiff(path: Path, read: bool) -> tuple[Any, str, VoxelSize, int | None]
     if (stated is not None and planes < stated) or damaged:
         said = f"its metadata states {stated} planes, " if stated else ""
         raise ValueError(f"{path}: truncated or corrupt TIFF ({said}{planes} could be read"
-                         f"{'; ' + damaged.splitlines()[0] if damaged else ''}); write it "
+                         f"{'; ' + _tidy(damaged.splitlines()[0]) if damaged else ''}); "
+                         "write it "
                          "again")
     if not axes:
         raise ValueError(f"{path}: has shape {shape} and no axes metadata; write it as "
