@@ -341,8 +341,11 @@ _ANY_RATIO = 2**20
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB" \
-        if n >= 2**20 else f"{int(n)} bytes"
+    """Bytes in words: 931 GiB, 1 MiB, 508 KiB, 12 bytes."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} bytes"
 
 
 def _check_tiff_bytes(tif: tifffile.TiffFile, series: Any) -> None:
@@ -355,29 +358,30 @@ def _check_tiff_bytes(tif: tifffile.TiffFile, series: Any) -> None:
     if series.dataoffset is not None:  # uncompressed, contiguous: one read
         end = int(series.dataoffset) + claimed
         if end > size:
-            raise _BadTiff(f"truncated TIFF: its {voxels} voxels need bytes up to {end}, "
-                             f"the file has {size}")
+            raise _BadTiff(f"truncated TIFF or corrupt header: it claims shape "
+                           f"{tuple(series.shape)} ({voxels:.3g} voxels, {_gib(claimed)}), "
+                           f"stored up to byte {end}; the file has {size}")
         capacity = claimed
     else:
         capacity = 0
         for k, page in enumerate(series):
             if page is None:
                 raise _BadTiff(f"truncated or corrupt TIFF: page {k} of "
-                                 f"{len(series)} is missing")
+                               f"{len(series)} is missing")
             ratio = _MAX_RATIO.get(int(page.compression), _ANY_RATIO)
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 if count and offset + count > size:
                     raise _BadTiff(f"truncated TIFF: page {k}'s data end at byte "
-                                     f"{offset + count}, the file has {size}")
+                                   f"{offset + count}, the file has {size}")
                 capacity += int(count) * ratio
     if capacity < claimed:
         raise _BadTiff(f"its header claims shape {tuple(series.shape)} ({voxels:.3g} "
-                         f"voxels, {_gib(claimed)}), more than its {size} bytes can hold; "
-                         "corrupt header")
+                       f"voxels, {_gib(claimed)}), more than its {size} bytes can hold; "
+                       "corrupt header")
     total = _total_memory()
     if total and claimed > total:
         raise _BadTiff(f"shape {tuple(series.shape)} needs {_gib(claimed)}, more than "
-                         f"this machine's memory ({_gib(total)})")
+                       f"this machine's memory ({_gib(total)})")
 
 
 #: bytes per value of each TIFF data type
@@ -446,10 +450,12 @@ def _open_tiff(path: Path, read: bool) -> tuple[Any, str, VoxelSize, int | None]
     the planes its metadata states; every failure one ValueError naming the file."""
     if not path.is_file():
         raise _missing(path, "image file")
-    error = None
+    error, codec = None, "its"
     with _quiet() as messages:
         try:
             with tifffile.TiffFile(path) as tif:
+                if tif.pages:
+                    codec = f"its {tif.pages.first.compression.name} compression"
                 data, axes, voxel, series = _tiff_contents(tif, read)
                 stated = _stated_planes(tif)
                 shape = tuple(series.shape)
@@ -458,8 +464,10 @@ def _open_tiff(path: Path, read: bool) -> tuple[Any, str, VoxelSize, int | None]
         except MemoryError as exc:
             error = f"too large to read into memory ({_clause(exc)})"
         except Exception as exc:  # noqa: BLE001 - any codec's or parser's error
-            hint = " (pip install imagecodecs)" if "imagecodecs" in str(exc) else ""
-            error = f"not a readable TIFF ({_clause(exc)}){hint}"
+            if isinstance(exc, ImportError) or "imagecodecs" in str(exc):
+                error = f"{codec} needs imagecodecs: pip install imagecodecs"
+            else:
+                error = f"not a readable TIFF ({_clause(exc)})"
     if error is not None:
         raise ValueError(f"{path}: {error}")
     planes = math.prod(shape[:-2]) if len(shape) > 2 else 1
@@ -500,6 +508,7 @@ class _Ngff:
     dataset: str  # path of the array inside the store, e.g. "s0" or "0/0"
     calibration: Calibration
     dropped: tuple[str, ...]  # transformations that cannot be kept
+    blosc: bool = False  # chunks compressed by blosc (checked before decoding)
 
 
 def _multiscales(group: Any) -> tuple[Any, dict, str]:
@@ -567,7 +576,8 @@ def _open_ngff(path: Path) -> _Ngff:
     shift = [a * b + c for a, b, c in zip(shift, outer_scale, outer_shift)]
     version = str(ms.get("version") or ("0.5" if _zarr_format(array) == 3 else "0.4"))
     cal = Calibration(letters, tuple(scale), tuple(shift), units, version)
-    return _Ngff(array, prefix + datasets[full]["path"], cal, tuple(dropped))
+    return _Ngff(array, prefix + datasets[full]["path"], cal, tuple(dropped),
+                 _is_blosc(array))
 
 
 class _AxesError(ValueError):
@@ -606,9 +616,10 @@ def _is_blosc(array: Any) -> bool:
 
 
 def _blosc_check(path: Path, ngff: _Ngff, coords_list: Any) -> None:
-    """Blosc decodes a chunk cut short without an error; its header says the stored
-    size (bytes 12-16), which must be the chunk file's size."""
-    if not _is_blosc(ngff.array):
+    """Blosc decodes a chunk cut short without an error, reading past its end (garbage,
+    or a crash); its header says the stored size (bytes 12-16), which must be the chunk
+    file's size. Checked before decoding."""
+    if not ngff.blosc:
         return
     for coords in coords_list:
         file = path / _chunk_name(ngff, tuple(coords))
@@ -644,18 +655,18 @@ class _NamedChunks:
         from dask.array.core import getter
 
         coords = _coords(self.ngff, index) if isinstance(index, tuple) else []
+        _blosc_check(self.path, self.ngff, coords)  # before blosc reads past its end
         try:  # no _quiet here: dask calls this from several threads at once
-            out = getter(array, index, asarray=asarray, lock=lock)
+            return getter(array, index, asarray=asarray, lock=lock)
         except Exception as exc:  # noqa: BLE001 - any codec's error
             raise _chunk_error(self.path, self.ngff, coords[0] if coords else (0,) *
                                array.ndim, _clause(exc)) from None
-        _blosc_check(self.path, self.ngff, coords)
-        return out
 
 
 def _read_all(path: Path, ngff: _Ngff) -> np.ndarray:
     """The whole array; on a decoding error, the first chunk that fails is named."""
     array = ngff.array
+    _blosc_check(path, ngff, np.ndindex(*_grid(array)))  # before blosc reads past its end
     try:
         data = array[...]
     except Exception as first:  # noqa: BLE001 - find the chunk
@@ -666,8 +677,16 @@ def _read_all(path: Path, ngff: _Ngff) -> np.ndarray:
             except Exception as exc:  # noqa: BLE001
                 raise _chunk_error(path, ngff, coords, _clause(exc)) from None
         raise ValueError(f"{path}: unreadable ({_clause(first)})") from None
-    _blosc_check(path, ngff, np.ndindex(*_grid(array)))
     return data
+
+
+def _check_memory(path: Path, array: Any) -> None:
+    nbytes = math.prod(int(n) for n in array.shape) * np.dtype(array.dtype).itemsize
+    total = _total_memory()
+    if total and nbytes > total:
+        raise ValueError(f"{path}: shape {tuple(array.shape)} needs {_gib(nbytes)}, more "
+                         f"than this machine's memory ({_gib(total)}); read it lazily "
+                         "(lazy=True) or in blocks")
 
 
 def _grid(array: Any) -> tuple[int, ...]:
@@ -697,6 +716,7 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, str, Calibration]:
                                  getitem=_NamedChunks(path, ngff), asarray=True,
                                  fancy=False)
         else:
+            _check_memory(path, ngff.array)
             data = _read_all(path, ngff)
     if ngff.dropped:
         warn(f"{path}: its {', '.join(sorted(set(ngff.dropped)))} coordinate "
@@ -1043,8 +1063,9 @@ def _tiff_kwargs(axes: str, voxel: VoxelSize, *, ome: bool) -> dict:
             if value is not None and axis.lower() in axes:
                 meta[f"PhysicalSize{axis}"] = value
                 meta[f"PhysicalSize{axis}Unit"] = "µm"
-        return {"ome": True, "metadata": meta}
-    kwargs: dict = {"imagej": True, "metadata": {"axes": axes.upper()}}
+        return {"ome": True, "metadata": meta, "photometric": "minisblack"}
+    kwargs: dict = {"imagej": True, "metadata": {"axes": axes.upper()},
+                    "photometric": "minisblack"}  # never RGB, whatever the last length
     if voxel.known:
         kwargs["metadata"]["unit"] = "um"
     if voxel.z is not None and "z" in axes:
