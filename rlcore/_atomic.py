@@ -39,16 +39,22 @@ def temp_file(path: Path) -> Path:
     """An empty temporary file beside ``path`` with normal permissions (umask applied)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
     return Path(tmp)
 
 
 def temp_folder(path: Path) -> Path:
-    """An empty temporary folder beside ``path``."""
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX,
-                                 dir=path.parent))
+    """An empty temporary folder beside ``path`` with normal permissions (umask applied;
+    it becomes the output folder)."""
+    tmp = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    return Path(tmp)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def remove(path: Path) -> None:

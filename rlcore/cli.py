@@ -571,8 +571,15 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="rlcore: %(message)s"
     )
+    for name in ("tifffile", "ome_zarr", "zarr", "numcodecs", "imagecodecs"):
+        # the file libraries' own log lines (rlcore.io says what matters in its errors)
+        logging.getLogger(name).setLevel(logging.INFO if args.verbose else logging.ERROR)
+
+    def one_line(text: object) -> str:
+        return " ".join(str(text).split())
+
     warnings.showwarning = lambda message, *a, **k: print(
-        f"rlcore: warning: {message}", file=sys.stderr
+        f"rlcore: warning: {one_line(message)}", file=sys.stderr
     )
     from rlcore.errors import RLCoreError
 
@@ -587,7 +594,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _psf(args)
         return _sample(args)
     except (*_EXPECTED, RLCoreError) as exc:
-        print(f"rlcore: error: {exc}", file=sys.stderr)
+        print(f"rlcore: error: {one_line(exc) or type(exc).__name__}", file=sys.stderr)
         return 2
 
 
