@@ -302,9 +302,29 @@ def _device(value: str | None):
 
 def _deconvolve(args: argparse.Namespace) -> int:
     _check_output(args.output, args.overwrite)
-    raw = _read_psfs(args.psf)
-    psfs = _centred([p for p, _ in raw], args.psf, args.no_center_psf, args.psf_background)
-    return _run_file(args, args.image, args.output, (raw, psfs))
+    return _run_file(args, args.image, args.output, _PSFs(args))
+
+
+class _PSFs:
+    """The PSF files read, and prepared (:func:`_centred`) once, when first asked for:
+    after the first image is read, so that a bad image fails before any PSF work."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args, self._raw, self._prepared = args, None, None
+
+    @property
+    def raw(self) -> list:
+        if self._raw is None:
+            self._raw = _read_psfs(self.args.psf)
+        return self._raw
+
+    @property
+    def prepared(self) -> list:
+        if self._prepared is None:
+            a = self.args
+            self._prepared = _centred([p for p, _ in self.raw], a.psf, a.no_center_psf,
+                                      a.psf_background)
+        return self._prepared
 
 
 def _read_psfs(paths: Sequence[Path]) -> list:
@@ -326,19 +346,19 @@ def _deconvolve_kwargs(args: argparse.Namespace, background: float, auto: bool) 
                 back_projector=args.back_projector, tv=args.tv, **blocks, **extra)
 
 
-def _run_file(args: argparse.Namespace, path: Path, output: Path, psfs: tuple,
+def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PSFs,
               cache: dict | None = None) -> int:
     """One input through the options of ``args`` into ``output`` (``deconvolve`` and each
-    file of ``batch``); ``psfs``: the files' (array, voxel size) pairs and the prepared
-    arrays; ``cache``: Deconvolvers kept across files (``batch``) for plain runs."""
+    file of ``batch``); ``cache``: Deconvolvers kept across files (``batch``) for plain
+    runs."""
     import numpy as np
 
     import rlcore
     from rlcore.io import read_series, write_series
 
-    raw, psfs = psfs
     image, axes, voxel = read_series(path, lazy=True)  # OME-Zarr stays lazy (dask)
-    for psf_path, (_, psf_voxel) in zip(args.psf, raw):
+    psfs = psf_files.prepared
+    for psf_path, (_, psf_voxel) in zip(args.psf, psf_files.raw):
         if voxel.known and psf_voxel.known and voxel != psf_voxel:
             warnings.warn(f"psf: {psf_path} has voxel size {psf_voxel}, the image {voxel}; "
                           "resample the PSF to the image's voxel size for a correct result",
@@ -452,8 +472,7 @@ def _batch(args: argparse.Namespace) -> int:
     if len(set(targets)) != len(targets):
         raise ValueError("inputs: two inputs have the same file name; the output folder "
                          "would hold one of them")
-    raw = _read_psfs(args.psf)
-    psfs = _centred([p for p, _ in raw], args.psf, args.no_center_psf, args.psf_background)
+    psf_files = _PSFs(args)
     cache: dict = {}
     from tqdm.auto import tqdm
 
@@ -462,7 +481,7 @@ def _batch(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                _run_file(args, path, target, (raw, psfs), cache)
+                _run_file(args, path, target, psf_files, cache)
             except (*_EXPECTED,) as exc:
                 raise type(exc)(f"{path}: {exc}") from exc
             finally:
