@@ -392,7 +392,8 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
         from rlcore.io import zarr_output
 
         with zarr_output(output, tuple(image.shape), axes, voxel,
-                         overwrite=args.overwrite, chunks=image.chunksize) as out:
+                         overwrite=args.overwrite, chunks=image.chunksize,
+                         provenance=_provenance(args, path, background)) as out:
             rlcore.deconvolve(image, psf, args.iterations, progress=args.progress,
                               out=out, **options)
         print(f"wrote {output} {tuple(image.shape)} float32 ({axes.upper()}), in blocks")
@@ -404,20 +405,41 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
         result = rlcore.deconvolve(image, psf, args.iterations, channel_axis=channel_axis,
                                    progress=args.progress and not lazy and cache is None,
                                    return_info=auto, **options)
+    made = _provenance(args, path, background)
     if auto:  # the count the data chose, and the rule that chose it
         result, info = result
         print(f"rlcore: {path}: iterations auto: {info.iterations} updates "
               f"({info.stop_rule})", file=sys.stderr)
+        made.update(iterations=info.iterations, iterations_rule=info.stop_rule)
     if lazy and not str(output).lower().endswith(".zarr"):
         result = result.compute()  # TIFF output: the whole result in memory
     if args.uint16:
         peak = float(result.max())
         scale = 65535.0 / peak if peak > 0 else 0.0
         result = np.round(result * scale).astype(np.uint16)
-    write_series(output, result, axes, voxel, overwrite=args.overwrite)  # zarr: by chunk
+        made["uint16_scale"] = scale  # result = float32 estimate x this
+    write_series(output, result, axes, voxel, overwrite=args.overwrite,  # zarr: by chunk
+                 provenance=made)
     if cache is None:
         print(f"wrote {output} {result.shape} {result.dtype} ({axes.upper()})")
     return 0
+
+
+def _provenance(args: argparse.Namespace, path: Path, background: float) -> dict:
+    """How the output is made, written into it (:func:`rlcore.io.read_provenance`)."""
+    from datetime import datetime, timezone
+
+    psf = "as given" if args.no_center_psf else "centred on voxel n // 2 (rlcore.psf.centered)"
+    bg = args.psf_background
+    return {"rlcore": _version(), "input": str(path),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "iterations": args.iterations, "iterations_rule": "fixed count",
+            "psf": [str(p) for p in args.psf],
+            "psf_preparation": f"{psf}, background "
+                               f"{'estimated from its border' if bg is None else bg}",
+            "boundary": args.boundary, "background": background,
+            "accelerate": args.accelerate or None, "back_projector": args.back_projector,
+            "tv": args.tv, "backend": args.backend}
 
 
 def _with_cached_plans(args: argparse.Namespace, image, axes: str, psfs: list, cache: dict):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import json
 import logging
 import math
 import os
@@ -40,7 +41,8 @@ from rlcore import _atomic
 from rlcore._warn import warn
 
 __all__ = ["VoxelSize", "Calibration", "read_image", "write_image", "read_series",
-           "read_calibration", "write_series", "zarr_output"]
+           "read_calibration", "write_series", "zarr_output", "read_provenance",
+           "PROVENANCE_TAG", "PROVENANCE_KEY"]
 
 #: the axes rlcore reads and writes, in OME-NGFF's order
 SERIES_AXES = "tczyx"
@@ -954,7 +956,7 @@ def _restore_axes(image: Any, axes: str, cal: Calibration) -> tuple[Any, str]:
 def write_series(path: str | os.PathLike, image: Any, axes: str,
                  voxel_size: VoxelSize | None = None, *, overwrite: bool = False,
                  calibration: Calibration | None = None,
-                 ngff_version: str | None = None) -> Path:
+                 ngff_version: str | None = None, provenance: dict | None = None) -> Path:
     """Write an image with its axes (a subset of ``"tczyx"``), atomically.
 
     OME-TIFF and OME-Zarr keep any order of axes; ImageJ TIFF needs them in ImageJ's
@@ -982,6 +984,12 @@ def write_series(path: str | os.PathLike, image: Any, axes: str,
     ngff_version : {"0.4", "0.5"}, optional
         OME-Zarr: "0.4" (zarr 2 store, ``.zattrs``) or "0.5" (zarr 3, ``zarr.json``);
         default: the calibration's (the input's) version, else ome-zarr's current one.
+    provenance : dict, optional
+        How the image was made (JSON-serialisable; the CLI writes rlcore's version, the
+        iterations and the rule that chose them, the PSF files and their preparation,
+        boundary, background, scale): the ``"rlcore"`` attribute of an OME-Zarr's root,
+        a TIFF's private tag :data:`PROVENANCE_TAG` (and ImageJ's ``Info``); read back by
+        :func:`read_provenance`.
 
     Raises
     ------
@@ -1006,7 +1014,8 @@ def write_series(path: str | os.PathLike, image: Any, axes: str,
     cal = _calibrated(axes, voxel_size, calibration)
     if _is_zarr(path):
         image, axes = _restore_axes(image, axes, cal)
-        return _write_zarr(path, image, cal.for_axes(axes), ngff_version, overwrite)
+        return _write_zarr(path, image, cal.for_axes(axes), ngff_version, overwrite,
+                           provenance)
     voxel = cal.voxel_size
     image = np.asarray(image)
     if path.name.lower().endswith((".ome.tif", ".ome.tiff")):
@@ -1015,7 +1024,44 @@ def write_series(path: str | os.PathLike, image: Any, axes: str,
         order = [a for a in "tzcyx" if a in axes]
         image = np.transpose(image, [axes.index(a) for a in order])
         kwargs = _tiff_kwargs("".join(order), voxel, ome=False)
+    if provenance is not None:
+        text = json.dumps(provenance, sort_keys=True)
+        kwargs["extratags"] = [(PROVENANCE_TAG, "s", 0, text, True)]
+        if kwargs.get("imagej"):  # shown by Fiji's Image > Show Info
+            kwargs["metadata"]["Info"] = f"rlcore provenance: {text}"
     return _atomic_tiff(path, image, overwrite, **kwargs)
+
+
+#: the private TIFF tag that holds an output's provenance (JSON), in the range TIFF
+#: reserves for private use (65000-65535)
+PROVENANCE_TAG = 65000
+#: the OME-Zarr root attribute that holds it
+PROVENANCE_KEY = "rlcore"
+
+
+def read_provenance(path: str | os.PathLike) -> dict | None:
+    """How an output of rlcore was made (:func:`write_series`'s ``provenance``), or None
+    for a file without it.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        Not a readable TIFF or OME-Zarr, or its provenance is not JSON.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise _missing(path, "file")
+    try:
+        if _is_zarr(path):
+            attrs = _zarr().open_group(str(path), mode="r").attrs.asdict()
+            return attrs.get(PROVENANCE_KEY)
+        with _quiet(), tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get(PROVENANCE_TAG)
+            return None if tag is None else json.loads(tag.value)
+    except (OSError, KeyError, tifffile.TiffFileError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: no readable provenance ({exc})") from exc
 
 
 def write_image(
@@ -1149,11 +1195,13 @@ def _ome_zarr_into(folder: Path, image: Any, cal: Calibration, version: str | No
 
 
 def _write_zarr(path: Path, image: Any, cal: Calibration, version: str | None,
-                overwrite: bool) -> Path:
+                overwrite: bool, provenance: dict | None = None) -> Path:
     with _writing(path):
         tmp = _atomic.temp_folder(path)
         try:
             _ome_zarr_into(tmp, image, cal, version)
+            if provenance is not None:
+                _zarr().open_group(str(tmp), mode="r+").attrs[PROVENANCE_KEY] = provenance
             return _atomic.publish(tmp, path, overwrite=overwrite)
         finally:
             _atomic.remove(tmp)  # published: gone already
@@ -1164,7 +1212,7 @@ def zarr_output(path: str | os.PathLike, shape: tuple[int, ...], axes: str,
                 voxel_size: VoxelSize | None = None, *, overwrite: bool = False,
                 chunks: tuple[int, ...] | None = None,
                 calibration: Calibration | None = None,
-                ngff_version: str | None = None):
+                ngff_version: str | None = None, provenance: dict | None = None):
     """An OME-Zarr output written piece by piece (e.g. a blocked run's ``out=``), moved
     into place only when complete.
 
@@ -1192,6 +1240,8 @@ def zarr_output(path: str | os.PathLike, shape: tuple[int, ...], axes: str,
         letters of ``axes`` are written: the array has exactly ``shape``).
     ngff_version : {"0.4", "0.5"}, optional
         As :func:`write_series`.
+    provenance : dict, optional
+        As :func:`write_series`.
 
     Raises
     ------
@@ -1216,6 +1266,8 @@ def zarr_output(path: str | os.PathLike, shape: tuple[int, ...], axes: str,
             empty = da.zeros(shape, dtype=np.float32, chunks=chunks or "auto")
             _ome_zarr_into(tmp, empty, cal, ngff_version, chunks=chunks)
             group = zarr.open_group(str(tmp), mode="r+")
+            if provenance is not None:
+                group.attrs[PROVENANCE_KEY] = provenance
             attrs = group.attrs.asdict()
             dataset = attrs.get("ome", attrs)["multiscales"][0]["datasets"][0]["path"]
             yield group[dataset]

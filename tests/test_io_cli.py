@@ -376,3 +376,31 @@ def test_batch_equals_deconvolve_per_file_and_names_the_file(tmp_path, rng, caps
                 assert f"warning: {tmp_path / f'im{i}.tif'}: image: " in err
         if extra[1] == "auto":
             assert "iterations auto:" in err
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".ome.tif", ".ome.zarr"])
+def test_outputs_carry_their_provenance(tmp_path, rng, suffix):
+    """Every output says how it was made: rlcore's version, the iterations and the rule,
+    the PSF and its preparation, boundary, background, scale (read back per format)."""
+    if suffix == ".ome.zarr":
+        pytest.importorskip("ome_zarr")
+    import tifffile
+
+    from rlcore.cli import main
+    from rlcore.io import read_provenance
+
+    tifffile.imwrite(tmp_path / "im.tif", (rng.random((10, 24, 24)) * 50 + 10)
+                     .astype(np.float32))
+    tifffile.imwrite(tmp_path / "psf.tif", np.ones((3, 5, 5), np.float32))
+    out = tmp_path / f"out{suffix}"
+    extra = ["--uint16"] if suffix != ".ome.zarr" else []
+    assert main(["deconvolve", str(tmp_path / "im.tif"), str(tmp_path / "psf.tif"), "-o",
+                 str(out), "-n", "auto", "--background", "5", "--backend", "numpy",
+                 *extra]) == 0
+    made = read_provenance(out)
+    assert made["rlcore"] == rlcore.__version__ and made["background"] == 5.0
+    assert isinstance(made["iterations"], int) and made["iterations_rule"] != "fixed count"
+    assert made["psf"] == [str(tmp_path / "psf.tif")] and "centred" in made["psf_preparation"]
+    assert made["boundary"] == rlcore.boundary.DEFAULT_BOUNDARY
+    assert ("uint16_scale" in made) == bool(extra)
+    assert read_provenance(tmp_path / "im.tif") is None
