@@ -586,12 +586,18 @@ def _sample(args: argparse.Namespace) -> int:
     from rlcore import data
 
     args.output.mkdir(parents=True, exist_ok=True)
+    import filecmp
+
     names = ("lls_image.tif", "lls_psf.tif")
-    present = [args.output / n for n in names if (args.output / n).exists()]
+    # the sample already there, byte for byte, is kept (the README's command re-runs)
+    present = [args.output / n for n in names if (args.output / n).exists()
+               and not filecmp.cmp(args.output / n, data.path(n), shallow=False)]
     if present and not args.overwrite:
-        raise FileExistsError(f"{present[0]} exists; pass --overwrite to replace it")
+        raise FileExistsError(f"{present[0]} exists and is not the sample; pass "
+                              "--overwrite to replace it")
     for name in names:
-        shutil.copyfile(data.path(name), args.output / name)
+        if not (args.output / name).exists() or args.overwrite:
+            shutil.copyfile(data.path(name), args.output / name)
         print(args.output / name)
     print(f"image background (camera offset): {data.BACKGROUND:g}")
     return 0

@@ -231,7 +231,10 @@ def test_newcomer_mistakes_get_one_line_before_any_computing(tmp_path, capsys):
         main(["--version"])
     assert info.value.code == 0 and rlcore.__version__ in capsys.readouterr().out
     assert main(["sample", "-o", str(tmp_path / "s")]) == 0
+    assert main(["sample", "-o", str(tmp_path / "s")]) == 0  # the same files: kept
+    (tmp_path / "s" / "lls_psf.tif").write_bytes(b"mine")
     assert main(["sample", "-o", str(tmp_path / "s")]) == 2  # no silent overwrite
+    assert (tmp_path / "s" / "lls_psf.tif").read_bytes() == b"mine"
     assert main(["sample", "-o", str(tmp_path / "s"), "--overwrite"]) == 0
     assert main(["psf", "gaussian", "--shape", "5", "7", "7", "--sigma", "2", "1", "-o",
                  str(tmp_path / "g.tif")]) == 2

@@ -160,3 +160,15 @@ def test_functions_are_small():
     spec.loader.exec_module(sizes)
     found = sizes.offenders()
     assert not found, found
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject's package list names every package folder of rlcore/ (an editable
+    install finds them anyway; a wheel would miss one left out)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "rlcore").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
