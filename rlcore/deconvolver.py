@@ -13,6 +13,7 @@ import copy
 import logging
 import numbers
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -348,9 +349,10 @@ def check_depths(psf_depths: Any) -> tuple[float, ...]:
 
 def as_strata(psf: Any, psf_depths: Any, shape: tuple[int, ...]) -> tuple[np.ndarray,
                                                                           tuple[float, ...]]:
-    """The checked PSFs of a depth-variant run: a ``(K, *psf_shape)`` float32 stack, each
-    PSF as :func:`rlcore.validate.as_psf` makes it (normalised, cropped to ``shape``),
-    and the checked depths (:func:`check_depths`).
+    """The checked PSFs of a depth-variant run: a ``(K, *psf_shape)`` stack, each PSF as
+    :func:`rlcore.validate.as_psf` makes it (normalised, cropped to ``shape``; its centring
+    not warned of: voxel ``n // 2`` is the source's depth, and light off it, such as a deep
+    PSF's focal shift, is part of the model), and the checked depths (:func:`check_depths`).
 
     Raises
     ------
@@ -383,7 +385,10 @@ def as_strata(psf: Any, psf_depths: Any, shape: tuple[int, ...]) -> tuple[np.nda
     if len(next(iter(shapes))) != len(shape):
         raise ValueError(f"psf: each PSF of psf_depths needs 3 axes (Z, Y, X), got shape "
                          f"{next(iter(shapes))}")
-    return np.stack([as_psf(p, shape) for p in parts]), depths
+    with warnings.catch_warnings():  # off-centre light (a focal shift) is in the model
+        warnings.filterwarnings("ignore", message=r"psf\[\d+\]: its centroid is")
+        return np.stack([as_psf(p, shape, name=f"psf[{k}]") for k, p in enumerate(parts)]), \
+            depths
 
 
 def grid_weights(depths: tuple[float, ...], grid: Any) -> np.ndarray:
@@ -484,6 +489,9 @@ class Deconvolver:
         self.placement = placement_for(backend, self.grid)
         with backend.activate():
             self.operator = self._operator()
+            #: strata (PSFs) the operator sums over: 1 for one PSF, else those of
+            #: :attr:`psf_depths` that weigh on the grid
+            self.strata = getattr(self.operator, "strata", 1)
             self.normalization = (self.placement.normalization(self.operator,
                                                                NONCIRCULANT_GUARD)
                                   if is_noncirculant(boundary) else None)
@@ -501,12 +509,6 @@ class Deconvolver:
             return Convolution(self.backend, self.psf[used[0]], grid.shape)
         return StrataConvolution(self.backend, [self.psf[k] for k in used], weights[used],
                                  grid.shape)
-
-    @property
-    def strata(self) -> int:
-        """Strata (PSFs) the operator sums over: 1 for one PSF, else those of
-        :attr:`psf_depths` that weigh on the grid."""
-        return getattr(self.operator, "strata", 1) if self.operator is not None else 1
 
     @property
     def bytes_per_voxel(self) -> float:

@@ -135,6 +135,18 @@ def test_matches_the_direct_float64_model(backend, rng):
     assert rel_l2(hty, direct_adjoint(x, psfs, DEPTHS)) < 1e-5
 
 
+def test_a_psf_per_plane_is_the_limit(rng):
+    """K = Z strata at the planes' depths: each plane blurred by its own PSF, exactly (the
+    ground truth of bench/depth_variant.py)."""
+    nz = 6
+    psfs = _stack(rng, nz)
+    x = rng.random((nz,) + SHAPE[1:]).astype(np.float32)
+    got = rlcore.convolve(x, psfs, psf_depths=np.arange(nz), boundary="zero")
+    want = sum(ndi.convolve(np.where(np.arange(nz)[:, None, None] == z, x, 0.0),
+                            psfs[z].astype(np.float64), mode="constant") for z in range(nz))
+    assert rel_l2(got, want) < 1e-5
+
+
 def test_rl_matches_direct_float64_rl(rng):
     """Ten RL updates (zero boundary) against RL with the direct float64 operator."""
     psfs = _stack(rng)
@@ -276,3 +288,56 @@ def test_bad_psf_stacks(rng):
         rlcore.deconvolve(y, [psfs[0], psfs[1] * 0, psfs[2]], 2, psf_depths=DEPTHS)
     with pytest.raises(ValueError, match="psf_depths"):
         block_plan(y, psfs, 2, psf_depths=DEPTHS)
+
+
+# -- PSF stacks from the optics (psfmodels) --------------------------------------------------
+
+
+def test_widefield_depths_from_the_optics():
+    pytest.importorskip("psfmodels")
+    depths = [0.0, 15.0, 30.0]
+    kwargs = dict(na=1.3, wavelength=0.6, ns=1.33, model="scalar")
+    psfs = rlcore.psf.widefield_depths((25, 17, 17), (0.3, 0.15, 0.15), depths, **kwargs)
+    assert psfs.shape == (3, 25, 17, 17) and psfs.dtype == np.float32
+    np.testing.assert_allclose(psfs.sum(axis=(1, 2, 3)), 1.0, rtol=1e-5)
+    peaks = [int(np.argmax(p[:, 8, 8])) for p in psfs]
+    assert peaks[0] == 12 and peaks[0] < peaks[1] <= peaks[2]  # the focal shift
+    spread = [float((p.sum(axis=(1, 2)) > 0.5 * p.sum(axis=(1, 2)).max()).sum())
+              for p in psfs]
+    assert spread[0] < spread[2]  # spherical aberration stretches it along z
+    centred = rlcore.psf.widefield_depths((25, 17, 17), (0.3, 0.15, 0.15), depths,
+                                          centered=True, **kwargs)
+    assert all(abs(int(np.argmax(p[:, 8, 8])) - 12) <= 1 for p in centred)
+    matched = rlcore.psf.widefield_depths((25, 17, 17), (0.3, 0.15, 0.15), depths,
+                                          na=1.3, wavelength=0.6, ns=1.515, model="scalar")
+    np.testing.assert_allclose(matched[2], matched[0], atol=1e-6)  # no mismatch: no change
+    confocal = rlcore.psf.confocal_depths((25, 17, 17), (0.3, 0.15, 0.15), depths[:2],
+                                          na=1.3, excitation=0.49, emission=0.52, ns=1.33)
+    assert confocal.shape == (2, 25, 17, 17)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(shape=(25, 16, 16)), "odd"),
+    (dict(shape=(25, 17, 15)), "Y == X"),
+    (dict(depths=[-1.0, 5.0]), "depths"),
+    (dict(depths=[[1.0]]), "depths"),
+    (dict(ns=0.5), "ns"),
+    (dict(voxel_size=(0.3, 0.1, 0.2)), "voxel_size"),
+])
+def test_widefield_depths_bad_input(kwargs, words):
+    pytest.importorskip("psfmodels")
+    args = dict(shape=(25, 17, 17), voxel_size=(0.3, 0.15, 0.15), depths=[0.0, 5.0],
+                na=1.3, wavelength=0.6, ns=1.33, model="scalar")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=words):
+        rlcore.psf.widefield_depths(**args)
+
+
+def test_widefield_depths_names_missing_or_unknown_optics():
+    pytest.importorskip("psfmodels")
+    with pytest.raises(TypeError, match="missing ns"):
+        rlcore.psf.widefield_depths((9, 15, 15), (0.5, 0.2, 0.2), [0.0], na=1.2,
+                                    wavelength=0.6)
+    with pytest.raises(TypeError, match="unknown pinhole_au"):
+        rlcore.psf.widefield_depths((9, 15, 15), (0.5, 0.2, 0.2), [0.0], na=1.2,
+                                    wavelength=0.6, ns=1.33, pinhole_au=1.0)
