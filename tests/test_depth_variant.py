@@ -262,6 +262,8 @@ def test_frames_and_channels_share_the_stack(rng):
     (dict(psf_depths=DEPTHS, max_memory=1 << 30), ValueError, "blocks"),
     (dict(psf_depths=DEPTHS, back_projector="wiener-butterworth"), ValueError,
      "back_projector"),
+    (dict(psf_depths=DEPTHS, out=np.empty(SHAPE, np.float32)), ValueError, "blocks"),
+    (dict(psf_depths=DEPTHS, device=[1, 1]), ValueError, "blocks"),
 ])
 def test_bad_input_names_the_argument(rng, kwargs, error, words):
     psfs = _stack(rng)
@@ -341,3 +343,23 @@ def test_widefield_depths_names_missing_or_unknown_optics():
     with pytest.raises(TypeError, match="unknown pinhole_au"):
         rlcore.psf.widefield_depths((9, 15, 15), (0.5, 0.2, 0.2), [0.0], na=1.2,
                                     wavelength=0.6, ns=1.33, pinhole_au=1.0)
+
+
+def test_dask_is_refused(rng):
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match="blocks"):
+        rlcore.deconvolve(da.ones(SHAPE, dtype=np.float32), _stack(rng), 2, psf_depths=DEPTHS)
+
+
+def test_out_of_memory_is_not_retried_in_blocks(rng, monkeypatch):
+    """Blocks would need each block's depth: the error says what to do instead."""
+    import rlcore.deconvolver
+    from rlcore.errors import DeviceOutOfMemoryError
+
+    def no_memory(*args, **kwargs):
+        raise DeviceOutOfMemoryError("simulated")
+
+    monkeypatch.setattr(rlcore.deconvolver, "richardson_lucy", no_memory)
+    with pytest.raises(DeviceOutOfMemoryError, match="fewer psf_depths"):
+        rlcore.deconvolve(np.ones(SHAPE, np.float32), _stack(rng), 2, psf_depths=DEPTHS,
+                          backend="numpy")
