@@ -83,6 +83,7 @@ class Request:
     gain: Any = None
     offset: Any = 0.0
     channel_axis: Any = None
+    psf_depths: Any = None
     return_info: bool = False
     guard: float | None = None
     clip_negative: bool = True
@@ -116,17 +117,25 @@ class Request:
         Raises
         ------
         ValueError
-            ``out`` with channels or frames; a sequence of PSFs without ``channel_axis``.
+            ``out`` with channels or frames; a sequence of PSFs without ``channel_axis``
+            or ``psf_depths``; ``psf_depths`` with what it cannot run with
+            (:meth:`check_depth_variant`) or a PSF stack not of 3-D PSFs.
         """
         from rlcore import series
+        from rlcore.deconvolver import strata_ndim
 
+        if self.psf_depths is not None:
+            self.check_depth_variant(image)
         if not isinstance(image, (str, bytes)) and hasattr(image, "shape"):
             if self.channel_axis is not None:
                 return "channels"
-            frame_ndim = series.psf_ndim(psf)
-            if series.is_psf_sequence(psf):
+            if self.psf_depths is not None:
+                frame_ndim = strata_ndim(psf)
+            elif series.is_psf_sequence(psf):
                 raise ValueError("psf: a sequence of PSFs needs channel_axis= (one PSF per "
-                                 "channel)")
+                                 "channel) or psf_depths= (one PSF per depth)")
+            else:
+                frame_ndim = series.psf_ndim(psf)
             if 0 < frame_ndim < len(image.shape):
                 if self.blocking.out is not None:
                     raise ValueError("out: not available for images with more axes than "
@@ -141,6 +150,29 @@ class Request:
             return "devices"
         return "blocked" if self.blocking.asked else "whole"
 
+    def check_depth_variant(self, image: Any) -> None:
+        """Refuse what a depth-variant PSF (``psf_depths``) cannot run with yet.
+
+        Raises
+        ------
+        ValueError
+            ``iterations="auto"``, blocks (``block_shape``, ``max_memory``, ``out``), Dask
+            arrays or a list of devices with ``psf_depths``.
+        """
+        from rlcore.deconvolver import check_depths
+
+        check_depths(self.psf_depths)
+        if is_auto(self.iterations):
+            raise ValueError("iterations: 'auto' is not available with psf_depths yet (its "
+                             "held-out loss is built on one OTF); pass an int, e.g. the "
+                             "count 'auto' chose with the PSF of the middle depth")
+        blocked = (self.blocking.asked or _arrays.kind(image) == "dask"
+                   or isinstance(self.device, (list, tuple)))
+        if blocked:
+            raise ValueError("psf_depths: blocks are not available with a depth-variant PSF "
+                             "yet (block_shape, max_memory, out, Dask arrays, several "
+                             "devices); run the whole volume in memory (numpy.asarray)")
+
     # -- what the runners share -----------------------------------------------------------
     def checked_iterations(self) -> int:
         """The fixed count, checked."""
@@ -154,8 +186,13 @@ class Request:
 
     def make_recipe(self, psf: Any, ndim: int) -> Recipe:
         """What every block, frame and Dask task of a fixed-count run shares."""
+        depths = None
+        if self.psf_depths is not None:
+            from rlcore.deconvolver import check_depths
+
+            depths = check_depths(self.psf_depths)
         return Recipe(psf, self.checked_iterations(), self.boundary, self.variant(ndim),
-                      self.settings())
+                      self.settings(), psf_depths=depths)
 
     def settings(self) -> RunSettings:
         """The settings of each run (the callback is added where the step is known)."""

@@ -42,6 +42,7 @@ def deconvolve(
     gain: float | None = None,
     offset: float | str = 0.0,
     channel_axis: int | None = None,
+    psf_depths: Any = None,
 ) -> Any:
     """Richardson-Lucy deconvolution of a 2-D or 3-D image.
 
@@ -55,7 +56,7 @@ def deconvolve(
         The measured image, real dtype. NumPy, array-likes, CuPy, any array-API library
         or Dask. Never modified; negative values are clipped to 0 with a warning. Axes
         beyond the PSF's are frames, each deconvolved as if alone, all with one plan.
-    psf : array, or a sequence of arrays with ``channel_axis``
+    psf : array, or a sequence of arrays with ``channel_axis`` or ``psf_depths``
         Point spread function, real, non-negative. Normalised to sum 1 internally; its
         centre voxel is index ``n // 2`` on each axis (``scipy.signal.fftconvolve(mode=
         "same")`` for odd sizes; :func:`rlcore.psf.centered` moves a measured one there);
@@ -122,7 +123,18 @@ def deconvolve(
         ``iterations="auto"`` splits the data as recorded and removes it from both.
     channel_axis : int, optional
         The axis of ``image`` that holds channels; ``psf`` is then one PSF per channel or
-        one for all.
+        one for all (with ``psf_depths``: one stack for all).
+    psf_depths : sequence of float, optional
+        A depth-variant PSF (the strata model of Preza & Conchello 2004): ``psf`` is then
+        K >= 2 PSFs of one shape (a sequence, or a ``(K, Z, Y, X)`` array) and
+        ``psf_depths`` their K depths, strictly increasing, in voxels along the image's
+        first axis (z; plane 0 is depth 0, fractions and depths beyond the image allowed).
+        ``H x = sum_k h_k * (w_k x)``, ``w_k`` linear between neighbouring depths and
+        constant beyond the first and last; ``H^T`` its exact adjoint. Every backend and
+        boundary, acceleration and ``tv``; the matched back projector only; not with
+        ``iterations="auto"`` or blocks (``block_shape``, ``max_memory``, ``out``, Dask, a
+        list of devices) yet. Frames and ``channel_axis`` share the one stack. One update
+        costs ``2 K + 2`` FFTs instead of 4; see docs/depth-variant.md.
 
     Returns
     -------
@@ -138,13 +150,16 @@ def deconvolve(
     TypeError
         Complex, boolean, object or string dtypes; an argument of the wrong type
         (``iterations``, ``callback``, ``block_shape``, ``overlap``, ``accelerate``,
-        ``back_projector``, ``max_iterations``, ``gain``, ``offset``, ``channel_axis``).
+        ``back_projector``, ``max_iterations``, ``gain``, ``offset``, ``channel_axis``,
+        ``psf_depths``).
     ValueError
         Empty arrays, NaN or inf; a PSF with more axes than the image or a sum <= 0; a
         value out of range or unknown (``iterations``, ``boundary``, ``init``,
         ``backend``, ``back_projector``, ``accelerate``, ``tv``, ``tol``, ``channel_axis``,
         the PSF count); ``tol`` or an ``init`` other than "image" with blocks;
-        ``max_memory`` too small for any block; "auto" with blocks, ``out`` or Dask.
+        ``max_memory`` too small for any block; "auto" with blocks, ``out`` or Dask;
+        ``psf_depths`` not K >= 2 finite increasing depths, the PSFs not one per depth of
+        one shape, or with "auto", blocks or an unmatched back projector.
     rlcore.errors.DeviceOutOfMemoryError
         Out of memory even in the smallest blocks.
     rlcore.errors.BackendUnavailableError
@@ -170,7 +185,7 @@ def deconvolve(
     W. H. Richardson, JOSA 62 (1972) 55-59. L. B. Lucy, AJ 79 (1974) 745. M. Bertero,
     P. Boccacci, A&A 437 (2005) 369-374, eq. (4). D. S. C. Biggs, M. Andrews, Appl. Opt.
     36 (1997) 1766. N. Dey et al., Microsc. Res. Tech. 69 (2006) 260. M. Guo et al., Nat.
-    Biotechnol. 38 (2020) 1337.
+    Biotechnol. 38 (2020) 1337. C. Preza, J.-A. Conchello, JOSA A 21 (2004) 1593-1601.
 
     Examples
     --------
@@ -189,7 +204,8 @@ def deconvolve(
         callback=callback, progress=progress, accelerate=accelerate,
         back_projector=back_projector, tv=tv, tol=tol, return_info=return_info,
         block_shape=block_shape, overlap=overlap, max_memory=max_memory, out=out,
-        max_iterations=max_iterations, gain=gain, offset=offset, channel_axis=channel_axis)
+        max_iterations=max_iterations, gain=gain, offset=offset, channel_axis=channel_axis,
+        psf_depths=psf_depths)
     return run(request, image, psf)
 
 
@@ -201,6 +217,7 @@ def convolve(
     boundary: str = "periodic",
     backend: str = "auto",
     device: Any = None,
+    psf_depths: Any = None,
 ) -> Any:
     """Apply the forward model ``H`` (or its adjoint ``H^T``) that :func:`deconvolve` uses.
 
@@ -221,6 +238,9 @@ def convolve(
         ``scipy.signal.fftconvolve(image, psf, mode="same")``).
     backend, device
         As in :func:`deconvolve`.
+    psf_depths : sequence of float, optional
+        A depth-variant PSF, as in :func:`deconvolve`: ``psf`` is K PSFs at these depths
+        (voxels along z) and ``H x = sum_k h_k * (w_k x)``, ``H^T`` its exact adjoint.
 
     Returns
     -------
@@ -240,7 +260,8 @@ def convolve(
     be = Request(0, backend=backend, device=device).select_backend(image)
     if isinstance(image, (str, bytes)) or not hasattr(image, "shape"):
         image = as_image(image, clip_negative=False)[0]  # array-likes converted, checked
-    with Deconvolver(psf, tuple(image.shape), 0, backend=be, boundary=boundary) as model:
+    with Deconvolver(psf, tuple(image.shape), 0, backend=be, boundary=boundary,
+                     psf_depths=psf_depths) as model:
         return model.convolve(image, adjoint=adjoint)
 
 

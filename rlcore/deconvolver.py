@@ -13,6 +13,7 @@ import copy
 import logging
 import numbers
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,9 +22,15 @@ import numpy as np
 
 from rlcore import _arrays, backprojector, registry, series
 from rlcore.boundary import DEFAULT_BOUNDARY, is_noncirculant, make_grid, psf_extent
-from rlcore.iteration import Convolution, Options, richardson_lucy
+from rlcore.iteration import (
+    Convolution,
+    Options,
+    StrataConvolution,
+    richardson_lucy,
+    strata_weights,
+)
 from rlcore.placement import placement_for
-from rlcore.validate import as_image, as_psf, check_iterations, check_kind
+from rlcore.validate import as_image, as_psf, check_iterations, check_kind, to_numpy
 
 __all__ = ["Deconvolver", "RunInfo", "RunSettings", "Recipe", "Variant", "GUARD_RELATIVE",
            "NONCIRCULANT_GUARD"]
@@ -167,6 +174,8 @@ class Recipe:
     variant : Variant
     settings : RunSettings
         Guard, clipping and outside value of every run (callbacks are added per run).
+    psf_depths : tuple of float or None
+        The strata depths of a depth-variant PSF (``psf`` its K PSFs), or None.
     """
 
     psf: Any
@@ -174,11 +183,13 @@ class Recipe:
     boundary: str = DEFAULT_BOUNDARY
     variant: Variant = field(default_factory=Variant)
     settings: RunSettings = field(default_factory=RunSettings)
+    psf_depths: Any = None
 
     def deconvolver(self, shape: tuple[int, ...], backend: Any) -> Deconvolver:
         """A :class:`Deconvolver` for one block or frame shape."""
         return Deconvolver(self.psf, shape, self.iterations, backend=backend,
-                           boundary=self.boundary, variant=self.variant)
+                           boundary=self.boundary, variant=self.variant,
+                           psf_depths=self.psf_depths)
 
     def run(self, deconvolver: Deconvolver, data: Any, **changes: Any) -> Any:
         """``deconvolver`` on ``data`` with these settings (and ``changes`` to them)."""
@@ -269,16 +280,123 @@ def source(be: Any, image: Any) -> Any:
     return image
 
 
-def memory_per_voxel(backend: Any, variant: Variant, boundary: str) -> float:
+def memory_per_voxel(backend: Any, variant: Variant, boundary: str,
+                     strata: int = 1) -> float:
     """Device bytes per grid voxel of one run: the backend's buffers (image, estimate,
     work, OTF, spectrum work) plus the variant's: the back projector's half spectrum,
     the previous estimate (acceleration), the last step (Biggs-Andrews) and ``1 / H^T M``
-    (non-circulant)."""
+    (non-circulant); with ``strata`` K > 1 (:class:`rlcore.iteration.StrataConvolution`)
+    K - 1 more OTFs, K weights, a real term and a spectrum sum, and the spectrum work
+    buffer of its own (never sharing the real one's memory)."""
     extra = 4.0 if not variant.back_projector.matched else 0.0
     extra += 4.0 * (variant.accelerate is not None)
     extra += 4.0 * (variant.accelerate == "biggs-andrews")
     extra += 4.0 * is_noncirculant(boundary)
+    if strata > 1:
+        extra += 4.0 * (strata - 1) + 4.0 * strata + 4.0 + 4.0
+        extra += 4.0 * (getattr(backend, "work_buffers", None) is not None)
     return float(backend.buffers_per_voxel) + extra
+
+
+def strata_ndim(psf: Any) -> int:
+    """Axes of one PSF of a strata stack (a sequence of K PSFs, or a ``(K, Z, Y, X)``
+    array): 3, the only count a depth-variant PSF takes.
+
+    Raises
+    ------
+    ValueError
+        Any other count.
+    """
+    if isinstance(psf, (list, tuple)):
+        ndim = int(np.ndim(to_numpy(psf[0], "psf"))) if psf else -1
+        shape = f"a sequence of {len(psf)} PSFs of {ndim} axes"
+    else:
+        array = to_numpy(psf, "psf")
+        ndim, shape = int(np.ndim(array)) - 1, f"an array of shape {tuple(np.shape(array))}"
+    if ndim != 3:
+        raise ValueError(f"psf: with psf_depths, a sequence of K PSFs of 3 axes (Z, Y, X) or "
+                         f"a (K, Z, Y, X) array, got {shape}")
+    return ndim
+
+
+def check_depths(psf_depths: Any) -> tuple[float, ...]:
+    """``psf_depths`` as a tuple of K >= 2 finite, strictly increasing floats.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a 1-D sequence of real numbers; fewer than 2; not finite; not increasing.
+    """
+    if isinstance(psf_depths, (str, bytes)) or not hasattr(psf_depths, "__len__"):
+        raise TypeError(f"psf_depths: must be a sequence of depths (voxels along z), one "
+                        f"per PSF, got {psf_depths!r}")
+    d = np.asarray(to_numpy(psf_depths, "psf_depths") if hasattr(psf_depths, "shape")
+                   else list(psf_depths))
+    if d.ndim != 1 or d.dtype.kind not in "iuf":
+        raise TypeError(f"psf_depths: must be a 1-D sequence of real numbers (voxels along "
+                        f"z), got {psf_depths!r}")
+    if len(d) < 2:
+        raise ValueError(f"psf_depths: needs at least 2 depths (one PSF each), got {len(d)}; "
+                         "for one PSF pass it alone, without psf_depths")
+    d = d.astype(np.float64)
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"psf_depths: must be finite, got {d.tolist()}")
+    if not np.all(np.diff(d) > 0):
+        raise ValueError(f"psf_depths: must be strictly increasing, got {d.tolist()}; sort "
+                         "the depths (and their PSFs with them), without repeats")
+    return tuple(float(v) for v in d)
+
+
+def as_strata(psf: Any, psf_depths: Any, shape: tuple[int, ...]) -> tuple[np.ndarray,
+                                                                          tuple[float, ...]]:
+    """The checked PSFs of a depth-variant run: a ``(K, *psf_shape)`` stack, each PSF as
+    :func:`rlcore.validate.as_psf` makes it (normalised, cropped to ``shape``; its centring
+    not warned of: voxel ``n // 2`` is the source's depth, and light off it, such as a deep
+    PSF's focal shift, is part of the model), and the checked depths (:func:`check_depths`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad depths; ``psf`` not K PSFs of one shape with ``len(shape)`` axes each.
+    """
+    depths = check_depths(psf_depths)
+    if len(shape) != 3:
+        raise ValueError(f"image: psf_depths takes 3-D images (Z, Y, X), depth along z; got "
+                         f"shape {tuple(shape)}")
+    if isinstance(psf, (list, tuple)):
+        parts = list(psf)
+    elif hasattr(psf, "shape") or isinstance(psf, np.ndarray):
+        stack = to_numpy(psf, "psf")
+        if stack.ndim != len(shape) + 1:
+            raise ValueError(
+                "psf: with psf_depths, a sequence of K PSFs or a (K, Z, Y, X) array, got an "
+                f"array of shape {tuple(stack.shape)}")
+        parts = list(stack)
+    else:
+        raise TypeError("psf: with psf_depths, a sequence of K PSFs or a (K, Z, Y, X) array, "
+                        f"got {type(psf).__name__}")
+    if len(parts) != len(depths):
+        raise ValueError(f"psf: {len(parts)} PSFs for {len(depths)} psf_depths; pass one PSF "
+                         "per depth, in the depths' order")
+    shapes = {tuple(np.shape(p)) for p in parts}
+    if len(shapes) > 1:
+        raise ValueError(f"psf: the PSFs at the depths differ in shape ({sorted(shapes)}); "
+                         "give them one shape (pad, or rlcore.psf.crop)")
+    if len(next(iter(shapes))) != len(shape):
+        raise ValueError(f"psf: each PSF of psf_depths needs 3 axes (Z, Y, X), got shape "
+                         f"{next(iter(shapes))}")
+    with warnings.catch_warnings():  # off-centre light (a focal shift) is in the model
+        warnings.filterwarnings("ignore", message=r"psf\[\d+\]: its centroid is")
+        return np.stack([as_psf(p, shape, name=f"psf[{k}]") for k, p in enumerate(parts)]), \
+            depths
+
+
+def grid_weights(depths: tuple[float, ...], grid: Any) -> np.ndarray:
+    """``w_k`` on the grid's planes (axis 0), ``(K, grid.shape[0])``: each plane weighed at
+    its image plane's depth, the first or last image plane's beyond the image (the
+    padding of a padded grid, extended constantly)."""
+    planes = np.arange(grid.shape[0]) - grid.offset[0]
+    return strata_weights(depths, np.clip(planes, 0, grid.image_shape[0] - 1))
 
 
 class Deconvolver:
@@ -305,6 +423,10 @@ class Deconvolver:
         Already checked options (overrides the four above).
     like : array, optional
         An array of the kind the images will be (CuPy, array-API), for ``"auto"``.
+    psf_depths : sequence of float, optional
+        A depth-variant PSF: ``psf`` is then K PSFs (a sequence, or a ``(K, *psf_shape)``
+        array) at these K depths, voxels along axis 0 (z) of the image, as in
+        :func:`rlcore.deconvolve` (the strata model; matched back projector only).
 
     Raises
     ------
@@ -316,7 +438,9 @@ class Deconvolver:
     Notes
     -----
     Holds on the device: the OTF, one spectrum and one real work buffer, the back
-    projector's spectrum when unmatched, and ``1 / H^T M`` for ``"non-circulant"``. Each
+    projector's spectrum when unmatched, and ``1 / H^T M`` for ``"non-circulant"``; with
+    ``psf_depths``, the OTFs and weights of the strata that weigh on the grid
+    (:class:`rlcore.iteration.StrataConvolution`) instead of the OTF. Each
     run allocates the image and the estimate on the grid (and the acceleration buffers).
     Use it as a context manager, or call :meth:`close`, to free them at once.
 
@@ -335,7 +459,8 @@ class Deconvolver:
                  backend: Any = "auto", device: Any = None,
                  boundary: str = DEFAULT_BOUNDARY,
                  accelerate: Any = False, back_projector: Any = "matched", tv: Any = 0.0,
-                 tol: Any = None, variant: Variant | None = None, like: Any = None):
+                 tol: Any = None, variant: Variant | None = None, like: Any = None,
+                 psf_depths: Any = None):
         self.shape = tuple(int(n) for n in shape)
         if not self.shape or any(n < 1 for n in self.shape):
             raise ValueError(f"shape: must be positive lengths, got {shape!r}")
@@ -346,24 +471,49 @@ class Deconvolver:
         if isinstance(backend, str):
             backend = registry.get_backend(backend, device=device, like=like)
         self.backend = backend
-        self.psf = as_psf(psf, self.shape)
-        self.grid = make_grid(self.shape, psf_extent(self.psf), boundary,
-                              fast_len=backend.fast_length)
+        #: the strata depths (None: one PSF); :attr:`psf` is then the ``(K, ...)`` stack
+        self.psf_depths = None
+        if psf_depths is None:
+            self.psf = as_psf(psf, self.shape)
+            extent = psf_extent(self.psf)
+        else:
+            self.psf, self.psf_depths = as_strata(psf, psf_depths, self.shape)
+            extent = tuple(np.max([psf_extent(p) for p in self.psf], axis=0))
+        self.grid = make_grid(self.shape, extent, boundary, fast_len=backend.fast_length)
         self.boundary = boundary
         bp = self.variant.back_projector
+        if psf_depths is not None and not bp.matched:
+            raise ValueError(f"back_projector: {bp.kind!r} is built for one PSF; with "
+                             "psf_depths pass back_projector='matched' (or 'auto')")
         self.back_kernel = None if bp.matched else backprojector.kernel(self.psf, bp)
         self.placement = placement_for(backend, self.grid)
         with backend.activate():
-            self.operator = Convolution(backend, self.psf, self.grid.shape,
-                                        back=self.back_kernel)
+            self.operator = self._operator()
+            #: strata (PSFs) the operator sums over: 1 for one PSF, else those of
+            #: :attr:`psf_depths` that weigh on the grid
+            self.strata = getattr(self.operator, "strata", 1)
             self.normalization = (self.placement.normalization(self.operator,
                                                                NONCIRCULANT_GUARD)
                                   if is_noncirculant(boundary) else None)
 
+    def _operator(self) -> Convolution | StrataConvolution:
+        """``H`` on the grid: the PSF's convolution, or the strata that weigh on the grid
+        (a stratum whose weight is zero on every plane is left out; one left, its plain
+        convolution)."""
+        grid = self.grid
+        if self.psf_depths is None:
+            return Convolution(self.backend, self.psf, grid.shape, back=self.back_kernel)
+        weights = grid_weights(self.psf_depths, grid)
+        used = [k for k in range(len(weights)) if np.any(weights[k] > 0)]
+        if len(used) == 1:
+            return Convolution(self.backend, self.psf[used[0]], grid.shape)
+        return StrataConvolution(self.backend, [self.psf[k] for k in used], weights[used],
+                                 grid.shape)
+
     @property
     def bytes_per_voxel(self) -> float:
         """Device bytes per grid voxel of one run (the memory model blocks are sized by)."""
-        return memory_per_voxel(self.backend, self.variant, self.boundary)
+        return memory_per_voxel(self.backend, self.variant, self.boundary, self.strata)
 
     def run(self, image: Any, *, init: Any = "image", callback: Callable | None = None,
             observe: Callable[[int, Any], object] | None = None, return_info: bool = False,
@@ -529,6 +679,8 @@ class Deconvolver:
         ValueError
             ``variant`` has an unmatched back projector, or the grid is not periodic.
         """
+        if self.psf_depths is not None:
+            raise ValueError("psf_depths: rematched() takes one PSF; make a new Deconvolver")
         if not variant.back_projector.matched or self.boundary != "periodic":
             raise ValueError("variant: rematched() takes the matched back projector on a "
                              "periodic grid; make a new Deconvolver otherwise")

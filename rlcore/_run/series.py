@@ -1,7 +1,8 @@
 """Series (the routes ``"channels"`` and ``"frames"``): a channel axis with a PSF per
-channel, and frames (the axes beyond the PSF's). Frames of one PSF run whole in memory
-through one :class:`rlcore.Deconvolver`; otherwise (auto, blocks, Dask, several devices)
-each frame is one request of its own."""
+channel (a depth-variant PSF's stack, ``psf_depths``, for every channel), and frames (the
+axes beyond the PSF's). Frames of one PSF run whole in memory through one
+:class:`rlcore.Deconvolver`; otherwise (auto, blocks, Dask, several devices) each frame is
+one request of its own."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from rlcore import _arrays, series
 from rlcore._request import Request, is_auto
 from rlcore._run.common import progress, subtract_offset
-from rlcore.deconvolver import Deconvolver
+from rlcore.deconvolver import Deconvolver, strata_ndim
 
 __all__ = ["run_channels", "run_frames"]
 
@@ -23,7 +24,10 @@ def run_channels(request: Request, image: Any, psf: Any, run: Callable) -> Any:
     """Each channel with its PSF (a request of its own, through ``run``), stacked back on
     the axis."""
     axis = series.check_channel_axis(request.channel_axis, len(image.shape))
-    psfs = series.split_channels(psf, int(image.shape[axis]))
+    channels = int(image.shape[axis])
+    # a depth-variant PSF (psf_depths): its K PSFs are one stack, for every channel
+    psfs = ([psf] * channels if request.psf_depths is not None
+            else series.split_channels(psf, channels))
     if request.blocking.out is not None:
         raise ValueError("out: not available with channel_axis; write each channel's "
                          "result yourself")
@@ -49,7 +53,9 @@ def _runs_whole(request: Request, image: Any) -> bool:
 def run_frames(request: Request, image: Any, psf: Any, run: Callable) -> Any:
     """Every frame as if alone; one plan for all when they run whole in memory (else
     each frame a request of its own, through ``run``)."""
-    ndim, frame_ndim = len(image.shape), series.psf_ndim(psf)
+    ndim = len(image.shape)
+    frame_ndim = (strata_ndim(psf) if request.psf_depths is not None
+                  else series.psf_ndim(psf))
     frames = int(np.prod(image.shape[:ndim - frame_ndim]))
     shape = tuple(int(n) for n in image.shape[ndim - frame_ndim:])
     first = image[(0,) * (ndim - frame_ndim) + (Ellipsis,)]
@@ -68,7 +74,8 @@ def run_frames(request: Request, image: Any, psf: Any, run: Callable) -> Any:
     be = request.select_backend(first)
     with be.activate():
         deconvolver = Deconvolver(psf, shape, iterations, backend=be,
-                                  boundary=request.boundary, variant=variant)
+                                  boundary=request.boundary, variant=variant,
+                                  psf_depths=request.psf_depths)
         result = _each_frame(request, image, frame_ndim, deconvolver, frames)
     info = request.info(iterations=iterations, converged=False, backend=be.name,
                         device=be.device, grid_shape=deconvolver.grid.shape, frames=frames)

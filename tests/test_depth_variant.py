@@ -1,0 +1,365 @@
+"""Depth-variant PSFs (issue #30): the strata operator ``H x = sum_k h_k * (w_k x)``
+(Preza & Conchello 2004) and its adjoint, on every backend, against a direct float64
+implementation of the same model (a PSF per plane, linear convolution); its API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from conftest import gaussian_psf, rel_l2
+
+import rlcore
+from rlcore.api import block_plan
+from rlcore.deconvolver import Deconvolver, Variant, memory_per_voxel
+from rlcore.iteration import Convolution, StrataConvolution, strata_weights
+
+SHAPE = (10, 14, 12)
+DEPTHS = (1.5, 4.0, 8.0)
+
+
+def _stack(rng: np.random.Generator, k: int = 3, shape=(5, 7, 5)) -> np.ndarray:
+    """K asymmetric PSFs (random, positive, a Gaussian's envelope), so that a flip or a
+    shift of the adjoint shows."""
+    envelope = gaussian_psf(shape, (1.2, 1.8, 1.4))
+    psfs = envelope * (0.2 + rng.random((k,) + shape))
+    return (psfs / psfs.sum(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
+
+
+def _plane_psfs(psfs: np.ndarray, depths, nz: int) -> np.ndarray:
+    """The PSF of every plane: the strata's interpolated at the plane's depth (float64)."""
+    w = strata_weights(depths, np.arange(nz))
+    p = psfs.astype(np.float64) / psfs.sum(axis=(1, 2, 3), keepdims=True)
+    return np.tensordot(w.T, p, axes=1)
+
+
+def direct_forward(x: np.ndarray, psfs: np.ndarray, depths) -> np.ndarray:
+    """``H x`` by definition, float64: every input plane blurred by its depth's PSF, by
+    direct linear convolution with zeros outside the image, the planes summed."""
+    h = _plane_psfs(psfs, depths, x.shape[0])
+    out = np.zeros(x.shape)
+    for z in range(x.shape[0]):
+        plane = np.zeros(x.shape)
+        plane[z] = x[z]
+        out += ndi.convolve(plane, h[z], mode="constant", cval=0.0)
+    return out
+
+
+def direct_adjoint(r: np.ndarray, psfs: np.ndarray, depths) -> np.ndarray:
+    """``H^T r`` by definition, float64: plane z of the correlation of ``r`` with plane
+    z's PSF (zeros outside)."""
+    h = _plane_psfs(psfs, depths, r.shape[0])
+    out = np.zeros(r.shape)
+    for z in range(r.shape[0]):
+        out[z] = ndi.correlate(r.astype(np.float64), h[z], mode="constant", cval=0.0)[z]
+    return out
+
+
+def direct_rl(y: np.ndarray, psfs: np.ndarray, depths, iterations: int) -> np.ndarray:
+    """Float64 RL with the direct operator (zero boundary), from the image."""
+    y = y.astype(np.float64)
+    x = y.copy()
+    for _ in range(iterations):
+        hx = direct_forward(x, psfs, depths)
+        ratio = np.divide(y, hx, out=np.zeros_like(y), where=hx > 0)
+        x = x * direct_adjoint(ratio, psfs, depths)
+    return x
+
+
+# -- the weights ---------------------------------------------------------------------------
+
+
+def test_weights_interpolate_linearly_and_sum_to_one():
+    z = np.linspace(-3, 12, 61)
+    w = strata_weights(DEPTHS, z)
+    assert w.shape == (3, 61)
+    np.testing.assert_allclose(w.sum(axis=0), 1.0, rtol=0, atol=1e-15)
+    assert np.all(w >= 0) and np.all((w > 0).sum(axis=0) <= 2)
+    np.testing.assert_array_equal(w[0, z <= 1.5], 1.0)  # constant beyond the first
+    np.testing.assert_array_equal(w[2, z >= 8.0], 1.0)  # and the last depth
+    i = np.flatnonzero(z == 2.75)[0]  # halfway between 1.5 and 4
+    np.testing.assert_allclose(w[:, i], [0.5, 0.5, 0.0])
+
+
+def test_padding_takes_the_nearest_image_plane_weights():
+    """On a padded grid the planes beyond the image weigh as its first or last plane."""
+    d = Deconvolver(_stack(np.random.default_rng(0)), SHAPE, 0, backend="numpy",
+                    boundary="non-circulant", psf_depths=(-2.0, 4.0, 20.0))
+    grid, op = d.grid, d.operator
+    assert isinstance(op, StrataConvolution) and grid.padded
+    w = np.stack([np.asarray(a)[:, 0, 0] for a in op.weights])
+    o, n = grid.offset[0], SHAPE[0]
+    np.testing.assert_array_equal(w[:, :o], np.repeat(w[:, [o]], o, axis=1))
+    np.testing.assert_array_equal(w[:, o + n:], np.repeat(w[:, [o + n - 1]],
+                                                          grid.shape[0] - o - n, axis=1))
+    np.testing.assert_allclose(w.sum(axis=0), 1.0, atol=1e-6)
+
+
+# -- the operator on every backend ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "zero"])
+def test_adjoint_dot_product(backend, rng, boundary):
+    """<H x, y> == <x, H^T y> for signed x, y."""
+    psfs = _stack(rng)
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    y = rng.standard_normal(SHAPE).astype(np.float32)
+    hx = backend.convolve(x, psfs, psf_depths=DEPTHS, boundary=boundary)
+    hty = backend.convolve(y, psfs, psf_depths=DEPTHS, boundary=boundary, adjoint=True)
+    lhs = np.vdot(hx.astype(np.float64), y)
+    rhs = np.vdot(x.astype(np.float64), hty)
+    assert abs(lhs - rhs) <= 1e-5 * np.linalg.norm(hx) * np.linalg.norm(y)
+
+
+def test_adjoint_dot_product_on_padded_grids(rng):
+    """The operator of every padded boundary's grid (weights extended into the padding)."""
+    psfs = _stack(rng)
+    for boundary in ("non-circulant-half", "non-circulant", "reflect"):
+        op = Deconvolver(psfs, SHAPE, 0, backend="numpy", boundary=boundary,
+                         psf_depths=DEPTHS).operator
+        x = rng.standard_normal(op.shape).astype(np.float32)
+        y = rng.standard_normal(op.shape).astype(np.float32)
+        hx = np.array(op.forward(x, out=np.empty_like(x)))
+        hty = np.array(op.adjoint(y.copy()))
+        lhs, rhs = np.vdot(hx.astype(float), y), np.vdot(x.astype(float), hty)
+        assert abs(lhs - rhs) <= 1e-5 * np.linalg.norm(hx) * np.linalg.norm(y), boundary
+
+
+def test_matches_the_direct_float64_model(backend, rng):
+    """Forward and adjoint against a PSF per plane by direct linear convolution."""
+    psfs = _stack(rng)
+    x = rng.random(SHAPE).astype(np.float32)
+    hx = backend.convolve(x, psfs, psf_depths=DEPTHS, boundary="zero")
+    assert rel_l2(hx, direct_forward(x, psfs, DEPTHS)) < 1e-5
+    hty = backend.convolve(x, psfs, psf_depths=DEPTHS, boundary="zero", adjoint=True)
+    assert rel_l2(hty, direct_adjoint(x, psfs, DEPTHS)) < 1e-5
+
+
+def test_a_psf_per_plane_is_the_limit(rng):
+    """K = Z strata at the planes' depths: each plane blurred by its own PSF, exactly (the
+    ground truth of bench/depth_variant.py)."""
+    nz = 6
+    psfs = _stack(rng, nz)
+    x = rng.random((nz,) + SHAPE[1:]).astype(np.float32)
+    got = rlcore.convolve(x, psfs, psf_depths=np.arange(nz), boundary="zero")
+    want = sum(ndi.convolve(np.where(np.arange(nz)[:, None, None] == z, x, 0.0),
+                            psfs[z].astype(np.float64), mode="constant") for z in range(nz))
+    assert rel_l2(got, want) < 1e-5
+
+
+def test_rl_matches_direct_float64_rl(rng):
+    """Ten RL updates (zero boundary) against RL with the direct float64 operator."""
+    psfs = _stack(rng)
+    truth = rng.random(SHAPE) ** 4 * 100
+    y = direct_forward(truth, psfs, DEPTHS).astype(np.float32)
+    got = rlcore.deconvolve(y, psfs, 10, psf_depths=DEPTHS, boundary="zero",
+                            backend="numpy")
+    assert rel_l2(got, direct_rl(y, psfs, DEPTHS, 10)) < 1e-5
+
+
+@pytest.mark.parametrize("options", [{}, {"accelerate": "momentum"},
+                                     {"accelerate": True, "tv": 1e-3}])
+def test_backends_agree_with_numpy(backend, rng, options):
+    """Deconvolution on the default boundary (non-circulant-half), each variant: every
+    backend within 1e-4 of numpy."""
+    psfs = _stack(rng)
+    truth = rng.random(SHAPE) ** 4 * 100
+    y = direct_forward(truth, psfs, DEPTHS).astype(np.float32)
+    kwargs = dict(psf_depths=DEPTHS, boundary="non-circulant-half", **options)
+    ref = rlcore.deconvolve(y, psfs, 6, backend="numpy", **kwargs)
+    got = backend.deconvolve(y, psfs, 6, **kwargs)
+    assert np.all(np.isfinite(got))
+    assert rel_l2(got, ref) < 1e-4
+
+
+def test_equal_psfs_give_the_single_psf_result(backend, rng):
+    """K equal PSFs: the single-PSF operator, to float32 rounding."""
+    psf = _stack(rng, 1)[0]
+    y = (rng.random(SHAPE) * 100).astype(np.float32)
+    single = backend.deconvolve(y, psf, 8, boundary="non-circulant-half")
+    strata = backend.deconvolve(y, [psf] * 4, 8, psf_depths=(0, 3, 6, 9),
+                                boundary="non-circulant-half")
+    assert rel_l2(strata, single) < 2e-6
+
+
+# -- what the plan holds ----------------------------------------------------------------------
+
+
+def test_strata_off_the_grid_are_left_out(rng):
+    """A stratum whose weight is 0 on every plane costs nothing; one left: the plain
+    convolution."""
+    psfs = _stack(rng, 4)
+    d = Deconvolver(psfs, SHAPE, 0, backend="numpy", boundary="periodic",
+                    psf_depths=(0.0, 9.0, 30.0, 40.0))
+    assert d.strata == 2 and isinstance(d.operator, StrataConvolution)
+    d = Deconvolver(psfs, SHAPE, 0, backend="numpy", boundary="periodic",
+                    psf_depths=(20.0, 30.0, 40.0, 50.0))
+    assert d.strata == 1 and isinstance(d.operator, Convolution)
+    x = rng.random(SHAPE).astype(np.float32)
+    np.testing.assert_allclose(d.convolve(x), rlcore.convolve(x, psfs[0]), rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_memory_model_counts_the_strata():
+    from rlcore.registry import get_backend
+
+    be = get_backend("numpy")
+    one = memory_per_voxel(be, Variant(), "periodic")
+    assert memory_per_voxel(be, Variant(), "periodic", strata=4) == one + 4 * 3 + 4 * 4 + 8
+    d = Deconvolver(_stack(np.random.default_rng(1), 3), SHAPE, 0, backend=be,
+                    boundary="periodic", psf_depths=DEPTHS)
+    assert d.bytes_per_voxel == memory_per_voxel(be, Variant(), "periodic", strata=3)
+
+
+def test_forward_observed_shows_the_estimate_spectrum(rng):
+    op = Deconvolver(_stack(rng), SHAPE, 0, backend="numpy", boundary="periodic",
+                     psf_depths=DEPTHS).operator
+    x = rng.random(SHAPE).astype(np.float32)
+    seen = []
+    hx, stop = op.forward_observed(x, lambda s: seen.append(np.array(s)) or False,
+                                   out=np.empty_like(x))
+    assert not stop
+    np.testing.assert_allclose(seen[0], np.fft.rfftn(x), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(hx, op.forward(x), rtol=1e-6)
+    assert op.forward_observed(x, lambda s: True) == (None, True)
+
+
+# -- the API ---------------------------------------------------------------------------------------
+
+
+def test_a_stack_array_equals_a_sequence(rng):
+    psfs = _stack(rng)
+    y = (rng.random(SHAPE) * 50).astype(np.float32)
+    a = rlcore.deconvolve(y, psfs, 3, psf_depths=DEPTHS, backend="numpy")
+    b = rlcore.deconvolve(y, list(psfs), 3, psf_depths=np.asarray(DEPTHS), backend="numpy")
+    np.testing.assert_array_equal(a, b)
+    plan = rlcore.Deconvolver(psfs, SHAPE, 3, backend="numpy", psf_depths=DEPTHS)
+    np.testing.assert_array_equal(plan.run(y), a)
+
+
+def test_frames_and_channels_share_the_stack(rng):
+    psfs = _stack(rng)
+    y = (rng.random((2,) + SHAPE) * 50).astype(np.float32)
+    one = [rlcore.deconvolve(f, psfs, 3, psf_depths=DEPTHS, backend="numpy") for f in y]
+    frames = rlcore.deconvolve(y, psfs, 3, psf_depths=DEPTHS, backend="numpy")
+    np.testing.assert_allclose(frames, np.stack(one), rtol=1e-6)
+    channels = rlcore.deconvolve(np.moveaxis(y, 0, 1), psfs, 3, psf_depths=DEPTHS,
+                                 backend="numpy", channel_axis=1)
+    np.testing.assert_allclose(channels, np.stack(one, axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(psf_depths=(1.0,)), ValueError, "at least 2"),
+    (dict(psf_depths=(1.0, 1.0, 2.0)), ValueError, "strictly increasing"),
+    (dict(psf_depths=(3.0, 1.0, 2.0)), ValueError, "strictly increasing"),
+    (dict(psf_depths=(1.0, np.nan, 2.0)), ValueError, "finite"),
+    (dict(psf_depths=5.0), TypeError, "sequence"),
+    (dict(psf_depths="1,2,3"), TypeError, "sequence"),
+    (dict(psf_depths=((1, 2), (3, 4))), TypeError, "1-D"),
+    (dict(psf_depths=(1.0, 2.0)), ValueError, "3 PSFs for 2 psf_depths"),
+    (dict(psf_depths=DEPTHS, iterations="auto"), ValueError, "'auto' is not available"),
+    (dict(psf_depths=DEPTHS, block_shape=(5, 14, 12)), ValueError, "blocks"),
+    (dict(psf_depths=DEPTHS, max_memory=1 << 30), ValueError, "blocks"),
+    (dict(psf_depths=DEPTHS, back_projector="wiener-butterworth"), ValueError,
+     "back_projector"),
+    (dict(psf_depths=DEPTHS, out=np.empty(SHAPE, np.float32)), ValueError, "blocks"),
+    (dict(psf_depths=DEPTHS, device=[1, 1]), ValueError, "blocks"),
+])
+def test_bad_input_names_the_argument(rng, kwargs, error, words):
+    psfs = _stack(rng)
+    y = np.ones(SHAPE, np.float32)
+    iterations = kwargs.pop("iterations", 2)
+    with pytest.raises(error, match=words):
+        rlcore.deconvolve(y, psfs, iterations, backend="numpy", **kwargs)
+
+
+def test_bad_psf_stacks(rng):
+    psfs = _stack(rng)
+    y = np.ones(SHAPE, np.float32)
+    with pytest.raises(ValueError, match="differ in shape"):
+        rlcore.deconvolve(y, [psfs[0], psfs[1][:3], psfs[2]], 2, psf_depths=DEPTHS)
+    with pytest.raises(ValueError, match=r"\(K, Z, Y, X\) array, got an array of shape"):
+        rlcore.deconvolve(y, psfs[0], 2, psf_depths=DEPTHS)
+    with pytest.raises(ValueError, match="PSFs of 3 axes"):
+        rlcore.deconvolve(y, [p[0] for p in psfs], 2, psf_depths=DEPTHS)
+    with pytest.raises(ValueError, match="3-D images"):
+        rlcore.convolve(y[0], psfs, psf_depths=DEPTHS)
+    with pytest.raises(ValueError, match="psf_depths= \\(one PSF per depth\\)"):
+        rlcore.deconvolve(y, list(psfs), 2)
+    with pytest.raises(ValueError, match="sum"):
+        rlcore.deconvolve(y, [psfs[0], psfs[1] * 0, psfs[2]], 2, psf_depths=DEPTHS)
+    with pytest.raises(ValueError, match="psf_depths"):
+        block_plan(y, psfs, 2, psf_depths=DEPTHS)
+
+
+# -- PSF stacks from the optics (psfmodels) --------------------------------------------------
+
+
+def test_widefield_depths_from_the_optics():
+    pytest.importorskip("psfmodels")
+    depths = [0.0, 15.0, 30.0]
+    kwargs = dict(na=1.3, wavelength=0.6, ns=1.33, model="scalar")
+    psfs = rlcore.psf.widefield_depths((25, 17, 17), (0.3, 0.15, 0.15), depths, **kwargs)
+    assert psfs.shape == (3, 25, 17, 17) and psfs.dtype == np.float32
+    np.testing.assert_allclose(psfs.sum(axis=(1, 2, 3)), 1.0, rtol=1e-5)
+    peaks = [int(np.argmax(p[:, 8, 8])) for p in psfs]
+    assert peaks[0] == 12 and peaks[0] < peaks[1] <= peaks[2]  # the focal shift
+    spread = [float((p.sum(axis=(1, 2)) > 0.5 * p.sum(axis=(1, 2)).max()).sum())
+              for p in psfs]
+    assert spread[0] < spread[2]  # spherical aberration stretches it along z
+    centred = rlcore.psf.widefield_depths((25, 17, 17), (0.3, 0.15, 0.15), depths,
+                                          centered=True, **kwargs)
+    assert all(abs(int(np.argmax(p[:, 8, 8])) - 12) <= 1 for p in centred)
+    matched = rlcore.psf.widefield_depths((25, 17, 17), (0.3, 0.15, 0.15), depths,
+                                          na=1.3, wavelength=0.6, ns=1.515, model="scalar")
+    np.testing.assert_allclose(matched[2], matched[0], atol=1e-6)  # no mismatch: no change
+    confocal = rlcore.psf.confocal_depths((25, 17, 17), (0.3, 0.15, 0.15), depths[:2],
+                                          na=1.3, excitation=0.49, emission=0.52, ns=1.33)
+    assert confocal.shape == (2, 25, 17, 17)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(shape=(25, 16, 16)), "odd"),
+    (dict(shape=(25, 17, 15)), "Y == X"),
+    (dict(depths=[-1.0, 5.0]), "depths"),
+    (dict(depths=[[1.0]]), "depths"),
+    (dict(ns=0.5), "ns"),
+    (dict(voxel_size=(0.3, 0.1, 0.2)), "voxel_size"),
+])
+def test_widefield_depths_bad_input(kwargs, words):
+    pytest.importorskip("psfmodels")
+    args = dict(shape=(25, 17, 17), voxel_size=(0.3, 0.15, 0.15), depths=[0.0, 5.0],
+                na=1.3, wavelength=0.6, ns=1.33, model="scalar")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=words):
+        rlcore.psf.widefield_depths(**args)
+
+
+def test_widefield_depths_names_missing_or_unknown_optics():
+    pytest.importorskip("psfmodels")
+    with pytest.raises(TypeError, match="missing ns"):
+        rlcore.psf.widefield_depths((9, 15, 15), (0.5, 0.2, 0.2), [0.0], na=1.2,
+                                    wavelength=0.6)
+    with pytest.raises(TypeError, match="unknown pinhole_au"):
+        rlcore.psf.widefield_depths((9, 15, 15), (0.5, 0.2, 0.2), [0.0], na=1.2,
+                                    wavelength=0.6, ns=1.33, pinhole_au=1.0)
+
+
+def test_dask_is_refused(rng):
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match="blocks"):
+        rlcore.deconvolve(da.ones(SHAPE, dtype=np.float32), _stack(rng), 2, psf_depths=DEPTHS)
+
+
+def test_out_of_memory_is_not_retried_in_blocks(rng, monkeypatch):
+    """Blocks would need each block's depth: the error says what to do instead."""
+    import rlcore.deconvolver
+    from rlcore.errors import DeviceOutOfMemoryError
+
+    def no_memory(*args, **kwargs):
+        raise DeviceOutOfMemoryError("simulated")
+
+    monkeypatch.setattr(rlcore.deconvolver, "richardson_lucy", no_memory)
+    with pytest.raises(DeviceOutOfMemoryError, match="fewer psf_depths"):
+        rlcore.deconvolve(np.ones(SHAPE, np.float32), _stack(rng), 2, psf_depths=DEPTHS,
+                          backend="numpy")
