@@ -249,9 +249,11 @@ def widefield_depths(
 
     References
     ----------
-    S. F. Gibson, F. Lanni, JOSA A 8 (1991) 1601 (and JOSA A 6 (1989) 1357). J. Li, F. Xue,
-    T. Blu, JOSA A 34 (2017) 1029. F. Aguet et al., Opt. Express 17 (2009) 6829. C. Preza,
-    J.-A. Conchello, JOSA A 21 (2004) 1593 (the strata model the stack is for).
+    - S. F. Gibson, F. Lanni, JOSA A 8 (1991) 1601 (and JOSA A 6 (1989) 1357).
+    - J. Li, F. Xue, T. Blu, JOSA A 34 (2017) 1029.
+    - F. Aguet et al., Opt. Express 17 (2009) 6829.
+    - C. Preza, J.-A. Conchello, JOSA A 21 (2004) 1593 (the strata model the stack is
+      for).
 
     Examples
     --------
