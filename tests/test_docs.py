@@ -243,3 +243,13 @@ def test_readme_python_block(index):
         if earlier not in _done and _skip_reason(*_README[earlier]) is None:
             _run_block(earlier)
     _run_block(index)
+
+
+def test_every_bench_result_is_in_the_results_index():
+    """bench/results/README.md names each file beside it (what it measured, the command)."""
+    folder = REPO / "bench" / "results"
+    index = (folder / "README.md").read_text()
+    unlisted = sorted(p.name for p in folder.iterdir()
+                      if p.name != "README.md" and f"[{p.name}]" not in index
+                      and f"({p.name})" not in index and f"/{p.name})" not in index)
+    assert not unlisted, f"add a row to bench/results/README.md for: {', '.join(unlisted)}"
