@@ -190,6 +190,10 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
         "uint16": (("--uint16",), dict(
             action="store_true",
             help="write uint16 scaled so the maximum is 65535 (default: float32)")),
+        "ngff_version": (("--ngff-version",), dict(
+            default=None, choices=("0.4", "0.5"),
+            help="OME-Zarr output: the OME-NGFF version written (default: the input's, "
+                 "else ome-zarr's current one); batch: for its OME-Zarr inputs")),
         "progress": (("--progress",), dict(action="store_true", help="show a progress bar")),
         "overwrite": (("--overwrite",), dict(
             action="store_true", help="replace existing output")),
@@ -302,6 +306,9 @@ def _device(value: str | None):
 
 def _deconvolve(args: argparse.Namespace) -> int:
     _check_output(args.output, args.overwrite)
+    if args.ngff_version and not args.output.name.lower().endswith(".zarr"):
+        raise ValueError(f"--ngff-version: {args.output} is a TIFF; the OME-NGFF version "
+                         "applies to an OME-Zarr output (.ome.zarr)")
     return _run_file(args, args.image, args.output, _PSFs(args))
 
 
@@ -393,6 +400,7 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
 
         with zarr_output(output, tuple(image.shape), axes, voxel,
                          overwrite=args.overwrite, chunks=image.chunksize,
+                         ngff_version=args.ngff_version,
                          provenance=_provenance(args, path, background)) as out:
             rlcore.deconvolve(image, psf, args.iterations, progress=args.progress,
                               out=out, **options)
@@ -419,7 +427,7 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
         result = np.round(result * scale).astype(np.uint16)
         made["uint16_scale"] = scale  # result = float32 estimate x this
     write_series(output, result, axes, voxel, overwrite=args.overwrite,  # zarr: by chunk
-                 provenance=made)
+                 ngff_version=args.ngff_version, provenance=made)
     if cache is None:
         print(f"wrote {output} {result.shape} {result.dtype} ({axes.upper()})")
     return 0

@@ -695,6 +695,21 @@ def _grid(array: Any) -> tuple[int, ...]:
     return tuple(-(-s // n) for s, n in zip(array.shape, array.chunks))
 
 
+def _absent_chunks(path: Path, array: Any) -> None:
+    """One warning when chunks are absent from the store: zarr reads them as the fill
+    value. Legitimate (zarr leaves a chunk equal to the fill value unwritten), or a copy or
+    a write that stopped part way: the reader cannot tell, the user can."""
+    try:
+        present, total = int(array.nchunks_initialized), int(array.nchunks)
+    except Exception:  # noqa: BLE001 - a store that cannot be listed: nothing to say
+        return
+    if present < total:
+        warn(f"{path}: {total - present} of {total} chunks are absent from the store and "
+             f"read as the fill value ({array.fill_value}); zarr leaves a chunk equal to "
+             "the fill value unwritten, but if a copy or a write stopped part way the "
+             "image is incomplete: check the source")
+
+
 def _read_zarr(path: Path, lazy: bool) -> tuple[Any, str, Calibration]:
     """The full-resolution array of an OME-Zarr image, its axes and calibration."""
     _zarr()
@@ -720,6 +735,7 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, str, Calibration]:
         else:
             _check_memory(path, ngff.array)
             data = _read_all(path, ngff)
+    _absent_chunks(path, ngff.array)
     if ngff.dropped:
         warn(f"{path}: its {', '.join(sorted(set(ngff.dropped)))} coordinate "
              "transformation cannot be kept (rlcore keeps scale and translation); the "

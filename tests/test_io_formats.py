@@ -173,6 +173,25 @@ def test_singleton_axes_come_back_and_the_version_can_be_asked_for(tmp_path, rng
         write_series(tmp_path / "bad.ome.zarr", data, axes, ngff_version="0.6")
 
 
+def test_the_cli_writes_the_ngff_version_asked_for(tmp_path, rng, capsys):
+    image = (rng.random((2, 2, 8, 32, 32)) * 100).astype(np.float32)
+    src = _ome_zarr_image(tmp_path / "in.ome.zarr", "0.4", image)
+    psf = str(_psf(tmp_path))
+    for asked, expected in ((None, "0.4"), ("0.5", "0.5")):
+        out = tmp_path / f"out-{asked}.ome.zarr"
+        extra = ["--ngff-version", asked] if asked else []
+        assert main(["deconvolve", str(src), psf, "-o", str(out), "-n", "1", "--backend",
+                     "numpy", *extra]) == 0
+        assert read_calibration(out).version == expected
+        assert read_calibration(out).scale == read_calibration(src).scale
+    capsys.readouterr()
+    tif = tmp_path / "out.ome.tif"
+    assert main(["deconvolve", str(src), psf, "-o", str(tif), "-n", "1",
+                 "--ngff-version", "0.5"]) == 2
+    line = _one_line(capsys)
+    assert "--ngff-version" in line and "OME-Zarr" in line and not tif.exists()
+
+
 def test_an_explicit_calibration_and_a_voxel_size_override(tmp_path, rng):
     pytest.importorskip("ome_zarr")
     image = rng.random((3, 4, 8, 8)).astype(np.float32)
@@ -361,6 +380,25 @@ def test_a_truncated_zarr_chunk_of_each_codec_names_the_file_and_chunk(tmp_path,
         lazy = read_series(path, lazy=True)[0]
         with pytest.raises(ValueError, match=pattern):
             lazy.compute(scheduler="synchronous")
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_an_absent_zarr_chunk_is_one_warning_naming_the_file(tmp_path, rng, version):
+    image = rng.poisson(40, (8, 32, 32)).astype(np.float32) + 1
+    path = _zarr_with(tmp_path / "in.ome.zarr", version, "zstd", image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every chunk there: nothing to say
+        np.testing.assert_array_equal(read_series(path)[0], image)
+    _first_chunk(path).unlink()
+    for lazy in (False, True):
+        with pytest.warns(UserWarning) as caught:
+            data = read_series(path, lazy=lazy)[0]
+        assert len(caught) == 1
+        message = str(caught[0].message)
+        assert message.startswith(f"{path}: 1 of 2 chunks are absent"), message
+        assert "fill value (0" in message and "incomplete" in message
+        data = np.asarray(data)
+        assert (data[:4] == 0).all() and (data[4:] == image[4:]).all()
 
 
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
