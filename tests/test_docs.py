@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import re
 import types
 from pathlib import Path
@@ -126,7 +127,14 @@ def _doctest_modules() -> list[str]:
 
 
 #: examples whose expected output holds on some machines only: {test name: (condition, why)}
-_MACHINE_DEPENDENT: dict = {}
+def _missing(module: str) -> bool:
+    return importlib.util.find_spec(module) is None
+
+
+_MACHINE_DEPENDENT: dict = {
+    "rlcore.psf.widefield_depths": (lambda: _missing("psfmodels"),
+                                    "needs psfmodels (pip install 'rlcore[psf]')"),
+}
 
 
 @pytest.mark.parametrize("module_name", _doctest_modules())

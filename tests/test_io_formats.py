@@ -146,7 +146,7 @@ def test_the_issues_unitless_ngff_05_keeps_its_voxel_size(tmp_path, rng):
 
 
 def test_a_multiscale_input_is_read_at_full_resolution_whatever_the_order(tmp_path, rng):
-    import zarr
+    zarr = pytest.importorskip("zarr", reason="zarr not installed (rlcore[dask])")
 
     image = rng.random((1, 1, 4, 32, 32)).astype(np.float32)
     src = _ome_zarr_image(tmp_path / "in.ome.zarr", "0.5", image, pyramid=True)
