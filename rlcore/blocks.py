@@ -334,11 +334,21 @@ def plan(
         if not options:
             smallest = make(tuple(max(1, h) for h in halo)).memory_bytes
             raise ValueError(
-                f"max_memory: {max_memory / 2**20:.0f} MiB is too small for blocks with "
+                f"max_memory: {_size(max_memory)} is too small for blocks with "
                 f"overlap {halo} (a PSF of {psf_shape}); the smallest plan needs about "
-                f"{smallest / 2**20:.0f} MiB per block at {per_voxel:.0f} bytes per voxel")
+                f"{_size(smallest)} per block at {per_voxel:.0f} bytes per voxel: pass "
+                f"max_memory >= {smallest}")
         axis = max(options, key=lambda a: candidate.block_shape[a])
         counts[axis] += 1
+
+
+def _size(nbytes: float) -> str:
+    """Bytes in the unit that shows them: '195 KiB', '12.5 MiB', '3.0 GiB'."""
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= factor:
+            value = nbytes / factor
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{nbytes:.0f} bytes"
 
 
 def _fft_friendly(found: BlockPlan, make: Callable[[tuple[int, ...]], BlockPlan],

@@ -66,6 +66,11 @@ def _with_psf_axes(image, axes: str, psf_ndim: int):
     import numpy as np
 
     spatial = sum(a in "zyx" for a in axes)
+    if psf_ndim == 2 and "z" in axes:
+        warnings.warn(f"psf: a 2-D PSF (Y, X) with an image that has a Z axis (shape "
+                      f"{tuple(image.shape)}, {axes.upper()}): each plane is deconvolved in "
+                      "2-D; pass a 3-D PSF (Z, Y, X) for a 3-D deconvolution",
+                      UserWarning, stacklevel=1)
     if psf_ndim == 3 and spatial == 2:
         at = axes.index("y")
         return np.expand_dims(image, at), axes[:at] + "z" + axes[at:]
@@ -88,9 +93,13 @@ def _background_value(text: str) -> float | str:
     if text == "auto":
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0 and finite (the camera offset, in "
+                                         f"the image's units), got {text!r}")
+    return value
 
 
 def _image_background(value: float | str, image, path: Path) -> float:
@@ -158,8 +167,8 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
             default=None, help="backend device (numpy: thread count)")),
         "boundary": (("--boundary",), dict(
             default=FACE_BOUNDARY, choices=BOUNDARIES,
-            help=f"how the volume's edges are modelled ({FACE_BOUNDARY}: objects cut by "
-                 "the edges do not move; periodic is about 2x faster on CPUs)")),
+            help=f"how the volume's edges are modelled (default {FACE_BOUNDARY}: objects "
+                 "cut by the edges do not move; periodic is about 2x faster on CPUs)")),
         "accelerate": (("--accelerate",), dict(
             nargs="?", const="biggs-andrews", default=False,
             choices=["biggs-andrews", "momentum"],
@@ -336,9 +345,32 @@ class _PSFs:
 
 def _read_psfs(paths: Sequence[Path]) -> list:
     """Each PSF file's array and voxel size."""
+    return [_read_psf(Path(path)) for path in paths]
+
+
+def _read_psf(path: Path):
+    """One PSF file: a (Z, Y, X) or (Y, X) stack; a missing file or one of more axes named
+    as a PSF's problem, with the fix."""
+    import tifffile
+
     from rlcore.io import read_image
 
-    return [read_image(path) for path in paths]
+    if not path.exists():
+        raise FileNotFoundError(f"psf file not found: {path}")
+    try:
+        return read_image(path)
+    except ValueError:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                shape = tuple(tif.series[0].shape)
+        except Exception:  # noqa: BLE001 - not a TIFF: the reader's own message stands
+            shape = ()
+        if len(shape) > 3:
+            raise ValueError(f"psf: {path} has shape {shape}; a PSF file holds one (Z, Y, X) "
+                             "stack: pass one file per channel (rlcore deconvolve IMAGE "
+                             "psf_c0.tif psf_c1.tif), or a depth-variant stack through the "
+                             "Python API (rlcore.deconvolve's psf_depths)") from None
+        raise
 
 
 def _deconvolve_kwargs(args: argparse.Namespace, background: float, auto: bool) -> dict:

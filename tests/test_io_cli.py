@@ -243,6 +243,46 @@ def test_newcomer_mistakes_get_one_line_before_any_computing(tmp_path, capsys):
         rlcore.deconvolve(Path(img), np.ones((3, 3, 3)), 2)
 
 
+def test_the_issues_smaller_mistakes_each_get_one_line_that_names_the_fix(tmp_path, capsys):
+    img = tmp_path / "img.tif"
+    tifffile.imwrite(img, np.full((8, 20, 20), 50, np.float32))
+    psf4 = tmp_path / "psf4d.tif"
+    tifffile.imwrite(psf4, np.ones((2, 3, 5, 5), np.float32))
+    psf2 = tmp_path / "psf2d.tif"
+    tifffile.imwrite(psf2, rlcore.psf.gaussian((5, 5), 1.0))
+    out = tmp_path / "o.tif"
+    cases = [
+        ([str(tmp_path / "nope.tif")], "psf file not found: "),
+        ([str(psf4)], "has shape (2, 3, 5, 5); a PSF file holds one (Z, Y, X) stack"),
+        ([str(psf2), "--background", "-5"], "--background: must be >= 0"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) if "--background" in extra else _nothing():
+            code = main(["deconvolve", str(img), *extra, "-o", str(out)])
+            assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        argparse_usage = "--background" in extra  # argparse prints its usage first
+        assert (argparse_usage or len(err) == 1) and message in err[-1], err
+        assert not out.exists()
+    assert main(["deconvolve", str(img), str(psf2), "-o", str(out), "-n", "1",
+                 "--backend", "numpy"]) == 0
+    err = capsys.readouterr().err
+    assert "a 2-D PSF (Y, X) with an image that has a Z axis" in err
+    assert "each plane is deconvolved in 2-D" in err and read_image(out)[0].shape == (8, 20, 20)
+    with pytest.raises(ValueError, match=r"max_memory: 195 KiB is too small .*about \d+(\.\d)? "
+                                         r"[KM]iB per block .*pass max_memory >= \d+"):
+        rlcore.deconvolve(np.ones((16, 64, 64), np.float32), np.ones((5, 5, 5)), 2,
+                          max_memory=200_000)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def test_every_cli_option_has_help_text():
     import argparse
 
