@@ -156,8 +156,7 @@ class Request:
         Raises
         ------
         ValueError
-            ``iterations="auto"``, blocks (``block_shape``, ``max_memory``, ``out``), Dask
-            arrays or a list of devices with ``psf_depths``.
+            ``iterations="auto"``, Dask arrays or a list of devices with ``psf_depths``.
         """
         from rlcore.deconvolver import check_depths
 
@@ -166,12 +165,11 @@ class Request:
             raise ValueError("iterations: 'auto' is not available with psf_depths yet (its "
                              "held-out loss is built on one OTF); pass an int, e.g. the "
                              "count 'auto' chose with the PSF of the middle depth")
-        blocked = (self.blocking.asked or _arrays.kind(image) == "dask"
-                   or isinstance(self.device, (list, tuple)))
-        if blocked:
-            raise ValueError("psf_depths: blocks are not available with a depth-variant PSF "
-                             "yet (block_shape, max_memory, out, Dask arrays, several "
-                             "devices); run the whole volume in memory (numpy.asarray)")
+        if _arrays.kind(image) == "dask" or isinstance(self.device, (list, tuple)):
+            raise ValueError("psf_depths: Dask arrays and several devices are not available "
+                             "with a depth-variant PSF yet; blocks in this process are "
+                             "(block_shape, max_memory, out), or the whole volume in memory "
+                             "(numpy.asarray)")
 
     # -- what the runners share -----------------------------------------------------------
     def checked_iterations(self) -> int:

@@ -185,11 +185,37 @@ class Recipe:
     settings: RunSettings = field(default_factory=RunSettings)
     psf_depths: Any = None
 
-    def deconvolver(self, shape: tuple[int, ...], backend: Any) -> Deconvolver:
-        """A :class:`Deconvolver` for one block or frame shape."""
+    def deconvolver(self, shape: tuple[int, ...], backend: Any,
+                    z_origin: int = 0) -> Deconvolver:
+        """A :class:`Deconvolver` for one block or frame shape; ``z_origin``: the image
+        plane of the block's first plane (a depth-variant PSF's depths are the image's:
+        a block's plan weighs its planes at their depths in the image, and holds only
+        the strata that weigh on its grid)."""
+        depths = self.psf_depths
+        if depths is not None and z_origin:
+            depths = tuple(d - z_origin for d in depths)
         return Deconvolver(self.psf, shape, self.iterations, backend=backend,
                            boundary=self.boundary, variant=self.variant,
-                           psf_depths=self.psf_depths)
+                           psf_depths=depths)
+
+    @property
+    def strata(self) -> int:
+        """K, the PSFs of a depth-variant run (1 for one PSF): the most a block holds."""
+        return 1 if self.psf_depths is None else len(self.psf_depths)
+
+    def checked_psf(self, shape: tuple[int, ...]) -> Any:
+        """The PSF (or a depth-variant run's ``(K, ...)`` stack) checked and cropped to an
+        image of ``shape``, as each plan would check it."""
+        if self.psf_depths is None:
+            return as_psf(self.psf, shape)
+        return as_strata(self.psf, self.psf_depths, shape)[0]
+
+    def psf_extent(self) -> tuple[int, ...]:
+        """The extent of :attr:`psf` (checked), voxels per axis: a stack's, the largest of
+        its PSFs' on each axis."""
+        if self.psf_depths is None:
+            return psf_extent(self.psf)
+        return tuple(int(n) for n in np.max([psf_extent(p) for p in self.psf], axis=0))
 
     def run(self, deconvolver: Deconvolver, data: Any, **changes: Any) -> Any:
         """``deconvolver`` on ``data`` with these settings (and ``changes`` to them)."""
@@ -393,10 +419,20 @@ def as_strata(psf: Any, psf_depths: Any, shape: tuple[int, ...]) -> tuple[np.nda
 
 def grid_weights(depths: tuple[float, ...], grid: Any) -> np.ndarray:
     """``w_k`` on the grid's planes (axis 0), ``(K, grid.shape[0])``: each plane weighed at
-    its image plane's depth, the first or last image plane's beyond the image (the
-    padding of a padded grid, extended constantly)."""
-    planes = np.arange(grid.shape[0]) - grid.offset[0]
-    return strata_weights(depths, np.clip(planes, 0, grid.image_shape[0] - 1))
+    its image plane's depth; a padding plane (beyond the image on a padded grid) at the
+    depth of the image's edge plane nearest to it around the periodic grid, so light
+    entering the first plane from the padding is modelled with the first plane's PSF
+    and the last's with the last's, whatever the grid's length (a whole volume and a
+    block of it then model their common first plane alike)."""
+    size, n, o = grid.shape[0], grid.image_shape[0], grid.offset[0]
+    planes = np.arange(size) - o
+    after = planes >= n  # padding past the last plane: nearer the last, or (around) the first
+    before = planes < 0
+    to_last = np.where(after, planes - (n - 1), size + planes - (n - 1))
+    to_first = np.where(after, size - planes, -planes)
+    pad = after | before
+    planes = np.where(pad, np.where(to_first < to_last, 0, n - 1), planes)
+    return strata_weights(depths, planes)
 
 
 class Deconvolver:

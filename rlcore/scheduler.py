@@ -103,13 +103,21 @@ def _worker(be: Any, source: _Source, recipe: Recipe, blocks: list, step: Callab
     if not blocks:
         return
     image, p, out = source.image, source.p, source.out
-    deconvolvers: dict[tuple[int, ...], Deconvolver] = {}
+    deconvolvers: dict[tuple, Deconvolver] = {}
 
-    def deconvolve_block(data):
+    def deconvolve_block(data, block):
         shape = tuple(int(n) for n in data.shape)
-        if shape not in deconvolvers:
-            deconvolvers[shape] = recipe.deconvolver(shape, be)
-        return recipe.run(deconvolvers[shape], data, callback=step)
+        # a depth-variant PSF: a plan per z position of the blocks (its planes' depths),
+        # one kept at a time (blocks run z-slab by z-slab; each plan holds K spectra)
+        z0 = block.source[0][0] if recipe.psf_depths is not None else 0
+        key = (shape, z0)
+        if key not in deconvolvers:
+            if recipe.psf_depths is not None:
+                for old in deconvolvers.values():
+                    old.close()
+                deconvolvers.clear()
+            deconvolvers[key] = recipe.deconvolver(shape, be, z_origin=z0)
+        return recipe.run(deconvolvers[key], data, callback=step)
 
     device = not be.on_host
     pinned = be.pinned_empty if isinstance(be, PinnedTransfers) else None
@@ -156,7 +164,7 @@ def _worker(be: Any, source: _Source, recipe: Recipe, blocks: list, step: Callab
             data = pending.result()
             if i + 1 < len(blocks):
                 pending = reader.submit(fetch, blocks[i + 1])
-            result = deconvolve_block(data)
+            result = deconvolve_block(data, block)
             del data
             if not device:
                 write_core(out, block.core, np.asarray(result)[block.crop])

@@ -15,9 +15,8 @@ from rlcore import _arrays
 from rlcore._request import Blocking, Request
 from rlcore._run.common import like, progress
 from rlcore.boundary import is_noncirculant
-from rlcore.deconvolver import GUARD_RELATIVE, Recipe
+from rlcore.deconvolver import GUARD_RELATIVE, Recipe, strata_ndim
 from rlcore.errors import DeviceOutOfMemoryError
-from rlcore.validate import as_psf
 
 __all__ = ["run", "run_devices", "retry_in_blocks", "block_plan", "plan_for", "whole_volume",
            "blocked_input"]
@@ -97,7 +96,12 @@ def _run_blocked(bes: Any, request: Request, image: Any, psf: Any) -> tuple[Any,
     be = bes[0] if isinstance(bes, list) else bes
     recipe, blocking = request.recipe, request.blocking
     image, shape = blocked_input(image, recipe)
-    recipe = replace(recipe, psf=as_psf(psf, shape))
+    if recipe.psf_depths is not None and recipe.boundary == "periodic":
+        raise ValueError("boundary: 'periodic' blocks wrap z around the volume, putting the "
+                         "deepest planes beside the first with the first planes' PSF; with "
+                         "psf_depths in blocks use a padded boundary (the default "
+                         "non-circulant-half)")
+    recipe = replace(recipe, psf=replace(recipe, psf=psf).checked_psf(shape))
     chunks = (chunk_shape(image), chunk_shape(blocking.out))
     p = block_plan(shape, recipe, be, blocking, chunks)
     logger.info("deconvolve: blocks: %s", p)
@@ -128,15 +132,14 @@ def block_plan(image_shape: tuple[int, ...], recipe: Recipe, backend: Any,
         Bad block arguments, or ``max_memory`` too small for any block.
     """
     from rlcore import blocks
-    from rlcore.boundary import psf_extent
     from rlcore.deconvolver import memory_per_voxel
 
     block_shape = blocking.block_shape or "auto"  # grids sized as the runs size theirs
-    return blocks.plan(tuple(image_shape), psf_extent(recipe.psf), block_shape=block_shape,
+    return blocks.plan(tuple(image_shape), recipe.psf_extent(), block_shape=block_shape,
                        overlap=blocking.overlap, max_memory=blocking.max_memory,
                        boundary=recipe.boundary, iterations=recipe.iterations,
                        bytes_per_voxel=memory_per_voxel(backend, recipe.variant,
-                                                        recipe.boundary),
+                                                        recipe.boundary, recipe.strata),
                        free_memory=backend.memory().free if block_shape == "auto" else None,
                        host=backend.on_host, fast_len=backend.fast_length, chunks=chunks)
 
@@ -145,15 +148,13 @@ def plan_for(request: Request, image: Any, psf: Any) -> tuple[Any, Any]:
     """The backend and the plan of blocks a blocked run of ``request`` would use on one
     frame of ``image`` (``iterations="auto"``: its ``max_iterations``): the CLI's
     ``--dry-run``."""
-    if request.psf_depths is not None:
-        raise ValueError("psf_depths: block plans are not made for a depth-variant PSF yet "
-                         "(it runs unblocked); Deconvolver(...).bytes_per_voxel is its "
-                         "memory per grid voxel")
     iterations = (request.max_iterations if isinstance(request.iterations, str)
                   else request.iterations)
-    shape = tuple(int(n) for n in image.shape)[-np.ndim(psf):]
+    ndim = strata_ndim(psf) if request.psf_depths is not None else np.ndim(psf)
+    shape = tuple(int(n) for n in image.shape)[-ndim:]
     request = request.narrowed(iterations=iterations)
-    recipe = replace(request.make_recipe(psf, len(shape)), psf=as_psf(psf, shape))
+    recipe = request.make_recipe(psf, len(shape))
+    recipe = replace(recipe, psf=recipe.checked_psf(shape))
     be = request.select_backend(np.empty(0))
     return be, block_plan(shape, recipe, be, request.blocking)
 

@@ -26,12 +26,6 @@ def run(request: Request, image: Any, psf: Any) -> Any:
         try:
             result, info = _run_on(be, request, image, psf)
         except DeviceOutOfMemoryError as exc:
-            if request.psf_depths is not None:  # blocks need each block's depth
-                raise DeviceOutOfMemoryError(
-                    f"out of memory on {be.device} with a depth-variant PSF ({exc}); each "
-                    "stratum holds an OTF and a weight per grid voxel: use fewer psf_depths, "
-                    "a smaller volume or another device (blocks are not available with "
-                    "psf_depths yet)") from exc
             logger.warning("deconvolve: out of memory unblocked on %s (%s); retrying in "
                            "blocks", be.device, exc)
             result, info = blocked.retry_in_blocks(be, request, image, psf)
