@@ -3,6 +3,7 @@ and the cost of one update.
 
 ``python -m bench.depth_variant study --optics oil-water --out bench/results/depth-variant``
 ``python -m bench.depth_variant cost --out bench/results/depth-variant``
+``python -m bench.depth_variant blocks --out bench/results/depth-variant``
 ``python -m bench.depth_variant report --out bench/results/depth-variant`` (the markdown)
 
 ``study``: a phantom of beads (Gaussian blobs, sigma 0.7 x 0.8 x 0.8 voxels) at 12 depths
@@ -24,6 +25,11 @@ stack (widths growing with depth), periodic and non-circulant-half, plain RL aga
 4, 8 strata (interleaved rounds, median), and the peak resident memory of each run against
 the memory model (:attr:`rlcore.Deconvolver.bytes_per_voxel` x grid voxels, plus the
 result), the plan made and run inside the measurement.
+
+``blocks``: thin blocks in z: (128, 256, 256), blocks of 16 planes (overlap from the
+plan), the same stack, 1, 4 and 8 strata spread over the depth, numpy, the default
+boundary: seconds per update of the blocked and the unblocked run (interleaved rounds,
+median), and the strata each block's plan holds (mean and most).
 """
 
 from __future__ import annotations
@@ -308,6 +314,53 @@ def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3) -> list[dic
     return rows
 
 
+def blocked_cost(shape=(128, 256, 256), block_z: int = 16, rounds: int = 3,
+                 iterations: int = 3) -> list[dict]:
+    """Thin blocks in z (``block_shape=(block_z, Y, X)``) with one PSF and with K strata
+    spread over the depth, against the same runs unblocked: seconds per update (all
+    blocks), and the strata a block's plan holds (those that weigh on its planes)."""
+    from rlcore.api import block_plan
+    from rlcore.blocks import blocks_of
+    from rlcore.iteration import strata_weights
+
+    rng = np.random.default_rng(0)
+    image = rng.poisson(20, shape).astype(np.float32)
+    stack = np.stack([rlcore.psf.gaussian((31, 63, 63), (2.0 + s, 1.2 + s / 3, 1.2 + s / 3))
+                      for s in np.linspace(0, 2, 8)])
+    cases = [(k, blocked) for k in (1, 4, 8) for blocked in (False, True)]
+    times: dict = {c: [] for c in cases}
+    held: dict = {}
+    for _ in range(rounds):
+        for k, blocked in cases:
+            psf = stack[3] if k == 1 else stack[np.round(np.linspace(0, 7, k)).astype(int)]
+            depths = None if k == 1 else tuple(np.linspace(0, shape[0] - 1, k))
+            kw = dict(backend="numpy", psf_depths=depths)
+            if blocked:
+                kw["block_shape"] = (block_z,) + shape[1:]
+            t = time.perf_counter()
+            rlcore.deconvolve(image, psf, iterations, **kw)
+            times[(k, blocked)].append((time.perf_counter() - t) / iterations)
+            if blocked and k not in held:
+                _, p = block_plan(image, psf, iterations, **kw)
+                per = [1 if depths is None else int(np.any(
+                    strata_weights(depths, np.arange(*b.source[0])) > 0, axis=1).sum())
+                       for b in blocks_of(p)]
+                held[k] = (p.n_blocks, statistics.mean(per), max(per), p.block_shape)
+    rows = []
+    for k, blocked in cases:
+        per = statistics.median(times[(k, blocked)])
+        plain = statistics.median(times[(1, blocked)])
+        row = {"strata": k, "blocked": blocked, "s_per_update": round(per, 3),
+               "vs_one_psf": round(per / plain, 2)}
+        if blocked:
+            n, mean, top, block = held[k]
+            row.update(blocks=n, block_shape=list(block), strata_per_block_mean=round(mean, 2),
+                       strata_per_block_max=top)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 
@@ -405,7 +458,7 @@ def report(folder: Path, name: str = "depth-variant") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("study", "cost", "report"))
+    ap.add_argument("what", choices=("study", "cost", "blocks", "report"))
     ap.add_argument("--optics", choices=tuple(OPTICS), default="oil-water")
     ap.add_argument("--photons", type=float, nargs="+", default=[100.0, 1000.0])
     ap.add_argument("--iterations", type=int, default=300)
@@ -416,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         study(args.optics, args.photons, args.iterations, args.out, tuple(args.strata))
     elif args.what == "report":
         args.out.with_suffix(".md").write_text(report(args.out.parent, args.out.name))
+    elif args.what == "blocks":
+        rows = blocked_cost()
+        args.out.with_name(f"{args.out.name}-blocks.json").write_text(json.dumps(rows,
+                                                                                 indent=1))
     else:
         rows = cost()
         args.out.with_name(f"{args.out.name}-cost.json").write_text(json.dumps(rows, indent=1))
