@@ -539,7 +539,9 @@ def _batch(args: argparse.Namespace) -> int:
             try:
                 _run_file(args, path, target, psf_files, cache)
             except (*_EXPECTED,) as exc:
-                raise type(exc)(f"{path}: {exc}") from exc
+                said = str(exc)  # named once: most errors of a read name the file
+                raise type(exc)(said if said.startswith(f"{path}:") else f"{path}: {said}") \
+                    from exc
             finally:
                 for w in caught:
                     print(f"rlcore: warning: {path}: {w.message}", file=sys.stderr)

@@ -869,7 +869,8 @@ def read_image(path: str | os.PathLike, *, lazy: bool = False) -> tuple[Any, Vox
     ----------
     path : str or path
         A ``.tif`` / ``.tiff`` / ``.ome.tif`` file, or an ``.ome.zarr`` / ``.zarr`` folder
-        (OME-NGFF 0.4 or 0.5; full resolution), holding one (Z, Y, X) or (Y, X) image.
+        (OME-NGFF 0.4 or 0.5; full resolution), or a vendor file (``.czi``, ``.nd2``,
+        ``.lif``, ...: :mod:`rlcore.formats`), holding one (Z, Y, X) or (Y, X) image.
     lazy : bool, default False
         For OME-Zarr: return the ``dask.array`` over the stored chunks without reading
         them (for images larger than memory); TIFF is always read.

@@ -177,6 +177,9 @@ def test_a_truncated_czi_is_one_line_naming_the_file(cells, tmp_path, capsys, ke
     line = _one_line(capsys)
     assert code == 2 and "bad.czi" in line and "CZI" in line, line
     assert not (tmp_path / "o.ome.tif").exists()
+    code = main(["batch", str(bad), "--psf", str(psf), "-o", str(tmp_path / "outs")])
+    line = _one_line(capsys)
+    assert code == 2 and line.count("bad.czi") == 1 and "not a readable CZI" in line, line
 
 
 @pytest.mark.parametrize("suffix, plugin", [(".nd2", "bioio-nd2"), (".lif", "bioio-lif"),
