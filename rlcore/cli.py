@@ -40,6 +40,10 @@ def _version() -> str:
 _SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".zarr", ".ome.zarr")
 
 
+def _is_zarr_path(path: Path) -> bool:
+    return str(path).lower().endswith(".zarr")
+
+
 def _check_output(path: Path, overwrite: bool) -> None:
     """Before any computing: the output's format, folder and (without --overwrite) absence."""
     name = path.name.lower()
@@ -266,8 +270,9 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("deconvolve", help="deconvolve a TIFF / OME-TIFF stack")
     d.add_argument("image", type=Path,
-                   help="image: TIFF, OME-TIFF or OME-Zarr; (Z, Y, X), or a series with T "
-                        "and C axes (read from the OME / ImageJ / NGFF metadata)")
+                   help="image: TIFF, OME-TIFF or OME-Zarr, or CZI, ND2, LIF, ... through "
+                        "bioio (pip install 'rlcore[formats]'); (Z, Y, X), or a series with "
+                        "T and C axes (read from the file's metadata)")
     d.add_argument("psf", type=Path, nargs="+",
                    help="PSF file (Z, Y, X): one for all channels, or one per channel in "
                         "the order of the image's C axis")
@@ -281,12 +286,17 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("batch", help="deconvolve many files with one plan per shape")
     b.add_argument("inputs", nargs="+",
                    help="image files or glob patterns (quoted: 'data/*.ome.tif'); TIFF, "
-                        "OME-TIFF or OME-Zarr, series with T and C axes too")
+                        "OME-TIFF, OME-Zarr, or CZI, ND2, LIF, ... through bioio; series "
+                        "with T and C axes too")
     b.add_argument("--psf", type=Path, nargs="+", required=True,
                    help="PSF file: one for all channels, or one per channel")
     b.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder (made if missing); each result keeps its input's "
-                        "name, format and axes")
+                        "name, format and axes (see --format)")
+    b.add_argument("--format", default="input", choices=("input",) + tuple(_FORMATS),
+                   help="the outputs' format: input (each its input's; a vendor file, "
+                        "CZI, ND2, LIF, ..., as OME-TIFF), ome-tiff, ome-zarr or tiff; "
+                        "the name keeps the input's stem")
     _add_run_options(b, list(_run_options()))  # every option of deconvolve, per file
 
     s = sub.add_parser("sample", help="write the shipped real sample (LLS image + PSF)")
@@ -393,9 +403,13 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
     import numpy as np
 
     import rlcore
+    from rlcore import formats
     from rlcore.io import read_series, write_series
 
-    image, axes, voxel = read_series(path, lazy=True)  # OME-Zarr stays lazy (dask)
+    # OME-Zarr stays lazy (dask); a vendor file (bioio) too when written to OME-Zarr (a
+    # TIFF output holds the whole result anyway, and --uint16 needs its maximum)
+    vendor = formats.is_vendor(path)
+    image, axes, voxel = read_series(path, lazy=not vendor or _is_zarr_path(output))
     psfs = psf_files.prepared
     for psf_path, (_, psf_voxel) in zip(args.psf, psf_files.raw):
         if voxel.known and psf_voxel.known and voxel != psf_voxel:
@@ -412,8 +426,9 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
                          "pass one PSF, or one per channel")
     lazy = type(image).__module__.startswith("dask")
     if lazy and args.uint16:
-        raise ValueError("--uint16: needs the whole result's maximum; with a lazy OME-Zarr "
-                         "input write float32 (drop --uint16)")
+        raise ValueError("--uint16: needs the whole result's maximum; with an OME-Zarr "
+                         "input, or a vendor file written to OME-Zarr (both read lazily), "
+                         "write float32 (drop --uint16) or a TIFF")
     auto = args.iterations == "auto"
     background = _image_background(args.background, image, path)
     if background and not lazy and float(np.max(image)) <= background:
@@ -425,13 +440,14 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
     options = _deconvolve_kwargs(args, background, auto)
     if args.dry_run:  # the plan of the same request the run would make
         return _dry_run(image, psfs[0], args.iterations, options)
-    if lazy and not auto and set(axes) <= set("zyx") and str(output).lower().endswith(".zarr"):
+    if lazy and not auto and set(axes) <= set("zyx") and _is_zarr_path(output):
         # OME-Zarr to OME-Zarr: blocks in this process within --max-memory, each core
         # written as it is done into a temporary OME-Zarr, moved into place when complete
         from rlcore.io import zarr_output
 
         with zarr_output(output, tuple(image.shape), axes, voxel,
-                         overwrite=args.overwrite, chunks=image.chunksize,
+                         overwrite=args.overwrite,  # a vendor file: one chunk a volume
+                         chunks=None if vendor else image.chunksize,
                          ngff_version=args.ngff_version,
                          provenance=_provenance(args, path, background)) as out:
             rlcore.deconvolve(image, psf, args.iterations, progress=args.progress,
@@ -451,7 +467,7 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
         print(f"rlcore: {path}: iterations auto: {info.iterations} updates "
               f"({info.stop_rule})", file=sys.stderr)
         made.update(iterations=info.iterations, iterations_rule=info.stop_rule)
-    if lazy and not str(output).lower().endswith(".zarr"):
+    if lazy and not _is_zarr_path(output):
         result = result.compute()  # TIFF output: the whole result in memory
     if args.uint16:
         peak = float(result.max())
@@ -520,13 +536,31 @@ def _inputs(patterns: Sequence[str]) -> list[Path]:
     return files
 
 
+#: batch --format: each output's suffix
+_FORMATS = {"ome-tiff": ".ome.tif", "ome-zarr": ".ome.zarr", "tiff": ".tif"}
+
+
+def _target(folder: Path, path: Path, fmt: str) -> Path:
+    """Where ``batch`` writes the result of ``path``: its name in ``folder``, in the
+    input's format (``fmt`` "input"; a vendor file as OME-TIFF) or in ``fmt``'s."""
+    from rlcore import formats
+
+    vendor = formats.is_vendor(path)
+    if fmt == "input" and not vendor:
+        return folder / path.name
+    name = path.name
+    known = next((s for s in _SUFFIXES[::-1] if name.lower().endswith(s)), None)
+    stem = name[:-len(known)] if known else (path.stem if vendor else name)
+    return folder / (stem + _FORMATS["ome-tiff" if fmt == "input" else fmt])
+
+
 def _batch(args: argparse.Namespace) -> int:
     """Every input with the options of ``deconvolve`` (one option table); plain runs share
     one :class:`rlcore.Deconvolver` per (frame shape, channel PSF); each warning and error
     names its file."""
     files = _inputs(args.inputs)
     args.output.mkdir(parents=True, exist_ok=True)
-    targets = [args.output / f.name for f in files]
+    targets = [_target(args.output, f, args.format) for f in files]
     clash = [t for t in targets if t.exists()]
     if clash and not args.overwrite and not args.dry_run:  # before any computing
         raise FileExistsError(f"{clash[0]} exists (and {len(clash) - 1} more); pass "
@@ -545,7 +579,9 @@ def _batch(args: argparse.Namespace) -> int:
             try:
                 _run_file(args, path, target, psf_files, cache)
             except (*_EXPECTED,) as exc:
-                raise type(exc)(f"{path}: {exc}") from exc
+                said = str(exc)  # named once: most errors of a read name the file
+                raise type(exc)(said if said.startswith(f"{path}:") else f"{path}: {said}") \
+                    from exc
             finally:
                 for w in caught:
                     print(f"rlcore: warning: {path}: {w.message}", file=sys.stderr)
@@ -658,7 +694,9 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="rlcore: %(message)s"
     )
-    for name in ("tifffile", "ome_zarr", "zarr", "numcodecs", "imagecodecs"):
+    from rlcore.formats import LOGGERS
+
+    for name in ("tifffile", "ome_zarr", "zarr", "numcodecs", "imagecodecs") + LOGGERS:
         # the file libraries' own log lines (rlcore.io says what matters in its errors)
         logging.getLogger(name).setLevel(logging.INFO if args.verbose else logging.ERROR)
 

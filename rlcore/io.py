@@ -1,5 +1,7 @@
 """Read and write TIFF / OME-TIFF (tifffile) and OME-Zarr (OME-NGFF 0.4 and 0.5) images
-with their voxel size and, for OME-Zarr, every axis's scale, translation and unit.
+with their voxel size and, for OME-Zarr, every axis's scale, translation and unit; read
+vendor formats (CZI, ND2, LIF, ...) through bioio (:mod:`rlcore.formats`,
+``pip install 'rlcore[formats]'``).
 
 Voxel sizes are in microns, ``(z, y, x)`` order; axes of the arrays are ``(Z, Y, X)``.
 Writes are atomic (:mod:`rlcore._atomic`): the file or folder is written under a temporary
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from rlcore import _atomic
+from rlcore import _atomic, formats
 from rlcore._warn import warn
 
 __all__ = ["VoxelSize", "Calibration", "read_image", "write_image", "read_series",
@@ -56,7 +58,7 @@ _NGFF_UNITS = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "meter":
 _TO_MICRONS = {"µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "\\u00B5m": 1.0,
                "nm": 1e-3, "mm": 1e3, "m": 1e6, "cm": 1e4, "pixel": None, "": None}
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
-_LIBRARY_LOGS = ("tifffile", "ome_zarr", "zarr", "numcodecs", "imagecodecs")
+_LIBRARY_LOGS = ("tifffile", "ome_zarr", "zarr", "numcodecs", "imagecodecs") + formats.LOGGERS
 _log = logging.getLogger(__name__)
 
 
@@ -743,6 +745,28 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, str, Calibration]:
     return data, ngff.calibration.axes, ngff.calibration
 
 
+# ---- vendor formats (bioio) ----------------------------------------------------------------
+
+def _open_vendor(path: Path) -> formats.VendorImage:
+    if not path.exists():
+        raise _missing(path, "image file")
+    with _quiet():
+        return formats.open_image(path)
+
+
+def _read_vendor(path: Path, lazy: bool) -> tuple[Any, str, VoxelSize]:
+    """A vendor file's first scene through bioio: a dask array of one chunk per (T, C)
+    volume (``lazy``), else read whole after the memory check."""
+    image = _open_vendor(path)
+    voxel = VoxelSize(*image.voxel_size)
+    if lazy:
+        return image.data.lazy(), image.axes, voxel
+    _check_memory(path, image.data)
+    with _quiet():
+        data = image.data[()]
+    return data, image.axes, voxel
+
+
 # ---- reading ----------------------------------------------------------------------------
 
 def read_calibration(path: str | os.PathLike) -> Calibration:
@@ -753,7 +777,9 @@ def read_calibration(path: str | os.PathLike) -> Calibration:
     path : str or path
         OME-Zarr folder (OME-NGFF 0.4 or 0.5, zarr 2 or 3): every axis's scale,
         translation and unit of the full-resolution dataset, and the NGFF version;
-        TIFF / OME-TIFF file: the z, y, x voxel size in micrometres (``version`` None).
+        TIFF / OME-TIFF file: the z, y, x voxel size in micrometres (``version`` None);
+        a vendor file (:func:`rlcore.formats.is_vendor`: CZI, ND2, LIF, ...): its
+        physical pixel sizes through bioio (``version`` None).
 
     Returns
     -------
@@ -779,6 +805,9 @@ def read_calibration(path: str | os.PathLike) -> Calibration:
                 raise ValueError(f"{path}: not a readable OME-Zarr image ({_clause(exc)})") \
                     from None
         return ngff.calibration
+    if formats.is_vendor(path):
+        image = _open_vendor(path)
+        return Calibration.from_voxel_size(VoxelSize(*image.voxel_size), image.axes)
     _, axes, voxel, _ = _open_tiff(path, read=False)
     return Calibration.from_voxel_size(voxel, axes)
 
@@ -791,10 +820,15 @@ def read_series(path: str | os.PathLike, *, lazy: bool = False
     ----------
     path : str or path
         TIFF / OME-TIFF file or OME-Zarr folder (OME-NGFF 0.4 or 0.5; a multiscale image
-        is read at its full resolution), as :func:`read_image`.
+        is read at its full resolution), as :func:`read_image`; or a vendor file read
+        through bioio and its plugins (``.czi``, ``.nd2``, ``.lif``, any suffix
+        :func:`rlcore.formats.is_vendor` accepts; ``pip install 'rlcore[formats]'``): its
+        first scene, with bioio's physical pixel sizes.
     lazy : bool, default False
         OME-Zarr: a ``dask.array`` over the stored chunks (a chunk that cannot be read
-        raises a ValueError naming the file and chunk when computed).
+        raises a ValueError naming the file and chunk when computed). Vendor file: a
+        ``dask.array`` of one chunk per (T, C) volume, read through the plugin when
+        computed (a failure: a ValueError naming the file).
 
     Returns
     -------
@@ -821,9 +855,11 @@ def read_series(path: str | os.PathLike, *, lazy: bool = False
         end of the file, any codec's decoding error, a header claiming more voxels than
         the file can hold, colour (RGB) samples, axes other than t, c, z, y, x,
         unreadable OME-Zarr metadata or chunks, a zarr left incomplete by a stopped
-        blocked run.
+        blocked run; a vendor file its plugin cannot read (truncated, corrupt), with
+        colour samples or mosaic tiles.
     ImportError
-        An OME-Zarr path without zarr installed.
+        An OME-Zarr path without zarr installed; a vendor file without bioio or its
+        plugin (one line naming the pip package).
     """
     path = Path(path)
     if _is_zarr(path):
@@ -831,6 +867,8 @@ def read_series(path: str | os.PathLike, *, lazy: bool = False
             raise _missing(path, "image")
         data, axes, cal = _read_zarr(path, lazy=lazy)
         voxel = replace(cal.voxel_size, calibration=cal)
+    elif formats.is_vendor(path):
+        data, axes, voxel = _read_vendor(path, lazy)
     else:
         data, axes, voxel = _read_tiff(path)
     keep = [i for i, n in enumerate(data.shape) if n != 1 or axes[i] in "yx"]
@@ -847,7 +885,8 @@ def read_image(path: str | os.PathLike, *, lazy: bool = False) -> tuple[Any, Vox
     ----------
     path : str or path
         A ``.tif`` / ``.tiff`` / ``.ome.tif`` file, or an ``.ome.zarr`` / ``.zarr`` folder
-        (OME-NGFF 0.4 or 0.5; full resolution), holding one (Z, Y, X) or (Y, X) image.
+        (OME-NGFF 0.4 or 0.5; full resolution), or a vendor file (``.czi``, ``.nd2``,
+        ``.lif``, ...: :mod:`rlcore.formats`), holding one (Z, Y, X) or (Y, X) image.
     lazy : bool, default False
         For OME-Zarr: return the ``dask.array`` over the stored chunks without reading
         them (for images larger than memory); TIFF is always read.
@@ -1196,7 +1235,8 @@ def _ome_zarr_into(folder: Path, image: Any, cal: Calibration, version: str | No
                    chunks: tuple[int, ...] | None = None) -> None:
     """Write an OME-Zarr image (one resolution level) into an empty folder."""
     try:
-        from ome_zarr.writer import write_image as ome_write
+        with _quiet():  # ome-zarr 0.18 warns on import (its write_image's Scaler default)
+            from ome_zarr.writer import write_image as ome_write
     except ImportError as exc:
         raise ImportError("OME-Zarr needs ome-zarr: pip install 'rlcore[dask]'") from exc
     version = version or cal.version
