@@ -43,13 +43,14 @@ def check_voxel_size(value: Any, ndim: int, name: str) -> tuple[float, ...]:
 
 def resampled_shape(shape: Sequence[int], from_voxel_size: Sequence[float],
                     to_voxel_size: Sequence[float]) -> tuple[int, ...]:
-    """The default output shape of :func:`resample`: per axis, the odd length nearest
-    ``n * from / to`` (the same physical extent, the centre on voxel ``m // 2``); an
-    axis whose voxel size does not change keeps its length."""
+    """The default output shape of :func:`resample`: per axis, the odd length ``m`` with
+    ``(m - 1) * to`` nearest ``(n - 1) * from`` (the same physical extent, the centre on
+    voxel ``m // 2``; an integer ratio there and back gives the shape back); an axis
+    whose voxel size does not change keeps its length."""
     out = []
     for n, a, b in zip(shape, from_voxel_size, to_voxel_size):
         out.append(int(n) if a == b else
-                   max(1, 2 * int(math.floor((n * a / b - 1) / 2 + 0.5)) + 1))
+                   2 * int(math.floor((n - 1) / 2 * a / b + 0.5)) + 1)
     return tuple(out)
 
 

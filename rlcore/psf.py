@@ -798,8 +798,9 @@ def resample(
         ``from_voxel_size``.
     shape : tuple of int, optional
         Output shape in voxels, its centre on voxel ``m // 2``. Default: on each axis the
-        odd length nearest ``n * from / to`` (the same physical extent); an axis whose
-        voxel size does not change keeps its length and its values.
+        odd length ``m`` with ``(m - 1) * to`` nearest ``(n - 1) * from`` (the same
+        physical extent); an axis whose voxel size does not change keeps its length and
+        its values.
     average : sequence of int, optional
         The axes that are pixel integrals, averaged when made coarser (default: the last
         two, Y and X); ``()`` samples every axis.

@@ -145,6 +145,7 @@ def plan_for(request: Request, image: Any, psf: Any) -> tuple[Any, Any]:
     """The backend and the plan of blocks a blocked run of ``request`` would use on one
     frame of ``image`` (``iterations="auto"``: its ``max_iterations``): the CLI's
     ``--dry-run``."""
+    request, psf = request.with_psf_resampled(psf)
     if request.psf_depths is not None:
         raise ValueError("psf_depths: block plans are not made for a depth-variant PSF yet "
                          "(it runs unblocked); Deconvolver(...).bytes_per_voxel is its "
