@@ -781,7 +781,7 @@ def resample(
     width ``a`` averaged over a further ``sqrt(b**2 - a**2)``). That choice is measured:
     psfmodels' PSFs (pixel-integrated in Y and X, point samples in z) generated at 0.1 um
     and coarsened to 0.3 um in z are matched exactly by sampling (relative L2 0.0000)
-    and to 6% by averaging over the new voxel; coarsened from 0.065 to 0.1 um in Y and
+    and to 5.4% by averaging over the new voxel; coarsened from 0.065 to 0.1 um in Y and
     X, to 0.4% by this average and to 3.5% by sampling (bench/results/psf-resample.md).
     Negative values, the spline's ringing around a sharp peak, are clipped to 0; the
     result is then scaled to the input's sum.
@@ -826,8 +826,8 @@ def resample(
     (NA 1.4 oil, 0.52 um; bench/results/psf-resample.md): z from 0.1 to 0.3 um, 0.0000
     relative L2; xy from 0.065 to 0.1 um, 0.004; z from 0.3 to 0.1 um, 0.025 (0.3 um
     is coarser than this objective's axial Nyquist step, 0.28 um, so the finer PSF is
-    not in the coarse samples; at NA 1.2 in water 0.003). The centre stays within
-    0.001 voxel of ``m // 2``.
+    not in the coarse samples; at NA 1.2 in water 0.002). The centres of the
+    resampled and the generated PSF agree within 0.001 voxel.
 
     References
     ----------
