@@ -84,6 +84,11 @@ class Request:
     offset: Any = 0.0
     channel_axis: Any = None
     psf_depths: Any = None
+    #: the PSF's and the image's voxel sizes (both or neither): the PSF is resampled
+    #: (:meth:`with_psf_resampled`); ``psf_resampled`` then says from which to which
+    psf_voxel_size: Any = None
+    voxel_size: Any = None
+    psf_resampled: tuple | None = None
     return_info: bool = False
     guard: float | None = None
     clip_negative: bool = True
@@ -101,14 +106,56 @@ class Request:
         ------
         TypeError
             ``callback`` not callable.
+        ValueError
+            One of ``psf_voxel_size`` and ``voxel_size`` without the other.
         """
         callback = public.get("callback")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: must be callable(iteration, total), got {callback!r}")
+        given = [public.get(k) is not None for k in ("psf_voxel_size", "voxel_size")]
+        if any(given) and not all(given):
+            seen = "psf_voxel_size" if given[0] else "voxel_size"
+            raise ValueError(f"psf_voxel_size and voxel_size: give both (the PSF is then "
+                             f"resampled from psf_voxel_size to voxel_size) or neither (the "
+                             f"PSF is used as sampled at the image's voxel size); got "
+                             f"{seen}={public[seen]!r} alone")
         blocking = Blocking(**{k: public.pop(k) for k in ("block_shape", "overlap",
                                                            "max_memory", "out")
                                if k in public})
         return cls(iterations, blocking=blocking, **public)
+
+    def with_psf_resampled(self, psf: Any) -> tuple[Request, Any]:
+        """The request without its voxel sizes (``psf_resampled`` set when they differ)
+        and the PSF resampled from ``psf_voxel_size`` to ``voxel_size``
+        (:func:`rlcore.psf.resample`; each PSF of a sequence or a depth stack); both as
+        given without voxel sizes.
+
+        Raises
+        ------
+        ValueError
+            A voxel size not one positive number per PSF axis; a PSF resample refuses.
+        """
+        if self.psf_voxel_size is None and self.voxel_size is None:
+            return self, psf
+        from rlcore import series
+        from rlcore._resample import check_voxel_size, resample
+        from rlcore.deconvolver import strata_ndim
+        from rlcore.validate import to_numpy
+
+        stack = self.psf_depths is not None
+        ndim = strata_ndim(psf) if stack else series.psf_ndim(psf)
+        a = check_voxel_size(self.psf_voxel_size, ndim, "psf_voxel_size")
+        b = check_voxel_size(self.voxel_size, ndim, "voxel_size")
+        done = self.narrowed(psf_voxel_size=None, voxel_size=None)
+        if a == b:
+            return done, psf
+        if series.is_psf_sequence(psf):
+            psf = [resample(to_numpy(p, "psf"), a, b) for p in psf]
+        elif stack:
+            psf = np.stack([resample(p, a, b) for p in to_numpy(psf, "psf")])
+        else:
+            psf = resample(to_numpy(psf, "psf"), a, b)
+        return done.narrowed(psf_resampled=(a, b)), psf
 
     # -- the route ------------------------------------------------------------------------
     def route(self, image: Any, psf: Any) -> str:
@@ -209,6 +256,7 @@ class Request:
         """A :class:`RunInfo` of this request (its boundary unless given)."""
         fields.setdefault("boundary", self.boundary)
         fields.setdefault("offset", float(self.offset) if self.offset else 0.0)
+        fields.setdefault("psf_resampled", self.psf_resampled)
         return RunInfo(**fields)
 
     def answer(self, result: Any, info: RunInfo) -> Any:

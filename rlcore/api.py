@@ -43,6 +43,8 @@ def deconvolve(
     offset: float | str = 0.0,
     channel_axis: int | None = None,
     psf_depths: Any = None,
+    psf_voxel_size: Any = None,
+    voxel_size: Any = None,
 ) -> Any:
     """Richardson-Lucy deconvolution of a 2-D or 3-D image.
 
@@ -138,6 +140,12 @@ def deconvolve(
         share the one stack. Padding planes weigh as the image's edge plane nearest to
         them around the grid. One update
         costs ``2 K + 2`` FFTs instead of 4; see docs/depth-variant.md.
+    psf_voxel_size, voxel_size : sequence of float, optional
+        The PSF's and the image's voxel sizes, microns per PSF axis (``(z, y, x)``), both
+        or neither: when they differ the PSF (each PSF of a sequence or a depth stack) is
+        first resampled to the image's by :func:`rlcore.psf.resample` (its sum and its
+        centre voxel kept; :attr:`RunInfo.psf_resampled` says so). Neither: the PSF is
+        taken as sampled at the image's voxel size.
 
     Returns
     -------
@@ -163,7 +171,8 @@ def deconvolve(
         ``max_memory`` too small for any block; "auto" with blocks, ``out`` or Dask;
         ``psf_depths`` not K >= 2 finite increasing depths, the PSFs not one per depth of
         one shape, or with "auto", Dask, a list of devices, periodic blocks or an
-        unmatched back projector.
+        unmatched back projector; one of ``psf_voxel_size`` and ``voxel_size`` without
+        the other, or not one positive number per PSF axis.
     rlcore.errors.DeviceOutOfMemoryError
         Out of memory even in the smallest blocks.
     rlcore.errors.BackendUnavailableError
@@ -209,7 +218,7 @@ def deconvolve(
         back_projector=back_projector, tv=tv, tol=tol, return_info=return_info,
         block_shape=block_shape, overlap=overlap, max_memory=max_memory, out=out,
         max_iterations=max_iterations, gain=gain, offset=offset, channel_axis=channel_axis,
-        psf_depths=psf_depths)
+        psf_depths=psf_depths, psf_voxel_size=psf_voxel_size, voxel_size=voxel_size)
     return run(request, image, psf)
 
 
@@ -222,6 +231,8 @@ def convolve(
     backend: str = "auto",
     device: Any = None,
     psf_depths: Any = None,
+    psf_voxel_size: Any = None,
+    voxel_size: Any = None,
 ) -> Any:
     """Apply the forward model ``H`` (or its adjoint ``H^T``) that :func:`deconvolve` uses.
 
@@ -245,6 +256,8 @@ def convolve(
     psf_depths : sequence of float, optional
         A depth-variant PSF, as in :func:`deconvolve`: ``psf`` is K PSFs at these depths
         (voxels along z) and ``H x = sum_k h_k * (w_k x)``, ``H^T`` its exact adjoint.
+    psf_voxel_size, voxel_size : sequence of float, optional
+        As in :func:`deconvolve`: the PSF resampled from the one to the other first.
 
     Returns
     -------
@@ -261,7 +274,10 @@ def convolve(
     if _arrays.kind(image) == "dask":
         raise TypeError("image: convolve takes in-memory arrays; pass numpy.asarray(image) "
                         "or image.compute() (deconvolve takes dask arrays)")
-    be = Request(0, backend=backend, device=device).select_backend(image)
+    request, psf = Request.from_public(
+        0, backend=backend, device=device, psf_depths=psf_depths,
+        psf_voxel_size=psf_voxel_size, voxel_size=voxel_size).with_psf_resampled(psf)
+    be = request.select_backend(image)
     if isinstance(image, (str, bytes)) or not hasattr(image, "shape"):
         image = as_image(image, clip_negative=False)[0]  # array-likes converted, checked
     with Deconvolver(psf, tuple(image.shape), 0, backend=be, boundary=boundary,

@@ -200,6 +200,10 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
             action="store_true",
             help="keep the PSF array as given (default: its background removed and its "
                  "centroid moved to voxel n // 2, so the result is not shifted)")),
+        "no_resample_psf": (("--no-resample-psf",), dict(
+            action="store_true",
+            help="keep the PSF's voxels as given (default: resampled to the image's voxel "
+                 "size when both files state theirs, rlcore.psf.resample)")),
         "uint16": (("--uint16",), dict(
             action="store_true",
             help="write uint16 scaled so the maximum is 65535 (default: float32)")),
@@ -337,6 +341,8 @@ class _PSFs:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args, self._raw, self._prepared = args, None, None
+        self._resampled: dict = {}
+        self._said: set = set()
 
     @property
     def raw(self) -> list:
@@ -351,6 +357,70 @@ class _PSFs:
             self._prepared = _centred([p for p, _ in self.raw], a.psf, a.no_center_psf,
                                       a.psf_background)
         return self._prepared
+
+    def for_image(self, voxel: Any, path: Path) -> tuple[list, str | None]:
+        """The prepared PSFs at the image's voxel size ``voxel`` (:func:`_voxel_sizes`;
+        resampled once per voxel size, said on stderr) and the provenance note of the
+        resampling (None when not resampled). With --no-resample-psf, a warning for
+        each PSF whose voxel size differs from the image's."""
+        out, notes = [], []
+        for psf, psf_path, (_, psf_voxel) in zip(self.prepared, self.args.psf, self.raw):
+            a, b, unknown = _voxel_sizes(psf_voxel, voxel, psf.ndim)
+            key = (str(psf_path), b)
+            if a == b or self.args.no_resample_psf:
+                if a != b:
+                    warnings.warn(f"psf: {psf_path} has voxel size {_microns(a)} um, the "
+                                  f"image {_microns(b)} um; resample the PSF to the "
+                                  "image's voxel size for a correct result (drop "
+                                  "--no-resample-psf)",
+                                  UserWarning, stacklevel=1)
+                out.append(psf)
+            elif key in self._resampled:
+                out.append(self._resampled[key])
+            else:
+                from rlcore.psf import resample
+
+                self._resampled[key] = resampled = resample(psf, a, b)
+                print(f"rlcore: {path}: PSF {psf_path} resampled from voxel size "
+                      f"{_microns(a)} um to the image's {_microns(b)} um, shape "
+                      f"{psf.shape} -> {resampled.shape} (--no-resample-psf keeps it as "
+                      "given)", file=sys.stderr)
+                out.append(resampled)
+            if a != b and not self.args.no_resample_psf:
+                notes.append(f"{psf_path}: resampled from {_microns(a)} um to "
+                             f"{_microns(b)} um (rlcore.psf.resample)")
+            if unknown and (str(psf_path), unknown) not in self._said:
+                self._said.add((str(psf_path), unknown))
+                print(f"rlcore: {path}: PSF {psf_path}: {unknown}", file=sys.stderr)
+        return out, "; ".join(notes) or None
+
+
+def _microns(sizes: Sequence[float]) -> str:
+    return f"({', '.join(f'{v:g}' for v in sizes)})"
+
+
+def _voxel_sizes(psf_voxel: Any, voxel: Any, ndim: int) -> tuple[tuple, tuple, str | None]:
+    """The PSF's and the image's voxel sizes on the PSF's ``ndim`` axes, microns: an axis
+    one file states and the other does not takes the stated size on both (said in the
+    returned line), an axis neither states 1 on both; sizes within 1e-6 of each other
+    are equal."""
+    names = "zyx"[-ndim:]
+    a, b = list(psf_voxel.as_tuple(ndim)), list(voxel.as_tuple(ndim))
+    missing = {"the PSF": [n for n, x, y in zip(names, a, b) if x is None and y is not None],
+               "the image": [n for n, x, y in zip(names, a, b) if y is None and x is not None]}
+    for i in range(ndim):
+        a[i] = b[i] if a[i] is None else a[i]
+        b[i] = a[i] if b[i] is None else b[i]
+        if a[i] is None:  # neither states it
+            a[i] = b[i] = 1.0
+        elif abs(a[i] - b[i]) <= 1e-6 * max(a[i], b[i]):
+            b[i] = a[i]
+    said = [f"{who} states no voxel size along {', '.join(axes)}" for who, axes in
+            missing.items() if axes]
+    line = (f"{' and '.join(said)}: assumed equal to the other file's there, so not "
+            f"resampled along it (PSF taken as {_microns(a)} um, image as {_microns(b)} "
+            "um)") if said else None
+    return tuple(a), tuple(b), line
 
 
 def _read_psfs(paths: Sequence[Path]) -> list:
@@ -410,12 +480,7 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
     # TIFF output holds the whole result anyway, and --uint16 needs its maximum)
     vendor = formats.is_vendor(path)
     image, axes, voxel = read_series(path, lazy=not vendor or _is_zarr_path(output))
-    psfs = psf_files.prepared
-    for psf_path, (_, psf_voxel) in zip(args.psf, psf_files.raw):
-        if voxel.known and psf_voxel.known and voxel != psf_voxel:
-            warnings.warn(f"psf: {psf_path} has voxel size {psf_voxel}, the image {voxel}; "
-                          "resample the PSF to the image's voxel size for a correct result",
-                          UserWarning, stacklevel=1)
+    psfs, resampled = psf_files.for_image(voxel, path)
     image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
     channel_axis = axes.index("c") if "c" in axes else None
     if len(psfs) > 1 and channel_axis is None:
@@ -449,7 +514,7 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
                          overwrite=args.overwrite,  # a vendor file: one chunk a volume
                          chunks=None if vendor else image.chunksize,
                          ngff_version=args.ngff_version,
-                         provenance=_provenance(args, path, background)) as out:
+                         provenance=_provenance(args, path, background, resampled)) as out:
             rlcore.deconvolve(image, psf, args.iterations, progress=args.progress,
                               out=out, **options)
         print(f"wrote {output} {tuple(image.shape)} float32 ({axes.upper()}), in blocks")
@@ -461,7 +526,7 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
         result = rlcore.deconvolve(image, psf, args.iterations, channel_axis=channel_axis,
                                    progress=args.progress and not lazy and cache is None,
                                    return_info=auto, **options)
-    made = _provenance(args, path, background)
+    made = _provenance(args, path, background, resampled)
     if auto:  # the count the data chose, and the rule that chose it
         result, info = result
         print(f"rlcore: {path}: iterations auto: {info.iterations} updates "
@@ -481,8 +546,10 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
     return 0
 
 
-def _provenance(args: argparse.Namespace, path: Path, background: float) -> dict:
-    """How the output is made, written into it (:func:`rlcore.io.read_provenance`)."""
+def _provenance(args: argparse.Namespace, path: Path, background: float,
+                resampled: str | None = None) -> dict:
+    """How the output is made, written into it (:func:`rlcore.io.read_provenance`);
+    ``resampled``: how the PSF was resampled (:meth:`_PSFs.for_image`)."""
     from datetime import datetime, timezone
 
     psf = "as given" if args.no_center_psf else "centred on voxel n // 2 (rlcore.psf.centered)"
@@ -492,7 +559,8 @@ def _provenance(args: argparse.Namespace, path: Path, background: float) -> dict
             "iterations": args.iterations, "iterations_rule": "fixed count",
             "psf": [str(p) for p in args.psf],
             "psf_preparation": f"{psf}, background "
-                               f"{'estimated from its border' if bg is None else bg}",
+                               f"{'estimated from its border' if bg is None else bg}"
+                               + (f"; {resampled}" if resampled else ""),
             "boundary": args.boundary, "background": background,
             "accelerate": args.accelerate or None, "back_projector": args.back_projector,
             "tv": args.tv, "backend": args.backend}
@@ -509,10 +577,13 @@ def _with_cached_plans(args: argparse.Namespace, image, axes: str, psfs: list, c
     accelerate, back = resolve_fixed(args.accelerate or "auto", args.back_projector)
 
     def deconvolver(c: int) -> rlcore.Deconvolver:
-        key = (frame, c if len(psfs) > 1 else 0)
+        index = c if len(psfs) > 1 else 0
+        # the PSF itself in the key: one resampled per image voxel size (_PSFs keeps each,
+        # so its id stays its own for the whole batch)
+        key = (frame, index, id(psfs[index]))
         if key not in cache:
             cache[key] = rlcore.Deconvolver(
-                psfs[key[1]], frame, args.iterations, backend=args.backend,
+                psfs[index], frame, args.iterations, backend=args.backend,
                 device=_device(args.device), boundary=args.boundary,
                 accelerate=accelerate, back_projector=back, tv=args.tv)
         return cache[key]

@@ -252,6 +252,9 @@ class RunInfo:
     offset : float
         The background subtracted from the image first, image units (``offset=``; the
         estimate with ``offset="auto"``).
+    psf_resampled : tuple or None
+        ``(psf_voxel_size, voxel_size)``, microns per axis, when the PSF was resampled
+        from the one to the other (:func:`rlcore.psf.resample`); None otherwise.
     """
 
     iterations: int
@@ -265,6 +268,7 @@ class RunInfo:
     stop_rule: str | None = None
     stop_value: float | None = None
     offset: float = 0.0
+    psf_resampled: tuple | None = None
 
 
 def initial_estimate(init: Any, image: Any, xp: Any, shape: tuple[int, ...]) -> Any:

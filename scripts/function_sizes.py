@@ -16,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: public signatures allowed more parameters: the public API's and the compat layers'
-PUBLIC = {"rlcore/api.py:deconvolve", "rlcore/deconvolver.py:Deconvolver.__init__",
+PUBLIC = {"rlcore/api.py:deconvolve", "rlcore/api.py:convolve",
+          "rlcore/deconvolver.py:Deconvolver.__init__",
           "rlcore/compat/skimage.py:richardson_lucy",
           "rlcore/blocks.py:plan",  # the block planner UIs call (README: Large data)
           "rlcore/io.py:zarr_output"}  # rlcore.io's public writer (calibration, NGFF version)

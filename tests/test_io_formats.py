@@ -40,9 +40,15 @@ def _one_line(capsys) -> str:
     return err[0]
 
 
-def _psf(tmp_path) -> Path:
+def _psf(tmp_path, voxel: VoxelSize | None = None) -> Path:
+    """A PSF file; with ``voxel`` (the image's), it states that voxel size, so that the CLI
+    neither resamples it nor says that its voxel size is unknown."""
     path = tmp_path / "psf.tif"
-    tifffile.imwrite(path, gaussian_psf((5, 5, 5), 1.0).astype(np.float32))
+    if voxel is None:
+        tifffile.imwrite(path, gaussian_psf((5, 5, 5), 1.0).astype(np.float32))
+    else:
+        write_image(path, gaussian_psf((5, 5, 5), 1.0).astype(np.float32), voxel,
+                    overwrite=True)
     return path
 
 
@@ -104,7 +110,7 @@ def test_ngff_tczyx_round_trips_through_the_cli(tmp_path, rng, version):
     _, in_axes, voxel = read_series(src)
     assert in_axes == "tczyx" and voxel == VoxelSize(0.3, 0.1, 0.1)
     out = tmp_path / "out.ome.zarr"
-    run = _cli("deconvolve", str(src), str(_psf(tmp_path)), "-o", str(out), "-n", "2",
+    run = _cli("deconvolve", str(src), str(_psf(tmp_path, voxel)), "-o", str(out), "-n", "2",
                "--backend", "numpy")
     assert run.returncode == 0 and run.stderr == "", run.stderr
     ms_in, format_in = _ngff_json(src)
@@ -217,7 +223,7 @@ def test_a_transformation_that_cannot_be_kept_is_one_warning(tmp_path, rng, caps
                                          "kept") as seen:
         read_series(src)
     assert len(seen) == 1 and str(src) in str(seen[0].message)
-    assert main(["deconvolve", str(src), str(_psf(tmp_path)), "-o",
+    assert main(["deconvolve", str(src), str(_psf(tmp_path, VoxelSize(0.3, 0.1, 0.1))), "-o",
                  str(tmp_path / "out.ome.zarr"), "-n", "1", "--backend", "numpy"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "affine" in err[0], err

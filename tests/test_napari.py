@@ -202,3 +202,27 @@ def test_redlionfish_sample_cubes_stay_where_imaged(shared_data, viewer_and_widg
     moved = np.abs(positions(widget.result_layer.data) - positions(image)).mean(0)
     print("napari, RedLionfish sample: mean |offset| (z, y, x)", np.round(moved, 3))
     assert moved.max() <= 0.25
+
+
+def test_psf_resampled_to_the_image_layers_scale(viewer_and_widget, qtbot):
+    """Both scales known and different: the PSF resampled (the same result as the API with
+    both voxel sizes); one left at napari's default 1: as given."""
+    viewer, widget = viewer_and_widget
+    image = viewer.layers["LLS image"]
+    image.scale = (0.3, 0.1, 0.1)
+    fine = rlcore.psf.gaussian((31, 15, 15), (6.0, 1.5, 1.5))
+    layer = viewer.add_image(fine, name="fine PSF", scale=(0.1, 0.1, 0.1))
+    widget.psf.value = layer
+    widget.center_psf.value = False
+    widget.iterations.value = 2
+    assert widget.run() is True
+    _wait(qtbot, widget)
+    expected = face_deconvolve(image.data, rlcore.psf.resample(fine, (0.1,) * 3,
+                                                               (0.3, 0.1, 0.1)), 2,
+                               backend="numpy")
+    np.testing.assert_allclose(widget.result_layer.data, expected, rtol=1e-5, atol=1e-3)
+    layer.scale = (1, 1, 1)  # napari's default: unknown, the PSF as given
+    assert widget.run() is True
+    _wait(qtbot, widget)
+    expected = face_deconvolve(image.data, fine, 2, backend="numpy")
+    np.testing.assert_allclose(widget.result_layer.data, expected, rtol=1e-5, atol=1e-3)

@@ -73,6 +73,7 @@ for ax in axes:
 plt.show()
 
 # %%
-# The PSF must be sampled at the image's voxel size: rlcore does not resample it (the
-# command line warns when a PSF file's voxel size differs from the image's). Resample
-# a measured PSF first, e.g. with ``scipy.ndimage.zoom``, then centre it.
+# The PSF must be sampled at the image's voxel size: :func:`rlcore.psf.resample`
+# resamples a measured one (sum and centre voxel kept), and ``rlcore.deconvolve(...,
+# psf_voxel_size=..., voxel_size=...)`` does it for you; the command line does it when
+# both files state their voxel sizes.

@@ -148,6 +148,7 @@ def plan_for(request: Request, image: Any, psf: Any) -> tuple[Any, Any]:
     """The backend and the plan of blocks a blocked run of ``request`` would use on one
     frame of ``image`` (``iterations="auto"``: its ``max_iterations``): the CLI's
     ``--dry-run``."""
+    request, psf = request.with_psf_resampled(psf)
     iterations = (request.max_iterations if isinstance(request.iterations, str)
                   else request.iterations)
     ndim = strata_ndim(psf) if request.psf_depths is not None else np.ndim(psf)

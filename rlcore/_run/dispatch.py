@@ -17,6 +17,7 @@ def run(request: Request, image: Any, psf: Any) -> Any:
     from rlcore._run.common import subtract_offset
     from rlcore.validate import as_image
 
+    request, psf = request.with_psf_resampled(psf)  # psf_voxel_size= and voxel_size=
     if is_auto(request.offset):  # estimated once, from the whole image (every frame's)
         from rlcore.background import estimate
 

@@ -29,7 +29,8 @@ def run(request: Request, image: Any, psf: Any) -> Any:
             logger.warning("deconvolve: out of memory unblocked on %s (%s); retrying in "
                            "blocks", be.device, exc)
             result, info = blocked.retry_in_blocks(be, request, image, psf)
-    return request.answer(result, replace(info, offset=float(request.offset or 0.0)))
+    return request.answer(result, replace(info, offset=float(request.offset or 0.0),
+                                                psf_resampled=request.psf_resampled))
 
 
 def _run_on(be: Any, request: Request, image: Any, psf: Any) -> tuple[Any, Any]:

@@ -36,6 +36,27 @@ __all__ = ["DeconvolveWidget", "Cancelled"]
 _GENERATED = "Gaussian (rlcore.psf)"
 
 
+def at_image_scale(psf: np.ndarray, psf_scale: Any, image_scale: Any) -> np.ndarray:
+    """The PSF resampled from its layer's scale to the image layer's
+    (:func:`rlcore.psf.resample`, the last ``psf.ndim`` axes; a notification says so) when
+    both scales are known, i.e. neither is napari's default of all 1, and they differ;
+    otherwise the PSF as given (taken as sampled at the image's scale)."""
+    n = psf.ndim
+    a = tuple(float(v) for v in psf_scale)[-n:]
+    b = tuple(float(v) for v in image_scale)[-n:]
+    if len(a) != n or len(b) != n or np.allclose(a, b, rtol=1e-6, atol=0) or all(
+            v == 1 for v in a) or all(v == 1 for v in b):
+        return psf
+    from napari.utils.notifications import show_info
+
+    from rlcore.psf import resample
+
+    out = resample(psf, a, b)
+    show_info(f"PSF resampled from its layer's scale {a} to the image's {b}: shape "
+              f"{psf.shape} -> {out.shape}")
+    return out
+
+
 class Cancelled(Exception):
     """Raised by the progress callback after Cancel: stops the run between iterations."""
 
@@ -161,7 +182,7 @@ class DeconvolveWidget(Container):
 
                 show_info(f"PSF centred on its centroid: moved by "
                           f"{tuple(round(m, 2) for m in moved)} voxels")
-        return image, psf
+        return image, at_image_scale(psf, psf_layer.scale, layer.scale)
 
     # -- running
     def run(self, *_: Any) -> bool:
