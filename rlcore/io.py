@@ -172,6 +172,9 @@ class VoxelSize:
     y: float | None = None
     x: float | None = None
     calibration: Calibration | None = field(default=None, compare=False, repr=False)
+    #: the channels' names, in the order of the C axis (OME ``Channel Name``, NGFF
+    #: ``omero`` labels, a vendor file's); () where the file names none. Not compared.
+    channels: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def as_tuple(self, ndim: int) -> tuple[float | None, ...]:
         return (self.z, self.y, self.x)[-ndim:] if ndim <= 3 else (None,) * ndim
@@ -251,6 +254,15 @@ def _ome_pixels(tif: tifffile.TiffFile) -> dict:
     return (image[0] if isinstance(image, list) else image).get("Pixels", {})
 
 
+def _ome_channels(pixels: dict) -> tuple[str, ...]:
+    """The OME ``Channel`` names, in order; () unless every channel has one."""
+    channels = pixels.get("Channel", [])
+    channels = channels if isinstance(channels, list) else [channels]
+    names = [c.get("Name") if isinstance(c, dict) else None for c in channels]
+    return tuple(str(n) for n in names) if names and all(n is not None for n in names) \
+        else ()
+
+
 def _ome_voxel_size(tif: tifffile.TiffFile) -> VoxelSize:
     pixels = _ome_pixels(tif)
 
@@ -259,7 +271,7 @@ def _ome_voxel_size(tif: tifffile.TiffFile) -> VoxelSize:
         unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
         return _microns(float(value), unit) if value is not None else None
 
-    return VoxelSize(get("Z"), get("Y"), get("X"))
+    return VoxelSize(get("Z"), get("Y"), get("X"), channels=_ome_channels(pixels))
 
 
 def _tiff_voxel_size(tif: tifffile.TiffFile) -> VoxelSize:
@@ -513,6 +525,7 @@ class _Ngff:
     calibration: Calibration
     dropped: tuple[str, ...]  # transformations that cannot be kept
     blosc: bool = False  # chunks compressed by blosc (checked before decoding)
+    channels: tuple[str, ...] = ()  # omero channel labels
 
 
 def _multiscales(group: Any) -> tuple[Any, dict, str]:
@@ -581,7 +594,19 @@ def _open_ngff(path: Path) -> _Ngff:
     version = str(ms.get("version") or ("0.5" if _zarr_format(array) == 3 else "0.4"))
     cal = Calibration(letters, tuple(scale), tuple(shift), units, version)
     return _Ngff(array, prefix + datasets[full]["path"], cal, tuple(dropped),
-                 _is_blosc(array))
+                 _is_blosc(array), _omero_labels(group))
+
+
+def _omero_labels(group: Any) -> tuple[str, ...]:
+    """The ``omero`` channel labels of an OME-Zarr image group; () unless every channel
+    has one."""
+    attrs = group.attrs.asdict()
+    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
+    omero = ome.get("omero") or attrs.get("omero") or {}
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    labels = [c.get("label") for c in channels or [] if isinstance(c, dict)]
+    return tuple(str(n) for n in labels) if labels and all(n is not None for n in labels) \
+        else ()
 
 
 class _AxesError(ValueError):
@@ -712,8 +737,9 @@ def _absent_chunks(path: Path, array: Any) -> None:
              "image is incomplete: check the source")
 
 
-def _read_zarr(path: Path, lazy: bool) -> tuple[Any, str, Calibration]:
-    """The full-resolution array of an OME-Zarr image, its axes and calibration."""
+def _read_zarr(path: Path, lazy: bool) -> tuple[Any, str, Calibration, tuple[str, ...]]:
+    """The full-resolution array of an OME-Zarr image, its axes, calibration and channel
+    labels."""
     _zarr()
     with _quiet():
         try:
@@ -742,7 +768,7 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, str, Calibration]:
         warn(f"{path}: its {', '.join(sorted(set(ngff.dropped)))} coordinate "
              "transformation cannot be kept (rlcore keeps scale and translation); the "
              "output will not have it")
-    return data, ngff.calibration.axes, ngff.calibration
+    return data, ngff.calibration.axes, ngff.calibration, ngff.channels
 
 
 # ---- vendor formats (bioio) ----------------------------------------------------------------
@@ -758,7 +784,7 @@ def _read_vendor(path: Path, lazy: bool) -> tuple[Any, str, VoxelSize]:
     """A vendor file's first scene through bioio: a dask array of one chunk per (T, C)
     volume (``lazy``), else read whole after the memory check."""
     image = _open_vendor(path)
-    voxel = VoxelSize(*image.voxel_size)
+    voxel = VoxelSize(*image.voxel_size, channels=tuple(image.channel_names))
     if lazy:
         return image.data.lazy(), image.axes, voxel
     _check_memory(path, image.data)
@@ -842,7 +868,9 @@ def read_series(path: str | os.PathLike, *, lazy: bool = False
         (``voxel_size.calibration``), which :func:`write_series` keeps. A space axis
         without a unit is read in micrometres, unless every space scale is 1 and none
         has a unit (uncalibrated). A transformation other than scale and translation
-        (e.g. affine) is said in one warning.
+        (e.g. affine) is said in one warning. ``voxel_size.channels``: the channels'
+        names where the file gives one for each (OME-TIFF ``Channel Name``, OME-Zarr
+        ``omero`` labels, a vendor file's), else ().
 
     Raises
     ------
@@ -865,8 +893,8 @@ def read_series(path: str | os.PathLike, *, lazy: bool = False
     if _is_zarr(path):
         if not path.exists():
             raise _missing(path, "image")
-        data, axes, cal = _read_zarr(path, lazy=lazy)
-        voxel = replace(cal.voxel_size, calibration=cal)
+        data, axes, cal, channels = _read_zarr(path, lazy=lazy)
+        voxel = replace(cal.voxel_size, calibration=cal, channels=channels)
     elif formats.is_vendor(path):
         data, axes, voxel = _read_vendor(path, lazy)
     else:
@@ -1027,7 +1055,10 @@ def write_series(path: str | os.PathLike, image: Any, axes: str,
         Letters from ``"tczyx"``.
     voxel_size : VoxelSize, optional
         Microns. One read by :func:`read_series` from an OME-Zarr carries its file's
-        :class:`Calibration`, which is then kept as ``calibration`` is.
+        :class:`Calibration`, which is then kept as ``calibration`` is; its
+        ``channels`` (names, one per channel of the C axis) are written as OME
+        ``Channel Name`` (OME-TIFF) or ``omero`` labels (OME-Zarr); ImageJ TIFF keeps
+        none.
     overwrite : bool, default False
         Replace an existing ``path``.
     calibration : Calibration, optional
@@ -1067,14 +1098,18 @@ def write_series(path: str | os.PathLike, image: Any, axes: str,
     _check_version(ngff_version)
     path = Path(path)
     cal = _calibrated(axes, voxel_size, calibration)
+    names = voxel_size.channels if voxel_size is not None else ()
     if _is_zarr(path):
         image, axes = _restore_axes(image, axes, cal)
         return _write_zarr(path, image, cal.for_axes(axes), ngff_version, overwrite,
-                           provenance)
+                           provenance, _channel_names(names, axes, image.shape))
     voxel = cal.voxel_size
     image = np.asarray(image)
     if path.name.lower().endswith((".ome.tif", ".ome.tiff")):
         kwargs = _tiff_kwargs(axes, voxel, ome=True)
+        names = _channel_names(names, axes, image.shape)
+        if names:
+            kwargs["metadata"]["Channel"] = {"Name": list(names)}
     else:
         order = [a for a in "tzcyx" if a in axes]
         image = np.transpose(image, [axes.index(a) for a in order])
@@ -1155,6 +1190,14 @@ def write_image(
                         overwrite=overwrite)
 
 
+def _channel_names(names: tuple[str, ...], axes: str, shape: tuple[int, ...]
+                   ) -> tuple[str, ...]:
+    """The channel names to write: one per channel of the C axis (one for an image
+    without one); () when they do not match."""
+    count = shape[axes.index("c")] if "c" in axes else 1
+    return tuple(names) if len(names) == count else ()
+
+
 def _tiff_kwargs(axes: str, voxel: VoxelSize, *, ome: bool) -> dict:
     """tifffile keywords: OME ``PhysicalSize*`` or ImageJ ``spacing`` + resolution; no
     unit where the voxel size is unknown."""
@@ -1197,9 +1240,10 @@ def _ngff_format(version: str):
     return CurrentFormat()
 
 
-def _ngff_metadata(folder: Path, cal: Calibration) -> None:
+def _ngff_metadata(folder: Path, cal: Calibration, channels: tuple[str, ...] = ()) -> None:
     """Axes (names, types, units) and the full-resolution scale and translation, written
-    over what ome-zarr wrote (it keeps neither translations nor all units)."""
+    over what ome-zarr wrote (it keeps neither translations nor all units); the channel
+    names as ``omero`` labels."""
     zarr = _zarr()
     root = zarr.open_group(str(folder), mode="r+")
     attrs = root.attrs.asdict()
@@ -1212,6 +1256,12 @@ def _ngff_metadata(folder: Path, cal: Calibration) -> None:
         {"type": "scale", "scale": list(cal.scale)},
         {"type": "translation", "translation": list(cal.translation)}]
     ms.pop("coordinateTransformations", None)
+    if channels:
+        omero = {"channels": [{"label": n, "active": True} for n in channels]}
+        if key == "ome":
+            block["omero"] = omero
+        else:
+            root.attrs["omero"] = dict(omero, version=ms.get("version", "0.4"))
     root.attrs.update({key: block})
 
 
@@ -1232,7 +1282,8 @@ def _storage_options(version: str, chunks: tuple[int, ...] | None) -> dict:
 
 
 def _ome_zarr_into(folder: Path, image: Any, cal: Calibration, version: str | None,
-                   chunks: tuple[int, ...] | None = None) -> None:
+                   chunks: tuple[int, ...] | None = None,
+                   channels: tuple[str, ...] = ()) -> None:
     """Write an OME-Zarr image (one resolution level) into an empty folder."""
     try:
         with _quiet():  # ome-zarr 0.18 warns on import (its write_image's Scaler default)
@@ -1247,15 +1298,16 @@ def _ome_zarr_into(folder: Path, image: Any, cal: Calibration, version: str | No
     with _quiet():
         ome_write(image, str(folder), scale_factors=[], fmt=fmt, axes=cal.axes,
                   scale=scale, storage_options=_storage_options(fmt.version, chunks))
-        _ngff_metadata(folder, cal)
+        _ngff_metadata(folder, cal, channels)
 
 
 def _write_zarr(path: Path, image: Any, cal: Calibration, version: str | None,
-                overwrite: bool, provenance: dict | None = None) -> Path:
+                overwrite: bool, provenance: dict | None = None,
+                channels: tuple[str, ...] = ()) -> Path:
     with _writing(path):
         tmp = _atomic.temp_folder(path)
         try:
-            _ome_zarr_into(tmp, image, cal, version)
+            _ome_zarr_into(tmp, image, cal, version, channels=channels)
             if provenance is not None:
                 _zarr().open_group(str(tmp), mode="r+").attrs[PROVENANCE_KEY] = provenance
             return _atomic.publish(tmp, path, overwrite=overwrite)
@@ -1320,7 +1372,9 @@ def zarr_output(path: str | os.PathLike, shape: tuple[int, ...], axes: str,
         tmp = _atomic.temp_folder(path)
         try:
             empty = da.zeros(shape, dtype=np.float32, chunks=chunks or "auto")
-            _ome_zarr_into(tmp, empty, cal, ngff_version, chunks=chunks)
+            names = voxel_size.channels if voxel_size is not None else ()
+            _ome_zarr_into(tmp, empty, cal, ngff_version, chunks=chunks,
+                           channels=_channel_names(names, axes, tuple(shape)))
             group = zarr.open_group(str(tmp), mode="r+")
             if provenance is not None:
                 group.attrs[PROVENANCE_KEY] = provenance

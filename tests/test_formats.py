@@ -123,8 +123,9 @@ def test_cli_deconvolves_a_czi_to_ome_zarr_with_its_voxel_size(cells, tmp_path, 
     cal = read_calibration(out)
     assert cal.axes == "czyx" and _sizes(cal.voxel_size) == SIZES
     assert read_provenance(out)["input"] == str(path)
-    result, axes, _ = read_series(out)
+    result, axes, voxel = read_series(out)
     assert axes == "czyx" and result.shape == data.shape
+    assert voxel.channels == CHANNELS  # the CZI's channel names, as omero labels
     same = tmp_path / "same.ome.tif"  # the same pixels and sizes, read by tifffile
     write_series(same, data, "czyx", VoxelSize(*SIZES))
     expected = tmp_path / "expected.ome.tif"
@@ -157,6 +158,7 @@ def test_cli_batch_writes_czis_to_ome_zarr_and_ome_tiff_with_their_sizes(cells, 
             cal = read_calibration(out)
             assert cal.axes == "czyx" and _sizes(cal.voxel_size) == SIZES, out
             assert read_provenance(out)["input"].endswith(f"{name}.czi")
+            assert read_series(out)[2].channels == CHANNELS, out
     a = read_series(zarrs / "cells.ome.zarr")[0]
     np.testing.assert_allclose(a, read_series(tiffs / "cells.ome.tif")[0], rtol=1e-5,
                                atol=1e-4)

@@ -534,3 +534,34 @@ def test_outputs_have_normal_permissions(tmp_path, rng):
     finally:
         os.umask(umask)
     assert (tmp_path / "a.ome.zarr").stat().st_mode & 0o777 == 0o755
+
+
+# ---- channel names ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("out_name", ["out.ome.tif", "out-04.ome.zarr", "out-05.ome.zarr"])
+def test_channel_names_are_carried_from_input_to_output(tmp_path, rng, out_name, capsys):
+    image = (rng.random((2, 6, 24, 24)) * 100).astype(np.float32)
+    src = tmp_path / "in.ome.tif"
+    tifffile.imwrite(src, image, ome=True, photometric="minisblack",
+                     metadata={"axes": "CZYX", "Channel": {"Name": ["DAPI", "GFP"]},
+                               "PhysicalSizeZ": 0.3, "PhysicalSizeY": 0.1,
+                               "PhysicalSizeX": 0.1})
+    _, axes, voxel = read_series(src)
+    assert axes == "czyx" and voxel.channels == ("DAPI", "GFP")
+    out = tmp_path / out_name
+    version = ["--ngff-version", "0.4" if "04" in out_name else "0.5"] \
+        if out_name.endswith(".zarr") else []
+    assert main(["deconvolve", str(src), str(_psf(tmp_path)), "-o", str(out), "-n", "1",
+                 "--backend", "numpy", *version]) == 0
+    result, axes, voxel = read_series(out)
+    assert axes == "czyx" and voxel.channels == ("DAPI", "GFP")
+    assert voxel == VoxelSize(0.3, 0.1, 0.1)
+    if out_name.endswith(".zarr"):  # ome-zarr's own reader sees the labels too
+        from ome_zarr.io import parse_url
+        from ome_zarr.reader import Reader
+
+        node = list(Reader(parse_url(str(out)))())[0]
+        assert list(node.metadata["channel_names"]) == ["DAPI", "GFP"]
+    # a mismatch (one name for two channels) is dropped, not written wrong
+    write_series(tmp_path / "x.ome.tif", image, "czyx", VoxelSize(channels=("only",)))
+    assert read_series(tmp_path / "x.ome.tif")[2].channels == ()
