@@ -26,8 +26,9 @@ stack (widths growing with depth), periodic and non-circulant-half, plain RL aga
 the memory model (:attr:`rlcore.Deconvolver.bytes_per_voxel` x grid voxels, plus the
 result), the plan made and run inside the measurement.
 
-``blocks``: thin blocks in z: (128, 256, 256), blocks of 16 planes (overlap from the
-plan), the same stack, 1, 4 and 8 strata spread over the depth, numpy, the default
+``blocks``: thin blocks in z: (512, 96, 96), cores of 32 planes (overlap from the
+plan), a 31 x 31 x 31 stack as above, 1, 4 and 8 strata spread over the depth, numpy,
+the default
 boundary: seconds per update of the blocked and the unblocked run (interleaved rounds,
 median), and the strata each block's plan holds (mean and most).
 """
@@ -314,7 +315,7 @@ def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3) -> list[dic
     return rows
 
 
-def blocked_cost(shape=(128, 256, 256), block_z: int = 16, rounds: int = 3,
+def blocked_cost(shape=(512, 96, 96), block_z: int = 32, rounds: int = 3,
                  iterations: int = 3) -> list[dict]:
     """Thin blocks in z (``block_shape=(block_z, Y, X)``) with one PSF and with K strata
     spread over the depth, against the same runs unblocked: seconds per update (all
@@ -325,7 +326,7 @@ def blocked_cost(shape=(128, 256, 256), block_z: int = 16, rounds: int = 3,
 
     rng = np.random.default_rng(0)
     image = rng.poisson(20, shape).astype(np.float32)
-    stack = np.stack([rlcore.psf.gaussian((31, 63, 63), (2.0 + s, 1.2 + s / 3, 1.2 + s / 3))
+    stack = np.stack([rlcore.psf.gaussian((31, 31, 31), (2.0 + s, 1.2 + s / 3, 1.2 + s / 3))
                       for s in np.linspace(0, 2, 8)])
     cases = [(k, blocked) for k in (1, 4, 8) for blocked in (False, True)]
     times: dict = {c: [] for c in cases}
@@ -452,6 +453,25 @@ def report(folder: Path, name: str = "depth-variant") -> str:
             lines.append(f"| {row['boundary']} | {row['strata']} | {tuple(row['grid'])} | "
                          f"{row['s_per_update']} | {row['vs_plain']} | {row['peak_run_MiB']} "
                          f"| {row['model_MiB']} |")
+        lines.append("")
+    path = folder / f"{name}-blocks.json"
+    if path.exists():
+        lines += ["## Thin blocks in z", "",
+                  f"`python -m bench.depth_variant blocks --out bench/results/{name}`: "
+                  "(512, 96, 96), cores of 32 planes with the plan's overlap, PSFs 31 x 31 "
+                  "x 31, K strata spread over the depth, numpy, the default boundary, 3 "
+                  "updates per run, median of 3 interleaved rounds; a block's plan holds "
+                  "only the strata that weigh on its planes.", "",
+                  "| K | blocked | s per update | vs one PSF (same blocking) | blocks | "
+                  "block | strata per block (mean / most) |", "|---|---|---|---|---|---|---|"]
+        for row in json.loads(path.read_text()):
+            blocked = row["blocked"]
+            lines.append(
+                f"| {row['strata']} | {'yes' if blocked else 'no'} | {row['s_per_update']} "
+                f"| {row['vs_one_psf']} | {row.get('blocks', 1)} | "
+                f"{tuple(row['block_shape']) if blocked else 'whole'} | "
+                + (f"{row['strata_per_block_mean']} / {row['strata_per_block_max']} |"
+                   if blocked else f"{row['strata']} |"))
         lines.append("")
     return "\n".join(lines)
 
