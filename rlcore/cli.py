@@ -186,6 +186,14 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
                  "wiener-butterworth (Guo 2020) or otf-masked (PetaKit5D); the last two "
                  "need 2-15 iterations instead of tens")),
         "tv": (("--tv",), dict(type=float, default=0.0, help="RLTV weight, 0 (off)")),
+        **_data_options(),
+    }
+
+
+def _data_options() -> dict[str, tuple[tuple[str, ...], dict]]:
+    """:func:`_run_options`' part about the data: background, the PSF's preparation,
+    the output, blocks."""
+    return {
         "background": (("--background",), dict(
             type=_background_value, default=0.0, metavar="V",
             help="the image's background (camera offset), subtracted first: a number in "
@@ -196,6 +204,15 @@ def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
                  "PSF's units, or auto (default: the median of its darkest face plus 3 "
                  "noise standard deviations, rlcore.psf.border_background); 0 keeps a "
                  "clean PSF's tails")),
+        "psf_depths": (("--psf-depths",), dict(
+            type=float, nargs="+", default=None, metavar="D",
+            help="a depth-variant PSF: the PSF files are its strata, measured or computed "
+                 "at these depths, planes of the image's z axis (0: its first plane), one "
+                 "per file, increasing (rlcore.deconvolve's psf_depths; not with -n auto)")),
+        "psf_depths_um": (("--psf-depths-um",), dict(
+            type=float, nargs="+", default=None, metavar="D",
+            help="as --psf-depths, in microns below the image's first plane (converted "
+                 "by the image's z voxel size)")),
         "no_center_psf": (("--no-center-psf",), dict(
             action="store_true",
             help="keep the PSF array as given (default: its background removed and its "
@@ -482,14 +499,10 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
     image, axes, voxel = read_series(path, lazy=not vendor or _is_zarr_path(output))
     psfs, resampled = psf_files.for_image(voxel, path)
     image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
-    channel_axis = axes.index("c") if "c" in axes else None
-    if len(psfs) > 1 and channel_axis is None:
-        raise ValueError(f"psf: {len(psfs)} PSFs but the image ({axes}, shape "
-                         f"{tuple(image.shape)}) has no C axis; pass one PSF")
-    if channel_axis is not None and len(psfs) not in (1, image.shape[channel_axis]):
-        raise ValueError(f"psf: {len(psfs)} PSFs for {image.shape[channel_axis]} channels; "
-                         "pass one PSF, or one per channel")
+    psf, channel_axis, strata = _psf_argument(args, psfs, image, axes, voxel)
     lazy = type(image).__module__.startswith("dask")
+    if lazy and strata:  # depth-variant runs take arrays in memory (not Dask)
+        image, lazy = np.asarray(image), False
     if lazy and args.uint16:
         raise ValueError("--uint16: needs the whole result's maximum; with an OME-Zarr "
                          "input, or a vendor file written to OME-Zarr (both read lazily), "
@@ -501,10 +514,9 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
                          f"(maximum {float(np.max(image)):g}); the result would be all zero")
     if background and not auto:
         image = np.clip(image.astype(np.float32) - np.float32(background), 0, None)
-    psf = psfs if len(psfs) > 1 else psfs[0]
-    options = _deconvolve_kwargs(args, background, auto)
+    options = dict(_deconvolve_kwargs(args, background, auto), **strata)
     if args.dry_run:  # the plan of the same request the run would make
-        return _dry_run(image, psfs[0], args.iterations, options)
+        return _dry_run(image, psf if strata else psfs[0], args.iterations, options)
     if lazy and not auto and set(axes) <= set("zyx") and _is_zarr_path(output):
         # OME-Zarr to OME-Zarr: blocks in this process within --max-memory, each core
         # written as it is done into a temporary OME-Zarr, moved into place when complete
@@ -519,7 +531,8 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
                               out=out, **options)
         print(f"wrote {output} {tuple(image.shape)} float32 ({axes.upper()}), in blocks")
         return 0
-    plain = cache is not None and not (auto or lazy or args.block_shape or args.max_memory)
+    plain = cache is not None and not (auto or lazy or strata or args.block_shape
+                                       or args.max_memory)
     if plain:  # one Deconvolver per (frame shape, channel PSF) across the files
         result = _with_cached_plans(args, np.asarray(image), axes, psfs, cache)
     else:
@@ -544,6 +557,47 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
     if cache is None:
         print(f"wrote {output} {result.shape} {result.dtype} ({axes.upper()})")
     return 0
+
+
+def _psf_argument(args: argparse.Namespace, psfs: list, image: Any, axes: str,
+                  voxel: Any) -> tuple[Any, int | None, dict]:
+    """The ``psf`` argument of :func:`rlcore.deconvolve` for these PSF files, the
+    image's channel axis, and ``psf_depths`` when the files are a depth-variant PSF's
+    strata (``--psf-depths`` / ``--psf-depths-um``)."""
+    channel_axis = axes.index("c") if "c" in axes else None
+    depths = _strata_depths(args, len(psfs), voxel)
+    if depths is not None:  # one stack for every channel
+        return list(psfs), channel_axis, {"psf_depths": depths}
+    if len(psfs) > 1 and channel_axis is None:
+        raise ValueError(f"psf: {len(psfs)} PSFs but the image ({axes}, shape "
+                         f"{tuple(image.shape)}) has no C axis; pass one PSF, or one per "
+                         "depth with --psf-depths (a depth-variant PSF)")
+    if channel_axis is not None and len(psfs) not in (1, image.shape[channel_axis]):
+        raise ValueError(f"psf: {len(psfs)} PSFs for {image.shape[channel_axis]} channels; "
+                         "pass one PSF, or one per channel")
+    return (psfs if len(psfs) > 1 else psfs[0]), channel_axis, {}
+
+
+def _strata_depths(args: argparse.Namespace, count: int, voxel: Any
+                   ) -> tuple[float, ...] | None:
+    """``--psf-depths`` (planes of the image's z axis) or ``--psf-depths-um`` (microns
+    below the image's first plane, by its z voxel size), one per PSF file; None without
+    either."""
+    planes, microns = args.psf_depths, args.psf_depths_um
+    if planes is None and microns is None:
+        return None
+    if planes is not None and microns is not None:
+        raise ValueError("--psf-depths, --psf-depths-um: give one of them")
+    if microns is not None:
+        if voxel.z is None:
+            raise ValueError("--psf-depths-um: the image states no z voxel size; give the "
+                             "depths in planes with --psf-depths")
+        planes = [d / voxel.z for d in microns]
+    flag = "--psf-depths" if microns is None else "--psf-depths-um"
+    if len(planes) != count:
+        raise ValueError(f"{flag}: {len(planes)} depths for {count} PSF files; give one "
+                         "depth per PSF file, in the files' order")
+    return tuple(float(d) for d in planes)
 
 
 def _provenance(args: argparse.Namespace, path: Path, background: float,

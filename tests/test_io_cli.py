@@ -447,3 +447,42 @@ def test_outputs_carry_their_provenance(tmp_path, rng, suffix):
     assert made["boundary"] == rlcore.boundary.DEFAULT_BOUNDARY
     assert ("uint16_scale" in made) == bool(extra)
     assert read_provenance(tmp_path / "im.tif") is None
+
+
+def test_cli_depth_variant_psf_files_with_their_depths(tmp_path, rng, capsys):
+    """PSF files as a depth-variant PSF's strata (--psf-depths, or microns with
+    --psf-depths-um): the API's result; the mistakes each one line."""
+    psfs = [rlcore.psf.gaussian((7, 9, 9), (1.0 + 0.5 * k, 1.0 + 0.2 * k, 1.0))
+            for k in range(3)]
+    image = rng.poisson(rlcore.convolve(rng.random((30, 24, 24)) ** 8 * 400, psfs[1]) + 2)
+    image = image.astype(np.float32)
+    img = tmp_path / "img.ome.tif"
+    write_image(img, image, VoxelSize(0.5, 0.1, 0.1))
+    files = []
+    for k, p in enumerate(psfs):
+        files.append(str(tmp_path / f"psf{k}.tif"))
+        tifffile.imwrite(files[-1], p)
+    expected = face_deconvolve(image, psfs, 3, psf_depths=(0.0, 14.0, 29.0),
+                               backend="numpy")
+    for depths in (["--psf-depths", "0", "14", "29"], ["--psf-depths-um", "0", "7", "14.5"]):
+        out = tmp_path / "out.tif"
+        assert main(["deconvolve", str(img), *files, "-o", str(out), "-n", "3",
+                     "--backend", "numpy", "--no-center-psf", "--overwrite", *depths]) == 0
+        np.testing.assert_allclose(read_image(out)[0], expected, rtol=1e-5, atol=1e-5)
+    capsys.readouterr()
+    cases = [(["--psf-depths", "0", "14"], "2 depths for 3 PSF files"),
+             (["--psf-depths", "0", "14", "29", "--psf-depths-um", "0", "1", "2"],
+              "give one of them"),
+             (["--psf-depths", "0", "14", "29", "-n", "auto"], "'auto' is not available")]
+    for extra, message in cases:
+        assert main(["deconvolve", str(img), *files, "-o", str(tmp_path / "bad.tif"),
+                     "--backend", "numpy", *extra]) == 2
+        err = [e for e in capsys.readouterr().err.strip().splitlines()
+               if "error" in e]  # (the PSF files' unknown voxel size is said too)
+        assert len(err) == 1 and message in err[0], err
+    nz = tmp_path / "nz.tif"
+    tifffile.imwrite(nz, image)  # no voxel size: microns cannot be converted
+    assert main(["deconvolve", str(nz), *files, "-o", str(tmp_path / "bad.tif"),
+                 "--psf-depths-um", "0", "7", "14"]) == 2
+    assert "states no z voxel size" in capsys.readouterr().err
+    assert not (tmp_path / "bad.tif").exists()
