@@ -203,7 +203,7 @@ class Request:
         Raises
         ------
         ValueError
-            ``iterations="auto"``, Dask arrays or a list of devices with ``psf_depths``.
+            ``iterations="auto"`` or a list of devices with ``psf_depths``.
         """
         from rlcore.deconvolver import check_depths
 
@@ -212,11 +212,10 @@ class Request:
             raise ValueError("iterations: 'auto' is not available with psf_depths yet (its "
                              "held-out loss is built on one OTF); pass an int, e.g. the "
                              "count 'auto' chose with the PSF of the middle depth")
-        if _arrays.kind(image) == "dask" or isinstance(self.device, (list, tuple)):
-            raise ValueError("psf_depths: Dask arrays and several devices are not available "
-                             "with a depth-variant PSF yet; blocks in this process are "
-                             "(block_shape, max_memory, out), or the whole volume in memory "
-                             "(numpy.asarray)")
+        if isinstance(self.device, (list, tuple)):
+            raise ValueError("psf_depths: several devices are not available with a "
+                             "depth-variant PSF yet; blocks on one device are (block_shape, "
+                             "max_memory, out, Dask arrays)")
 
     # -- what the runners share -----------------------------------------------------------
     def checked_iterations(self) -> int:

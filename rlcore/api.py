@@ -134,11 +134,11 @@ def deconvolve(
         ``H x = sum_k h_k * (w_k x)``, ``w_k`` linear between neighbouring depths and
         constant beyond the first and last; ``H^T`` its exact adjoint. Every backend and
         boundary, acceleration and ``tv``; the matched back projector only; blocks in this
-        process (``block_shape``, ``max_memory``, ``out``; each block's plan holds only the
-        strata that weigh on its planes; not ``"periodic"``); not with
-        ``iterations="auto"``, Dask or a list of devices yet. Frames and ``channel_axis``
-        share the one stack. Padding planes weigh as the image's edge plane nearest to
-        them around the grid. One update
+        process and on Dask (``block_shape``, ``max_memory``, ``out``, Dask arrays; each
+        block's plan holds only the strata that weigh on its planes; not
+        ``"periodic"``); not with ``iterations="auto"`` or a list of devices yet. Frames
+        and ``channel_axis`` share the one stack. Padding planes weigh as the image's edge
+        plane nearest to them around the grid. One update
         costs ``2 K + 2`` FFTs instead of 4; see docs/depth-variant.md.
     psf_voxel_size, voxel_size : sequence of float, optional
         The PSF's and the image's voxel sizes, microns per PSF axis (``(z, y, x)``), both
@@ -170,7 +170,7 @@ def deconvolve(
         the PSF count); ``tol`` or an ``init`` other than "image" with blocks;
         ``max_memory`` too small for any block; "auto" with blocks, ``out`` or Dask;
         ``psf_depths`` not K >= 2 finite increasing depths, the PSFs not one per depth of
-        one shape, or with "auto", Dask, a list of devices, periodic blocks or an
+        one shape, or with "auto", a list of devices, periodic blocks or an
         unmatched back projector; one of ``psf_voxel_size`` and ``voxel_size`` without
         the other, or not one positive number per PSF axis.
     rlcore.errors.DeviceOutOfMemoryError

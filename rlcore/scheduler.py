@@ -262,22 +262,34 @@ class _DaskBlocks:
     to ``dask.distributed`` workers, where each process keeps its own."""
 
     def __init__(self, backend: Any, device: Any, recipe: Recipe, blocks: int,
-                 counter: UpdateCounter | None) -> None:
+                 counter: UpdateCounter | None, z_chunks: tuple[int, ...] = (),
+                 z_halo: int = 0) -> None:
         self.backend, self.device, self.recipe = backend, device, recipe
         self.blocks, self.counter = blocks, counter
         self.token = uuid.uuid4().hex
+        # a depth-variant PSF: where each chunk's block starts in z (its halo included)
+        self.z_starts = tuple(int(s) for s in np.cumsum((0,) + tuple(z_chunks)))
+        self.z_halo = int(z_halo)
 
-    def _deconvolver(self, shape: tuple[int, ...]) -> Deconvolver:
+    def _z_origin(self, block_info: Any) -> int:
+        """The image plane of the block's first plane (0 for one PSF): map_overlap pads
+        no chunk at the volume's first plane (boundary "none")."""
+        if self.recipe.psf_depths is None or not block_info or 0 not in block_info:
+            return 0
+        i = int(block_info[0]["chunk-location"][0])
+        return self.z_starts[i] - (self.z_halo if i > 0 else 0)
+
+    def _deconvolver(self, shape: tuple[int, ...], z0: int = 0) -> Deconvolver:
         from rlcore.registry import get_backend
 
-        key = (self.token, shape, threading.get_ident())
+        key = (self.token, shape, z0, threading.get_ident())
         with _PLANS_LOCK:
             hit = _PLANS.get(key)
             if hit is not None:
                 _PLANS.move_to_end(key)
                 return hit
         be = get_backend(self.backend, device=self.device)
-        made = self.recipe.deconvolver(shape, be)
+        made = self.recipe.deconvolver(shape, be, z_origin=z0)
         with _PLANS_LOCK:
             _PLANS[key] = made
             while len(_PLANS) > _KEEP:
@@ -292,11 +304,11 @@ class _DaskBlocks:
                 for key in [k for k in _PLANS if k[0] == self.token]:
                     del _PLANS[key]
 
-    def __call__(self, block: np.ndarray) -> np.ndarray:
+    def __call__(self, block: np.ndarray, block_info: Any = None) -> np.ndarray:
         if block.size == 0:
             return np.zeros(block.shape, np.float32)
         try:
-            deconvolver = self._deconvolver(tuple(block.shape))
+            deconvolver = self._deconvolver(tuple(block.shape), self._z_origin(block_info))
             result = self.recipe.run(deconvolver, np.asarray(block), callback=self.counter)
             return np.asarray(result, dtype=np.float32)
         finally:
@@ -323,14 +335,23 @@ def run_dask(image: Any, recipe: Recipe, p: BlockPlan | None, *, backend: Any, d
             for n, k in zip(p.image_shape, p.counts)))
         overlap = p.overlap
     else:
+        psf_shape = tuple(recipe.psf.shape)[-image.ndim:]  # a strata stack: one PSF's
         overlap = tuple(0 if len(c) == 1 else h
-                        for c, h in zip(image.chunks, auto_overlap(recipe.psf.shape,
+                        for c, h in zip(image.chunks, auto_overlap(psf_shape,
                                                                recipe.iterations, image.shape)))
+    if recipe.psf_depths is not None and overlap[0]:
+        # map_overlap rechunks chunks shorter than the overlap itself; done here, so the
+        # chunks the blocks' depths are reckoned from are the ones it computes
+        from dask.array.overlap import ensure_minimum_chunksize
+
+        z_chunks = ensure_minimum_chunksize(overlap[0], image.chunks[0])
+        if z_chunks != image.chunks[0]:
+            image = image.rechunk({0: z_chunks})
     boundary = recipe.boundary
     blocks = int(np.prod([len(c) for c in image.chunks]))
     counter = UpdateCounter(callback, recipe.iterations * blocks, progress) \
         if callback is not None or progress else None
-    fn = _DaskBlocks(backend, device, recipe, blocks, counter)
+    fn = _DaskBlocks(backend, device, recipe, blocks, counter, image.chunks[0], overlap[0])
     depth = {a: o for a, o in enumerate(overlap)}
     edge = "periodic" if boundary == "periodic" else "none"
     return da.map_overlap(fn, image.astype(np.float32), depth=depth, boundary=edge,
