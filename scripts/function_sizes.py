@@ -20,7 +20,7 @@ PUBLIC = {"rlcore/api.py:deconvolve", "rlcore/api.py:convolve",
           "rlcore/deconvolver.py:Deconvolver.__init__",
           "rlcore/compat/skimage.py:richardson_lucy",
           "rlcore/blocks.py:plan",  # the block planner UIs call (README: Large data)
-          "rlcore/io.py:zarr_output"}  # rlcore.io's public writer (calibration, NGFF version)
+          "rlcore/io/_zarr.py:zarr_output"}  # rlcore.io's public writer (calibration, NGFF version)
 PUBLIC_PREFIXES = ("rlcore/compat/redlionfish/",)
 
 
