@@ -83,7 +83,11 @@ def run(request: Request, image: Any, psf: Any) -> Any:
         train, state.test, method = autostop.split(y, gain=gain, offset=offset, backend=be,
                                                    fit=fit, pad=pad)
         start = like(train, image) if isinstance(train, np.ndarray) else train
-        state.held = autostop.HeldOut.of(deconvolver, state.test)  # every phase's
+        # every phase's held-out loss; on a padded grid (the loss on the image's own
+        # periodic grid) corrected for that model's mismatch at the faces, as the
+        # periodic rival's (autostop.boundary_mismatch)
+        corrected = train if deconvolver.grid.padded else None
+        state.held = autostop.HeldOut.of(deconvolver, state.test, train=corrected)
         rival = len(phases) > 1  # the chain's rival: its last phase from the image
         with progress(request.progress, max_iterations, "Richardson-Lucy (auto)",
                       request.callback) as step:
