@@ -169,7 +169,7 @@ def test_sample_loader():
 
 def test_cli_auto_iterations_and_back_projector(tmp_path, rng, capsys):
     truth = np.zeros((16, 40, 40))
-    truth[4:12, 10:30:4, 8:32:5] = 200
+    truth[4:12, 10:30:4, 8:32:5] = 2000  # bright enough that updates help
     psf = rlcore.psf.gaussian((7, 9, 9), 1.5)
     image = rng.poisson(rlcore.convolve(truth, psf) + 100).astype(np.uint16)
     tifffile.imwrite(tmp_path / "img.tif", image)
