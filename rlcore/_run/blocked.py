@@ -76,11 +76,17 @@ def blocked_input(image: Any, recipe: Recipe) -> tuple[Any, tuple[int, ...]]:
     Raises
     ------
     ValueError
-        ``init`` other than "image", or ``tol``, with blocks.
+        ``init`` other than "image", or ``tol``, with blocks; ``"periodic"`` blocks of a
+        depth-variant PSF.
     """
     init = recipe.settings.init
     if not (isinstance(init, str) and init == "image"):
         raise ValueError(f"init: blocked runs start from the image, got {init!r}")
+    if recipe.psf_depths is not None and recipe.boundary == "periodic":
+        raise ValueError("boundary: 'periodic' blocks wrap z around the volume, putting the "
+                         "deepest planes beside the first with the first planes' PSF; with "
+                         "psf_depths in blocks or on Dask use a padded boundary (the "
+                         "default non-circulant-half)")
     if recipe.variant.tol is not None:
         raise ValueError("tol: not available with blocks (blocks would stop at different "
                          "iterations); use a fixed iteration count")
@@ -96,11 +102,6 @@ def _run_blocked(bes: Any, request: Request, image: Any, psf: Any) -> tuple[Any,
     be = bes[0] if isinstance(bes, list) else bes
     recipe, blocking = request.recipe, request.blocking
     image, shape = blocked_input(image, recipe)
-    if recipe.psf_depths is not None and recipe.boundary == "periodic":
-        raise ValueError("boundary: 'periodic' blocks wrap z around the volume, putting the "
-                         "deepest planes beside the first with the first planes' PSF; with "
-                         "psf_depths in blocks use a padded boundary (the default "
-                         "non-circulant-half)")
     recipe = replace(recipe, psf=replace(recipe, psf=psf).checked_psf(shape))
     chunks = (chunk_shape(image), chunk_shape(blocking.out))
     p = block_plan(shape, recipe, be, blocking, chunks)

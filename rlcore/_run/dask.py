@@ -20,11 +20,6 @@ def run(request: Request, image: Any, psf: Any) -> Any:
     recipe, blocking = request.recipe, request.blocking
     blocked_input(image, recipe)
     shape = tuple(int(n) for n in image.shape)
-    if recipe.psf_depths is not None and recipe.boundary == "periodic":
-        raise ValueError("boundary: 'periodic' blocks wrap z around the volume, putting the "
-                         "deepest planes beside the first with the first planes' PSF; with "
-                         "psf_depths on Dask use a padded boundary (the default "
-                         "non-circulant-half)")
     recipe = replace(recipe, psf=replace(recipe, psf=psf).checked_psf(shape))
     be = get_backend(request.backend, device=request.device)  # the name checked here
     p = None
