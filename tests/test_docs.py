@@ -262,3 +262,11 @@ def test_every_bench_result_is_in_the_results_index():
                       if p.name != "README.md" and f"[{p.name}]" not in index
                       and f"({p.name})" not in index and f"/{p.name})" not in index)
     assert not unlisted, f"add a row to bench/results/README.md for: {', '.join(unlisted)}"
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    """.ci/run's command line is the README's second command (install, suite, docs)."""
+    blocks = re.findall(r"^```bash\n(.*?)\n```", README.read_text(), re.S | re.M)
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if line and not line.startswith(("#", "set ", "cd "))]
+    assert len(blocks) >= 2 and ci == [blocks[1].strip()], (ci, blocks[1:2])
