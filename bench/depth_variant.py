@@ -276,18 +276,29 @@ def _peak(fn) -> tuple[float, int]:
     return seconds, max(peak[0] - base, 0)
 
 
-def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3) -> list[dict]:
-    rng = np.random.default_rng(0)
-    image = rng.poisson(20, shape).astype(np.float32)
-    stack = np.stack([rlcore.psf.gaussian((31, 63, 63), (2.0 + s, 1.2 + s / 3, 1.2 + s / 3))
+def _cost_case(shape: tuple, psf_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """A Poisson image of ``shape`` and 8 Gaussian PSFs whose widths grow with depth."""
+    image = np.random.default_rng(0).poisson(20, shape).astype(np.float32)
+    stack = np.stack([rlcore.psf.gaussian(psf_shape, (2.0 + s, 1.2 + s / 3, 1.2 + s / 3))
                       for s in np.linspace(0, 2, 8)])
+    return image, stack
+
+
+def _strata_of(stack: np.ndarray, k: int, nz: int) -> tuple[np.ndarray, tuple | None]:
+    """K of the stack's PSFs spread over ``nz`` planes (one PSF: the fourth, no depths)."""
+    if k == 1:
+        return stack[3], None
+    return stack[np.round(np.linspace(0, 7, k)).astype(int)], tuple(np.linspace(0, nz - 1, k))
+
+
+def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3) -> list[dict]:
+    image, stack = _cost_case(shape, (31, 63, 63))
     cases = [(b, k) for b in ("periodic", "non-circulant-half") for k in (1, 2, 4, 8)]
     times: dict = {c: [] for c in cases}
     peaks: dict = {}
     for _ in range(rounds):
         for boundary, k in cases:
-            psf = stack[3] if k == 1 else stack[np.round(np.linspace(0, 7, k)).astype(int)]
-            depths = None if k == 1 else tuple(np.linspace(0, shape[0] - 1, k))
+            psf, depths = _strata_of(stack, k, shape[0])
             made = {}
 
             def plan_and_run(psf=psf, depths=depths, boundary=boundary, made=made):
@@ -324,17 +335,13 @@ def blocked_cost(shape=(512, 96, 96), block_z: int = 32, rounds: int = 3,
     from rlcore.blocks import blocks_of
     from rlcore.iteration import strata_weights
 
-    rng = np.random.default_rng(0)
-    image = rng.poisson(20, shape).astype(np.float32)
-    stack = np.stack([rlcore.psf.gaussian((31, 31, 31), (2.0 + s, 1.2 + s / 3, 1.2 + s / 3))
-                      for s in np.linspace(0, 2, 8)])
+    image, stack = _cost_case(shape, (31, 31, 31))
     cases = [(k, blocked) for k in (1, 4, 8) for blocked in (False, True)]
     times: dict = {c: [] for c in cases}
     held: dict = {}
     for _ in range(rounds):
         for k, blocked in cases:
-            psf = stack[3] if k == 1 else stack[np.round(np.linspace(0, 7, k)).astype(int)]
-            depths = None if k == 1 else tuple(np.linspace(0, shape[0] - 1, k))
+            psf, depths = _strata_of(stack, k, shape[0])
             kw = dict(backend="numpy", psf_depths=depths)
             if blocked:
                 kw["block_shape"] = (block_z,) + shape[1:]
