@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rlcore.backends._staging import CHUNK, PINNED_MIN, Staging
+from rlcore.backends._results import PinnedResults
+from rlcore.backends._staging import LANE_CHUNK, PINNED_MIN, Staging
 from rlcore.errors import BackendUnavailableError, DeviceOutOfMemoryError
 from rlcore.protocol import BackendBase, MemoryInfo, SlicedRegionData, spectrum_shape
 
@@ -45,6 +46,27 @@ _STAGING: dict[tuple[int, int], _Staging] = {}
 #: page-locked block buffers for the block scheduler, per device
 _PINNED_FREE: dict[int, list[np.ndarray]] = {}
 _PINNED_LOCK = __import__("threading").Lock()
+#: device names by index (the runtime's property query costs ~1.2 ms a call, and a
+#: deconvolve made two backends)
+_NAMES: dict[int, str] = {}
+#: page-locked result arrays (:mod:`backends._results`), made on first use
+_RESULTS: list[PinnedResults] = []
+
+
+def _device_name(cp: Any, device: int) -> str:
+    if device not in _NAMES:
+        props = cp.cuda.runtime.getDeviceProperties(device)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        _NAMES[device] = f"GPU {device}: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB"
+    return _NAMES[device]
+
+
+def _results(cp: Any) -> PinnedResults:
+    with _PINNED_LOCK:
+        if not _RESULTS:
+            pool = cp.cuda.PinnedMemoryPool()
+            _RESULTS.append(PinnedResults(pool.malloc, pool.free_all_blocks))
+        return _RESULTS[0]
 
 
 def _even_7_smooth(n: int) -> int:
@@ -84,25 +106,37 @@ def _lend_once(area: Any, allocator: Any) -> Any:
 
 
 class _Staging(Staging):
-    """:class:`backends._staging.Staging` with pinned CuPy buffers and a stream per device
-    and thread."""
+    """:class:`backends._staging.Staging` with pinned CuPy buffers and a stream per lane,
+    for each device and calling thread."""
 
     def __init__(self, cp: Any):
         self.cp = cp
-        self.memory = [cp.cuda.alloc_pinned_memory(CHUNK) for _ in range(2)]
-        super().__init__([np.frombuffer(m, dtype=np.uint8, count=CHUNK)
-                          for m in self.memory])
-        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.memory: list[Any] = []  # the page-locked allocations the views lie in
+        self.streams: list[Any] = []
+        self.stream = cp.cuda.Stream(non_blocking=True)  # single DMAs of pinned arrays
+        super().__init__(self._lane_buffers)
 
-    def _dma(self, dst: int, src: int, n: int, kind: int) -> _Event:
-        rt = self.cp.cuda.runtime
-        rt.memcpyAsync(dst, src, n, kind, self.stream.ptr)
-        return _Event(self.stream.record())
+    def _lane_buffers(self, lane: int) -> list[np.ndarray]:
+        memory = [self.cp.cuda.alloc_pinned_memory(LANE_CHUNK) for _ in range(2)]
+        self.memory += memory
+        self.streams.append(self.cp.cuda.Stream(non_blocking=True))
+        return [np.frombuffer(m, dtype=np.uint8, count=LANE_CHUNK) for m in memory]
+
+    def _dma(self, lane: int, dst: int, src: int, n: int, kind: int) -> _Event:
+        rt, stream = self.cp.cuda.runtime, self.streams[lane]
+        rt.memcpyAsync(dst, src, n, kind, stream.ptr)
+        return _Event(stream.record())
 
     def upload_to(self, host: np.ndarray, device_array: Any) -> None:
         base, h2d = device_array.data.ptr, self.cp.cuda.runtime.memcpyHostToDevice
-        self.upload(host, lambda k, start, n: self._dma(
-            base + start, self.views[k].ctypes.data, n, h2d))
+        # the array's memory may come from work still queued on the current stream
+        queued = self.cp.cuda.get_current_stream().record()
+
+        def dma(i: int, k: int, start: int, n: int) -> _Event:
+            self.streams[i].wait_event(queued)
+            return self._dma(i, base + start, self.views[i][k].ctypes.data, n, h2d)
+
+        self.upload(host, dma)
 
     def download_from(self, device_array: Any, host: np.ndarray, after: Any = None) -> None:
         if after is not None:  # an event recorded after the result was computed
@@ -110,8 +144,8 @@ class _Staging(Staging):
         else:
             self.cp.cuda.get_current_stream().synchronize()  # the result is computed
         base, d2h = device_array.data.ptr, self.cp.cuda.runtime.memcpyDeviceToHost
-        self.download(host, lambda k, start, n: self._dma(
-            self.views[k].ctypes.data, base + start, n, d2h))
+        self.download(host, lambda i, k, start, n: self._dma(
+            i, self.views[i][k].ctypes.data, base + start, n, d2h))
 
 
 class _Event:
@@ -305,9 +339,7 @@ class CupyBackend(SlicedRegionData, BackendBase):
         if isinstance(device, bool) or not isinstance(device, int) or not 0 <= device < count:
             raise ValueError(f"device: CUDA device index 0..{count - 1} expected, got {device!r}")
         self._device = cp.cuda.Device(device)
-        props = cp.cuda.runtime.getDeviceProperties(device)
-        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-        self.device = f"GPU {device}: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB"
+        self.device = _device_name(cp, device)
         if device not in _KERNELS:
             with self._device:
                 _KERNELS[device] = _kernels(cp)
@@ -459,22 +491,30 @@ class CupyBackend(SlicedRegionData, BackendBase):
                 ) -> np.ndarray:
         """A NumPy copy of ``array``; ``after`` (from :meth:`record`) lets another thread
         download while this device computes on (without waiting for later work); ``out``,
-        a page-locked array of the right shape (:meth:`pinned_empty`), takes one DMA."""
+        a page-locked array of the right shape (:meth:`pinned_empty`), takes one DMA.
+
+        A large copy lands in a page-locked array (:mod:`backends._results`: one DMA at
+        the link's rate, its memory reused once the caller drops it), or, beyond their
+        cap, in pageable memory through the staging lanes."""
         cp = self.cp
         if after is not None:
             after.synchronize()
         array = cp.ascontiguousarray(array)
-        if out is not None:
-            rt = cp.cuda.runtime
-            staging = _staging(cp, self._device.id)
-            rt.memcpyAsync(out.ctypes.data, array.data.ptr, array.nbytes,
-                           rt.memcpyDeviceToHost, staging.stream.ptr)
-            staging.stream.synchronize()
-            return out
-        if array.nbytes < PINNED_MIN:
+        if out is None and array.nbytes >= PINNED_MIN:
+            out = _results(cp).empty(array.shape, array.dtype)
+            if out is None:
+                out = np.empty(array.shape, dtype=array.dtype)
+                _staging(cp, self._device.id).download_from(array, out, after)
+                return out
+            stream = cp.cuda.get_current_stream()  # queued after the array's work
+        elif out is not None:
+            stream = _staging(cp, self._device.id).stream
+        else:
             return cp.asnumpy(array)
-        out = np.empty(array.shape, dtype=array.dtype)
-        _staging(cp, self._device.id).download_from(array, out, after)
+        rt = cp.cuda.runtime
+        rt.memcpyAsync(out.ctypes.data, array.data.ptr, array.nbytes,
+                       rt.memcpyDeviceToHost, stream.ptr)
+        stream.synchronize()
         return out
 
     def record(self) -> Any:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcore.backends._staging import CHUNK, PINNED_MIN, Staging
+from rlcore.backends._staging import LANE_CHUNK, PINNED_MIN, Staging
 from rlcore.errors import BackendUnavailableError, DeviceOutOfMemoryError
 from rlcore.protocol import TV_EPS_FLOOR, BackendBase, MemoryInfo, spectrum_shape
 
@@ -555,30 +555,37 @@ def _fft(queue: Any, shape: tuple[int, ...], provider: str) -> Any:
 
 
 class _Staging(Staging):
-    """:class:`rlcore.backends._staging.Staging` with two page-locked OpenCL buffers
-    (``CL_MEM_ALLOC_HOST_PTR``, mapped once) and a transfer queue per context and thread:
-    NVIDIA's OpenCL copies from such memory by DMA at the bus rate, while a copy from
-    pageable NumPy memory runs at a few GB/s."""
+    """:class:`rlcore.backends._staging.Staging` with page-locked OpenCL buffers
+    (``CL_MEM_ALLOC_HOST_PTR``, mapped once) and a transfer queue per lane, for each
+    context and calling thread: NVIDIA's OpenCL copies from such memory by DMA at the bus
+    rate, while a copy from pageable NumPy memory runs at a few GB/s."""
 
     def __init__(self, cl: Any, ctx: Any):
-        self.cl = cl
-        self.queue = cl.CommandQueue(ctx)
+        self.cl, self.ctx = cl, ctx
+        self.queues: list[Any] = []
+        self.buffers: list[Any] = []
+        super().__init__(self._lane_buffers)
+
+    def _lane_buffers(self, lane: int) -> list[np.ndarray]:
+        cl = self.cl
+        queue = cl.CommandQueue(self.ctx)
         flags = cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR
-        self.buffers = [cl.Buffer(ctx, flags, CHUNK) for _ in range(2)]
-        views = [cl.enqueue_map_buffer(self.queue, b, cl.map_flags.READ | cl.map_flags.WRITE,
-                                       0, (CHUNK,), np.uint8)[0] for b in self.buffers]
-        super().__init__(views)
+        buffers = [cl.Buffer(self.ctx, flags, LANE_CHUNK) for _ in range(2)]
+        self.queues.append(queue)
+        self.buffers += buffers
+        return [cl.enqueue_map_buffer(queue, b, cl.map_flags.READ | cl.map_flags.WRITE,
+                                      0, (LANE_CHUNK,), np.uint8)[0] for b in buffers]
 
     def upload_to(self, host: np.ndarray, array: Any) -> None:
         cl, base, offset = self.cl, array.base_data, array.offset
-        self.upload(host, lambda k, start, n: cl.enqueue_copy(
-            self.queue, base, self.views[k][:n], dst_offset=offset + start,
+        self.upload(host, lambda i, k, start, n: cl.enqueue_copy(
+            self.queues[i], base, self.views[i][k][:n], dst_offset=offset + start,
             is_blocking=False))
 
     def download_from(self, array: Any, host: np.ndarray) -> None:
         cl, base, offset = self.cl, array.base_data, array.offset
-        self.download(host, lambda k, start, n: cl.enqueue_copy(
-            self.queue, self.views[k][:n], base, src_offset=offset + start,
+        self.download(host, lambda i, k, start, n: cl.enqueue_copy(
+            self.queues[i], self.views[i][k][:n], base, src_offset=offset + start,
             is_blocking=False))
 
 

@@ -121,3 +121,27 @@ def test_plans_of_a_shape_share_one_work_area():
     areas = {plan.work_area.ptr for plan in plans
              if plan.work_area.mem is not None and plan.work_area.mem.size > 0}
     assert len(areas) <= 1, "each plan holds its own work area"
+
+
+def test_large_results_in_recycled_pinned_memory_never_overwrite_a_kept_one():
+    """A large download lands in page-locked memory that is reused once the caller has
+    dropped the result, never while it (or a view of it) is alive."""
+    _cupy()
+    import gc
+
+    cp = pytest.importorskip("cupy")
+    be = registry.get_backend("cupy")
+    n = (1 << 24) // 4 + 1000
+    a, b = cp.arange(n, dtype=cp.float32), cp.full(n, 7.0, dtype=cp.float32)
+    kept = be.to_host(a)
+    view = be.to_host(b)[10:20]
+    again = be.to_host(a * 2)
+    np.testing.assert_array_equal(kept, np.arange(n, dtype=np.float32))
+    np.testing.assert_array_equal(view, 7.0)
+    np.testing.assert_array_equal(again, np.arange(n, dtype=np.float32) * 2)
+    address = again.ctypes.data
+    del again
+    gc.collect()
+    reused = be.to_host(b)
+    np.testing.assert_array_equal(reused, 7.0)
+    assert reused.ctypes.data == address  # the dropped result's memory, reused

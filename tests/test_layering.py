@@ -20,6 +20,10 @@ PRIVATE_ALLOWED = {
         "white-box test of the atomic writer (temporary names, publish, remove)",
     ("tests/test_opencl.py", "rlcore.backends._staging"):
         "the pinned-staging threshold the test sizes its arrays by",
+    ("tests/test_transfers.py", "rlcore.backends._staging"):
+        "the staging lanes against a fake DMA (no device in CI)",
+    ("tests/test_transfers.py", "rlcore.backends._results"):
+        "the recycled page-locked results with a fake allocator (no device in CI)",
     ("tests/test_opencl.py", "opencl._listing"):
         "simulates a machine without OpenCL devices",
     ("tests/test_opencl.py", "be._plans"):
