@@ -362,6 +362,58 @@ def test_pad_mask_finds_long_runs_of_one_value(rng):
     assert autostop.pad_mask(counts) is None
 
 
+def test_pad_mask_finds_a_deskew_wedge_at_a_common_data_value(rng):
+    """A deskew-like wedge at the camera offset, 100, which dim Poisson data above it
+    also read often (13%): the wedge found, and the data voxels of 100 at its edge, which
+    extend its runs (0.7% of the data), joining it at most."""
+    shape = (32, 48, 128)
+    y = (rng.poisson(2.0, shape) + 100).astype(np.uint16)
+    z, _, x = np.indices(shape, sparse=True)
+    wedge = np.broadcast_to((x < 60 - 1.5 * z) | (x > 68 + 1.5 * z), shape)
+    y[wedge] = 100
+    pad = autostop.pad_mask(y)
+    assert pad is not None and pad[wedge].all()
+    assert np.count_nonzero(pad & ~wedge) < 0.015 * np.count_nonzero(~wedge)
+
+
+def test_pad_mask_finds_zeros_at_a_border_and_a_masked_block_inside(rng):
+    counts = rng.poisson(20.0, (32, 48, 64)).astype(np.float32)  # zeros rare
+    counts[:6] = 0  # six planes at the z border
+    pad = autostop.pad_mask(counts)
+    assert pad is not None and pad[:6].all() and not pad[7:].any()
+    # camera data, a block inside masked to the median (a value the data read often)
+    y = np.round(2.0 * rng.poisson(50, (32, 48, 64)) + rng.normal(0, 4, (32, 48, 64)) + 100)
+    block = np.zeros(y.shape, bool)
+    block[8:24, 12:36, 20:52] = True
+    y[block] = np.median(y)
+    pad = autostop.pad_mask(y)
+    assert pad is not None and pad[block].all()
+    assert np.count_nonzero(pad & ~block) < 0.005 * np.count_nonzero(~block)  # its edge
+
+
+def test_pad_mask_leaves_low_photon_counts_with_many_zeros(rng):
+    """Photon counts of 1-8 over a dim background: zeros everywhere (in runs too)."""
+    truth = np.zeros((24, 64, 64))
+    truth[:, :, ::8] = 8.0  # lines along y, 8 photons
+    image = ndi.gaussian_filter(truth, (2.0, 1.0, 1.0)) + 0.05
+    assert autostop.pad_mask(rng.poisson(image).astype(np.uint8)) is None
+
+
+def test_pad_mask_leaves_quantised_dim_data(rng):
+    """8-bit dim data, the two ways the confocal grid and beads were read as padding
+    (19% and 46% of their voxels): lines along y of a few counts, which the noise leaves
+    at one value (runs along one axis: lines, not a region), and a background of 1 with
+    a few 2s scattered in it (runs along every axis, but with other values inside)."""
+    shape = (24, 96, 96)
+    z, _, x = np.indices(shape, sparse=True)
+    on_line = np.broadcast_to((x + z) % 6 == 0, shape)  # a grid tilted through z
+    grid = np.where(on_line, 3 + rng.normal(0, 0.15, shape), 2 + rng.normal(0, 0.6, shape))
+    lines = np.clip(np.round(grid), 0, 255).astype(np.uint8)
+    background = (1 + rng.poisson(0.02, shape)).astype(np.uint8)
+    for y in (lines, background):
+        assert autostop.pad_mask(y) is None
+
+
 def test_pad_voxels_are_not_split(rng):
     y = (2.0 * rng.poisson(50, (16, 32, 32)) + rng.normal(0, 4, (16, 32, 32)) + 100
          ).astype(np.float32)
