@@ -42,13 +42,21 @@ def clear_plan_cache() -> None:
     _AREAS.clear()
 
 
-_STAGING: dict[tuple[int, int], _Staging] = {}
+#: each thread's staging per device; a thread's buffers go back to CuPy's page-locked
+#: pool when it ends (the block scheduler and the series pipeline copy on threads of
+#: their own: a cold page-locked allocation costs ~2 GB/s, 65 ms for a thread's lanes)
+_STAGING = __import__("threading").local()
 #: page-locked block buffers for the block scheduler, per device
 _PINNED_FREE: dict[int, list[np.ndarray]] = {}
 _PINNED_LOCK = __import__("threading").Lock()
 #: device names by index (the runtime's property query costs ~1.2 ms a call, and a
 #: deconvolve made two backends)
 _NAMES: dict[int, str] = {}
+#: lanes of the series pipeline's transfer threads (rlcore.pipeline): overlapped with
+#: the iterations, they need not be fast, and 8 lanes there slowed the computing
+#: thread (their Python between copies takes the GIL): (64, 256, 256) frames on an H200
+#: spent 5.8 ms a frame in the run (2.7 ms alone) with the upload thread busy 3.5 ms
+PIPELINE_LANES = 2
 #: page-locked result arrays (:mod:`backends._results`), made on first use
 _RESULTS: list[PinnedResults] = []
 
@@ -64,8 +72,10 @@ def _device_name(cp: Any, device: int) -> str:
 def _results(cp: Any) -> PinnedResults:
     with _PINNED_LOCK:
         if not _RESULTS:
-            pool = cp.cuda.PinnedMemoryPool()
-            _RESULTS.append(PinnedResults(pool.malloc, pool.free_all_blocks))
+            def malloc(nbytes: int) -> Any:  # outside CuPy's pool: freed when dropped
+                return cp.cuda.PinnedMemoryPointer(cp.cuda.PinnedMemory(nbytes), 0)
+
+            _RESULTS.append(PinnedResults(malloc))
         return _RESULTS[0]
 
 
@@ -109,12 +119,12 @@ class _Staging(Staging):
     """:class:`backends._staging.Staging` with pinned CuPy buffers and a stream per lane,
     for each device and calling thread."""
 
-    def __init__(self, cp: Any):
+    def __init__(self, cp: Any, lanes: int | None = None):
         self.cp = cp
         self.memory: list[Any] = []  # the page-locked allocations the views lie in
         self.streams: list[Any] = []
         self.stream = cp.cuda.Stream(non_blocking=True)  # single DMAs of pinned arrays
-        super().__init__(self._lane_buffers)
+        super().__init__(self._lane_buffers, lanes)
 
     def _lane_buffers(self, lane: int) -> list[np.ndarray]:
         memory = [self.cp.cuda.alloc_pinned_memory(LANE_CHUNK) for _ in range(2)]
@@ -127,10 +137,12 @@ class _Staging(Staging):
         rt.memcpyAsync(dst, src, n, kind, stream.ptr)
         return _Event(stream.record())
 
-    def upload_to(self, host: np.ndarray, device_array: Any) -> None:
+    def upload_to(self, host: np.ndarray, device_array: Any, after: Any = None) -> None:
+        """``host`` into ``device_array`` once ``after`` (an event) has completed: by
+        default the work queued on the current stream so far, which may still use the
+        array's memory."""
         base, h2d = device_array.data.ptr, self.cp.cuda.runtime.memcpyHostToDevice
-        # the array's memory may come from work still queued on the current stream
-        queued = self.cp.cuda.get_current_stream().record()
+        queued = self.cp.cuda.get_current_stream().record() if after is None else after
 
         def dma(i: int, k: int, start: int, n: int) -> _Event:
             self.streams[i].wait_event(queued)
@@ -156,15 +168,14 @@ class _Event:
         self.event.synchronize()
 
 
-def _staging(cp: Any, device: int) -> _Staging:
+def _staging(cp: Any, device: int, lanes: int | None = None) -> _Staging:
     """The staging buffers of this device for the calling thread (the block scheduler
-    uploads and downloads on other threads than the one computing)."""
-    import threading
-
-    key = (device, threading.get_ident())
-    if key not in _STAGING:
-        _STAGING[key] = _Staging(cp)
-    return _STAGING[key]
+    uploads and downloads on other threads than the one computing); ``lanes`` at most
+    where it is made (default: one per core, up to 8)."""
+    mine = _STAGING.__dict__.setdefault("by_device", {})
+    if device not in mine:
+        mine[device] = _Staging(cp, lanes)
+    return mine[device]
 
 
 _NORMS_SOURCE = r"""
@@ -516,6 +527,42 @@ class CupyBackend(SlicedRegionData, BackendBase):
                        rt.memcpyDeviceToHost, stream.ptr)
         stream.synchronize()
         return out
+
+    def upload_target(self, host: np.ndarray) -> tuple[Any, Any]:
+        """Device memory for ``host`` and an event after the work queued so far (the
+        protocol's :class:`rlcore.protocol.FrameTransfers`)."""
+        out = self.cp.empty(host.shape, dtype=host.dtype)
+        return out, self.cp.cuda.get_current_stream().record()
+
+    def upload_into(self, host: np.ndarray, out: Any, after: Any) -> Any:
+        """``host`` into ``out`` through the staging lanes (their own streams, whatever
+        the size: a plain copy would queue behind the iterations), once ``after``."""
+        with self._device:
+            staging = _staging(self.cp, self._device.id, PIPELINE_LANES)
+            staging.upload_to(np.ascontiguousarray(host), out, after=after)
+        return out
+
+    def result_buffer(self, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+        """A series' results in a recycled page-locked array where one is to be had
+        (:mod:`backends._results`), else in pageable memory."""
+        out = _results(self.cp).empty(shape, np.float32)
+        return (np.empty(shape, np.float32), False) if out is None else (out, True)
+
+    def download_into(self, array: Any, host: np.ndarray, after: Any,
+                      pinned: bool = False) -> np.ndarray:
+        """``array`` into ``host`` once ``after``: one DMA into page-locked memory
+        (``pinned``), else through the staging lanes."""
+        with self._device:
+            staging = _staging(self.cp, self._device.id, PIPELINE_LANES)
+            if not pinned:
+                staging.download_from(array, host, after)
+                return host
+            after.synchronize()
+            rt = self.cp.cuda.runtime
+            rt.memcpyAsync(host.ctypes.data, array.data.ptr, array.nbytes,
+                           rt.memcpyDeviceToHost, staging.stream.ptr)
+            staging.stream.synchronize()
+        return host
 
     def record(self) -> Any:
         """An event after the work queued so far on this device's current stream."""

@@ -72,7 +72,8 @@ _TENSORFLOW = (
 _CONTEXTS: dict[tuple[str, str], tuple[Any, Any]] = {}
 _PROGRAMS: dict[int, dict[str, Any]] = {}
 _FFTS: dict[tuple, Any] = {}
-_STAGING: dict[tuple[int, int], _Staging] = {}
+#: each thread's staging per context (freed when the thread ends)
+_STAGING = __import__("threading").local()
 
 #: work-group size of rlcore's own kernels (global sizes are rounded up to a multiple;
 #: every kernel checks its bound)
@@ -591,12 +592,10 @@ class _Staging(Staging):
 
 def _staging(cl: Any, ctx: Any) -> _Staging:
     """The staging buffers of this context for the calling thread."""
-    import threading
-
-    key = (ctx.int_ptr, threading.get_ident())
-    if key not in _STAGING:
-        _STAGING[key] = _Staging(cl, ctx)
-    return _STAGING[key]
+    mine = _STAGING.__dict__.setdefault("by_context", {})
+    if ctx.int_ptr not in mine:
+        mine[ctx.int_ptr] = _Staging(cl, ctx)
+    return mine[ctx.int_ptr]
 
 
 # -- the backend ---------------------------------------------------------------------------

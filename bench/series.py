@@ -8,7 +8,11 @@ cupy`` on a GPU). Measures, in one process, interleaved, medians:
    one :class:`rlcore.Deconvolver` (``.run`` per stack), with one ``rlcore.deconvolve``
    call per stack, with ``rlcore.deconvolve`` on the whole ``(T, Z, Y, X)`` array, and
    the iteration floor (10 x the time of one update measured on the device, arrays
-   already there); the same for 40 small (8, 48, 48) frames, where set-up weighs most;
+   already there); on a GPU also ``Deconvolver.run`` on the whole series (its transfers
+   overlapped with the iterations, rlcore.pipeline), the device time of one stack (the
+   plan run on a device array), the transfers of one stack at the pinned rate, each
+   path's ratio to max(device, transfers), and the largest difference between the
+   series' result and one call per stack; the same for 200 (32, 128, 128) frames;
 2. the cost of one update of each variant (momentum, Biggs-Andrews, Wiener-Butterworth,
    OTF-masked, and ``iterations="auto"``'s extra loss evaluation) relative to a plain
    update, 10 updates of a (64, 256, 256) image, interleaved rounds.
@@ -61,6 +65,8 @@ def timelapse(backend: str, stacks: int, shape, psf, rounds: int = 6) -> dict:
                                                                 backend=backend,
                                                                 boundary="periodic"),
     }
+    if backend == "cupy":
+        cases["Deconvolver.run on the series"] = lambda: plan.run(frames)
     times: dict[str, list[float]] = {k: [] for k in cases}
     names = list(cases)
     for r in range(rounds):  # interleaved, the order rotated every round
@@ -74,8 +80,34 @@ def timelapse(backend: str, stacks: int, shape, psf, rounds: int = 6) -> dict:
     per_update = (eleven - floor) / 10
     out = {k: statistics.median(v) for k, v in times.items()}
     out["floor (10 x one update)"] = 10 * per_update
-    return {"shape": list(shape), "stacks": stacks, "rounds": rounds,
-            "seconds_per_stack": out}
+    report = {"shape": list(shape), "stacks": stacks, "rounds": rounds,
+              "seconds_per_stack": out}
+    if backend == "cupy":
+        report.update(_device_floor(plan, frames, out))
+    return report
+
+
+def _device_floor(plan, frames, out: dict) -> dict:
+    """Device time and pinned transfers of one stack, each path over max(the two), and
+    the series' largest difference from one call per stack."""
+    import cupy as cp
+
+    one = frames[0]
+    dev = cp.asarray(one)
+    pinned = cp.cuda.alloc_pinned_memory(one.nbytes)
+    host = np.frombuffer(pinned, np.float32, one.size).reshape(one.shape)
+    host[...] = one
+    device = statistics.median(timed(lambda: plan.run(dev), "cupy") for _ in range(7))
+    up = statistics.median(timed(lambda: dev.set(host), "cupy") for _ in range(7))
+    down = statistics.median(timed(lambda: dev.get(out=host), "cupy") for _ in range(7))
+    floor = max(device, up + down)
+    series = plan.run(frames)
+    diff = max(float(np.abs(series[t] - plan.run(frames[t])).max())
+               for t in range(len(frames)))
+    return {"device_seconds_per_stack": device, "transfer_seconds_per_stack": up + down,
+            "over_floor": {k: v / floor for k, v in out.items()
+                           if not k.startswith("floor")},
+            "series_vs_each_stack_max_abs_diff": diff}
 
 
 def costs(backend: str, shape, psf, rounds: int = 5) -> dict:
@@ -108,6 +140,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--stacks", type=int, default=50)
+    parser.add_argument("--small-stacks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (6)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/series-cpu"))
     args = parser.parse_args(argv)
@@ -119,7 +152,8 @@ def main(argv=None) -> int:
                                     backend=args.backend, return_info=True,
                                     boundary="periodic")[1].device,
         "timelapse": timelapse(args.backend, args.stacks, (64, 256, 256), psf, args.rounds),
-        "small_frames": timelapse(args.backend, 40, (8, 48, 48), psf, 6),
+        "small_frames": timelapse(args.backend, args.small_stacks, (32, 128, 128), psf,
+                                  args.rounds),
         "update_cost": costs(args.backend, (64, 256, 256), psf),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +165,14 @@ def main(argv=None) -> int:
                   f"stack (median of {r['rounds']} interleaved rounds, order rotated):", "",
                   "| path | s / stack |",
                   "|---|---|"]
-        lines += [f"| {k} | {v:.4f} |" for k, v in r["seconds_per_stack"].items()]
+        over = r.get("over_floor", {})
+        lines += [f"| {k} | {v:.4f} |" + (f" {over[k]:.2f}x |" if k in over else "")
+                  for k, v in r["seconds_per_stack"].items()]
+        if over:
+            lines += ["", f"Ratios: s / stack over max(device {r['device_seconds_per_stack']:.4f}"
+                      f" s, pinned transfers {r['transfer_seconds_per_stack']:.4f} s) per "
+                      f"stack; series vs one call per stack: max abs diff "
+                      f"{r['series_vs_each_stack_max_abs_diff']:.3g}"]
         lines.append("")
     c = report["update_cost"]
     lines += [f"One update of {tuple(c['shape'])} relative to plain (median of 5 interleaved "

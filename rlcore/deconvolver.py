@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcore import _arrays, backprojector, registry, series
+from rlcore import _arrays, backprojector, pipeline, registry
 from rlcore.boundary import DEFAULT_BOUNDARY, is_noncirculant, make_grid, psf_extent
 from rlcore.iteration import (
     Convolution,
@@ -603,8 +603,8 @@ class Deconvolver:
             if return_info or observe is not None or not isinstance(init, str):
                 raise ValueError("image: a series runs frame by frame; return_info, "
                                  "observe and an init array take one frame")
-            return series.map_frames(image, len(self.shape),
-                                     lambda frame: self.execute(frame, settings))
+            return pipeline.map_frames(self.backend, image, len(self.shape),
+                                       lambda frame: self.execute(frame, settings))
         return self.execute(image, settings)
 
     def execute(self, image: Any, settings: RunSettings) -> Any:

@@ -293,6 +293,31 @@ class PinnedTransfers(Protocol):
         """Upload (one DMA when ``pinned``)."""
 
 
+@runtime_checkable
+class FrameTransfers(Protocol):
+    """Optional: the transfers of a series' frames overlapped with the iterations of the
+    frame between them (CuPy; :func:`rlcore.pipeline.map_frames`). The device memory of
+    an upload is taken on the computing thread (where every array freed so far has its
+    work queued), the copy runs on another thread after an event marking that work."""
+
+    def upload_target(self, host: np.ndarray) -> tuple[Array, Any]:
+        """Device memory of ``host``'s shape and dtype, and an event after the work
+        queued so far."""
+
+    def upload_into(self, host: np.ndarray, out: Array, after: Any) -> Array:
+        """``host`` into ``out`` once ``after`` has completed, not waiting for later work;
+        returns ``out``."""
+
+    def result_buffer(self, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+        """A float32 host array for a series' results, and whether it is page-locked."""
+
+    def download_into(self, array: Array, host: np.ndarray, after: Any,
+                      pinned: bool = False) -> np.ndarray:
+        """``array`` (C-contiguous) into ``host`` (C-contiguous; page-locked where
+        ``pinned``: one DMA) once ``after`` (from :meth:`AsyncDownloads.record`) has
+        completed; returns ``host``."""
+
+
 class BackendBase:
     """Optional base class: defaults for host backends and the composed operations.
 

@@ -146,3 +146,81 @@ def test_deconvolver_runs_a_series_with_one_plan(timelapse):
     plan = Deconvolver(psf, image.shape[1:], 5)
     out = plan.run(image)
     assert rel_l2(out, rlcore.deconvolve(image, psf, 5)) < 1e-6
+
+
+class _OverlappingNumpy:
+    """The numpy backend with the optional frame transfers (rlcore.protocol.FrameTransfers)
+    as a device backend has them, "device" arrays being NumPy copies: the pipeline's
+    order and threads, checked without a GPU."""
+
+    def __init__(self):
+        from rlcore.registry import get_backend
+
+        self._be = get_backend("numpy")
+        self.events: list[tuple[str, int, str]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._be, name)
+
+    def upload_target(self, host):
+        self.events.append(("target", int(host.flat[0]), "main"))
+        return np.empty_like(host), len(self.events)
+
+    def upload_into(self, host, out, after):
+        import threading
+
+        out[...] = host
+        self.events.append(("up", int(host.flat[0]), threading.current_thread().name))
+        return out
+
+    def record(self):
+        return None
+
+    def to_host(self, array, after=None):  # by name: Python 3.12's Protocol checks
+        return self._be.to_host(array)      # ignore __getattr__
+
+    def contiguous(self, array):
+        return np.ascontiguousarray(array)
+
+    def result_buffer(self, shape):
+        return np.empty(shape, np.float32), False
+
+    def download_into(self, array, host, after, pinned=False):
+        import threading
+
+        host[...] = array
+        self.events.append(("down", 0, threading.current_thread().name))
+        return host
+
+
+def test_series_pipeline_uploads_ahead_on_its_threads_and_equals_each_frame(rng):
+    """Through a backend with frame transfers, a series runs each frame as alone (equal
+    to one call per frame), uploads frame t + 1 before frame t's download, on threads of
+    its own, and takes uint16 frames in their dtype."""
+    from rlcore import pipeline
+
+    be = _OverlappingNumpy()
+    frames = (np.arange(5)[:, None, None, None] * 1000
+              + rng.integers(0, 200, (5, 8, 20, 22))).astype(np.uint16)
+    psf = gaussian_psf((5, 5, 5), (1.2, 1.0, 1.0))
+    assert pipeline.overlaps(be, frames, 3) and not pipeline.overlaps(be, frames[:1], 3)
+    plan = Deconvolver(psf, frames.shape[1:], 4, backend=be)
+    out = plan.run(frames)
+    assert out.shape == frames.shape and out.dtype == np.float32
+    for t in range(5):
+        np.testing.assert_array_equal(out[t], plan.run(frames[t]))
+    ups = [e for e in be.events if e[0] == "up"][:5]
+    assert [v // 1000 for _, v, _ in ups] == [0, 1, 2, 3, 4]
+    assert all(name.startswith("rlcore-upload") for _, _, name in ups)
+    # frame 1's upload is under way (its memory taken, the copy queued) before frame 0's
+    # download is asked for
+    order = [kind for kind, _, _ in be.events if kind != "up"][:10]
+    targets = [i for i, kind in enumerate(order) if kind == "target"]
+    downs = [i for i, kind in enumerate(order) if kind == "down"]
+    assert all(targets[t + 1] < downs[t] for t in range(4))
+    downs = [e for e in be.events if e[0] == "down"]
+    assert len(downs) == 5 and all(n.startswith("rlcore-download") for *_, n in downs)
+    offset = rlcore.deconvolve(frames, psf, 4, backend=be, offset=100.0)
+    for t in (0, 4):
+        ref = rlcore.deconvolve(frames[t], psf, 4, backend="numpy", offset=100.0)
+        np.testing.assert_allclose(offset[t], ref, rtol=1e-6, atol=1e-6 * float(ref.max()))

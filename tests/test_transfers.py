@@ -110,7 +110,6 @@ def test_a_failing_dma_is_raised_after_every_lane_stopped():
 
 def _pinned(max_bytes: int, fail: bool = False):
     allocated: list[int] = []
-    released: list[int] = []
 
     def malloc(n: int) -> bytearray:
         if fail:
@@ -118,14 +117,20 @@ def _pinned(max_bytes: int, fail: bool = False):
         allocated.append(n)
         return bytearray(n)
 
-    pool = _results.PinnedResults(malloc, lambda: released.append(1), max_bytes=max_bytes)
-    return pool, allocated, released
+    return _results.PinnedResults(malloc, max_bytes=max_bytes), allocated
+
+
+def _asked_before(pool, *sizes):
+    """Ask once for each size (a first request gets pageable memory: None)."""
+    for n in sizes:
+        assert pool.empty((n,), np.uint8) is None
 
 
 def test_pinned_results_are_plain_arrays_freed_when_the_caller_lets_go():
     """A result is a writeable C-contiguous ndarray of the asked shape and dtype; its
     bytes count as live while any view of it is alive, and no longer after."""
-    pool, allocated, _ = _pinned(1 << 20)
+    pool, allocated = _pinned(1 << 20)
+    _asked_before(pool, 4 * 8 * 16 * 4)
     a = pool.empty((4, 8, 16), np.float32)
     assert isinstance(a, np.ndarray) and a.shape == (4, 8, 16) and a.dtype == np.float32
     assert a.flags.c_contiguous and a.flags.writeable
@@ -144,26 +149,48 @@ def test_pinned_results_are_plain_arrays_freed_when_the_caller_lets_go():
 def test_pinned_results_fall_back_beyond_the_cap_and_when_allocation_fails():
     """Over the cap of live bytes, or when page-locked memory cannot be had, ``empty``
     says None (the caller downloads into pageable memory) and counts nothing."""
-    pool, _, _ = _pinned(3000)
+    pool, _ = _pinned(3000)
+    _asked_before(pool, 2000)
     a = pool.empty((500,), np.float32)  # 2000 bytes
     assert a is not None
     assert pool.empty((500,), np.float32) is None  # 4000 > 3000
     del a
     gc.collect()
     assert pool.empty((500,), np.float32) is not None
-    failing, _, _ = _pinned(1 << 20, fail=True)
+    failing, _ = _pinned(1 << 20, fail=True)
+    _asked_before(failing, 40)
     assert failing.empty((10,), np.float32) is None and failing.live == 0
 
 
-def test_pinned_results_release_unused_blocks_when_the_size_changes():
-    """A new result size gives the pool's unused blocks back (they would pile up, one
-    size after another, as locked memory); the same size again does not."""
-    pool, _, released = _pinned(1 << 20)
-    pool.empty((10,), np.float32)
-    pool.empty((10,), np.float32)
-    assert len(released) == 1  # the first size
-    pool.empty((20,), np.float32)
-    assert len(released) == 2
+def test_pinned_results_reuse_dropped_blocks_per_size_within_the_cap():
+    """A dropped result's memory serves the next result of its size (no new
+    allocation), whatever sizes come between; live plus kept bytes stay within the cap,
+    kept blocks of another size dropped first to make room."""
+    pool, allocated = _pinned(1000)
+    _asked_before(pool, 400, 300)
+    a = pool.empty((100,), np.float32)  # 400 bytes
+    address = a.ctypes.data
+    del a
+    gc.collect()
+    b = pool.empty((300,), np.uint8)  # another size between
+    del b
+    gc.collect()
+    a = pool.empty((100,), np.float32)
+    assert a.ctypes.data == address and allocated == [400, 300]
+    assert pool.live == 400 and pool.kept == 300
+    _asked_before(pool, 500)
+    c = pool.empty((500,), np.uint8)  # 400 live + 300 kept + 500 > 1000: drop the 300
+    assert c is not None and pool.kept == 0 and pool.live == 900
+    assert pool.empty((100,), np.float32) is None  # 900 + 400 > 1000
+
+
+def test_a_size_asked_for_the_first_time_gets_pageable_memory():
+    """A one-off result is not worth a page-locked allocation (slower than the page
+    faults it saves): the first request of a size says None, the second allocates."""
+    pool, allocated = _pinned(1 << 20)
+    assert pool.empty((64,), np.float32) is None and allocated == []
+    assert pool.empty((64,), np.float32) is not None and allocated == [256]
+    assert pool.empty((32,), np.float32) is None
 
 
 def test_the_cap_is_an_eighth_of_memory_at_most_8_gib():

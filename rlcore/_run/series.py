@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcore import _arrays, series
+from rlcore import _arrays, pipeline, series
 from rlcore._request import Request, is_auto
 from rlcore._run.common import progress, subtract_offset
 from rlcore.deconvolver import Deconvolver, strata_ndim
@@ -102,4 +102,4 @@ def _each_frame(request: Request, image: Any, frame_ndim: int, deconvolver: Deco
                 frame = subtract_offset(frame, offset)
             return deconvolver.execute(frame, settings)
 
-        return series.map_frames(image, frame_ndim, run_frame)
+        return pipeline.map_frames(deconvolver.backend, image, frame_ndim, run_frame)
