@@ -42,6 +42,7 @@ import tifffile
 import rlcore
 from rlcore import psf as P
 from rlcore.psf import fwhm
+from rlcore.psf._centring import _shift, _to_centre
 
 # -- the centring as of commit 5c2d4e3 (rlcore/psf.py, rlcore/_psfmath.py), for comparison
 
@@ -152,8 +153,8 @@ def measure(name: str, psf: np.ndarray, beads: bool) -> dict:
     row["seconds"] = time.perf_counter() - t
     _, moved2 = P.centered(out)
     clean = P.foreground(psf)
-    _, _, passes = P._to_centre(clean, True, P.center_of)
-    first = P._shift(clean, np.array([n // 2 for n in psf.shape]) - P.center_of(clean))
+    _, _, passes = _to_centre(clean, True, P.center_of)
+    first = _shift(clean, np.array([n // 2 for n in psf.shape]) - P.center_of(clean))
     out_i, _ = P.centered(psf, subvoxel=False)
     _, moved_i2 = P.centered(out_i, subvoxel=False)
     row["new"] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: the modules that may import rlcore.api: the faces, and psf.distill (it deconvolves)
-FACES = {"rlcore.cli", "rlcore.psf", "rlcore.compat.redlionfish.RLDeconvolve",
+FACES = {"rlcore.cli", "rlcore.psf._beads", "rlcore.compat.redlionfish.RLDeconvolve",
          "rlcore.compat.redlionfish", "rlcore.napari._widget"}
 #: private names that code outside rlcore/ still reaches, each with its reason
 PRIVATE_ALLOWED = {
@@ -36,6 +36,8 @@ PRIVATE_ALLOWED = {
         "forces the device split into several pieces on a small image",
     ("bench/cufft_lengths.py", "rlcore.backends.cupy"):
         "measures the CuPy backend's own grid-length rule (_even_7_smooth)",
+    ("bench/psf_centring.py", "rlcore.psf._centring"):
+        "measures the centring's own sub-voxel shift and its passes (_to_centre)",
     ("bench/gpu_blocks.py", "rlcore.blocks"):
         "times the block reader's contiguous runs (_runs) against alternatives",
     ("bench/gpu.py", "be._plan"):
