@@ -163,10 +163,10 @@ def main(argv=None) -> int:
         r = report[key]
         lines += [f"{r['stacks']} stacks of {tuple(r['shape'])}, 10 iterations, seconds per "
                   f"stack (median of {r['rounds']} interleaved rounds, order rotated):", "",
-                  "| path | s / stack |",
-                  "|---|---|"]
+                  "| path | s / stack | over max(device, transfers) |",
+                  "|---|---|---|"]
         over = r.get("over_floor", {})
-        lines += [f"| {k} | {v:.4f} |" + (f" {over[k]:.2f}x |" if k in over else "")
+        lines += [f"| {k} | {v:.4f} |" + (f" {over[k]:.2f}x |" if k in over else " |")
                   for k, v in r["seconds_per_stack"].items()]
         if over:
             lines += ["", f"Ratios: s / stack over max(device {r['device_seconds_per_stack']:.4f}"
