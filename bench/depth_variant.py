@@ -17,7 +17,8 @@ coverslip, and at the middle depth: psfmodels' own, uncentred) and with K = 2, 4
 strata spread evenly over the volume's depth, the first and last at its first and last
 plane; NRMSE (flux-scaled, :func:`bench.variants.nrmse`) after every update,
 overall and per third of the depth, at the update that minimises the overall NRMSE (the
-best count; also each third's own best); for the one-PSF runs also ``iterations="auto"``.
+best count; also each third's own best); and each with ``iterations="auto"`` (for strata
+the held-out loss of the strata model, matched with momentum: rlcore.autostop_strata).
 Beads: the axial centroid error and the axial FWHM, microns, per depth, at the best count.
 
 ``cost``: seconds per RL update, numpy, (64, 256, 256) and a 31 x 63 x 63 Gaussian PSF
@@ -194,6 +195,16 @@ def run_curve(image, psf, iterations, truth, psf_depths=None):
     return curve, best[1], best[2], time.perf_counter() - t
 
 
+def run_auto(image, psf, truth, psf_depths=None) -> dict:
+    """``iterations="auto"`` (numpy, the default boundary): its count, NRMSE (overall,
+    thirds), stop rule and seconds."""
+    t = time.perf_counter()
+    auto, info = rlcore.deconvolve(image, psf, "auto", backend="numpy", return_info=True,
+                                   psf_depths=psf_depths)
+    return {"iterations": info.iterations, "nrmse": [round(v, 4) for v in errors(auto, truth)],
+            "stop_rule": info.stop_rule, "seconds": round(time.perf_counter() - t, 1)}
+
+
 def strata(optics: dict, nz: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """K PSFs at depths spread evenly over the volume, and their depths in voxels."""
     planes = np.linspace(0, nz - 1, k)
@@ -233,13 +244,7 @@ def study(name: str, photons: list[float], iterations: int, out: Path,
                                        round(float(c[:, j].min()), 4)] for j in (1, 2, 3)],
                    "seconds": round(seconds, 1),
                    "beads": bead_measures(best_x, beads, optics["voxel"][0])}
-            if depths is None:
-                auto, info = rlcore.deconvolve(image, psf, "auto", backend="numpy",
-                                               return_info=True)
-                row["auto"] = {"iterations": info.iterations,
-                               "nrmse": [round(v, 4) for v in errors(auto, truth)]}
-            else:
-                row["auto"] = None  # refused with psf_depths (one OTF's held-out loss)
+            row["auto"] = run_auto(image, psf, truth, depths)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "beads"}), flush=True)
     result = {"optics": name, "params": {k: v for k, v in optics.items()},
@@ -401,11 +406,26 @@ def _study_md(r: dict) -> list[str]:
         strata_rows = [row for row in rows if row["method"].startswith("K =")]
         deep = [(int(row["method"].split()[2]), row["nrmse_at_best"][3]) for row in strata_rows]
         stop = next((k for (k, v), (_, w) in zip(deep, deep[1:]) if w > 0.95 * v), None)
+        lines += [""] + _auto_md(rows)
         lines += ["", "Deepest third against K: " + ", ".join(f"K = {k}: {v:.3f}"
                                                              for k, v in deep) + "; "
                   + (f"it stops improving (by 5% or more) after K = {stop}."
                      if stop else "still improving by 5% or more at the largest K."), ""]
         lines += _beads_md(r, rows)
+    return lines
+
+
+def _auto_md(rows: list) -> list[str]:
+    """``iterations="auto"`` against the best count (the oracle), overall and per third."""
+    lines = ["`iterations=\"auto\"` against the best count (NRMSE; auto / best):", "",
+             "| method | auto updates | auto NRMSE | best count's | auto / best | top third "
+             "auto / best | middle | deepest | auto s |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        a, b = row["auto"]["nrmse"], row["nrmse_at_best"]
+        thirds = " | ".join(f"{x:.3f} / {y:.3f} ({x / y:.2f})" for x, y in zip(a[1:], b[1:]))
+        lines.append(f"| {row['method']} | {row['auto']['iterations']} | {a[0]:.3f} | "
+                     f"{b[0]:.3f} | {a[0] / b[0]:.3f} | {thirds} | "
+                     f"{row['auto'].get('seconds', '')} |")
     return lines
 
 
@@ -436,9 +456,14 @@ def report(folder: Path, name: str = "depth-variant") -> str:
              "(no background, no read noise). 'best count' is the update with the smallest "
              "overall NRMSE to the truth (an oracle; 'each third's best' the same per third); "
              "a best count equal to the cap means the run was still improving there. "
-             "`iterations=\"auto\"` is refused with psf_depths; for one PSF its count and "
-             "NRMSE are shown. 's': seconds of the run of all its updates with the NRMSE "
-             "taken after each (shared cores: for the cost per update see the last table). "
+             "`iterations=\"auto\"`: its count and NRMSE (overall; top, middle, deepest "
+             "third), from the data alone: matched updates with momentum (the default "
+             "boundary's phase) stopped by the held-out loss, for strata that of the strata "
+             "forward model (rlcore.autostop_strata); 'auto / best' divides its "
+             "NRMSE by the best count's (overall, and per third by the best count's thirds; "
+             "where the best count is the cap, plain RL was still improving). 's': seconds of "
+             "the run of all its updates with the NRMSE taken after each (shared cores: for "
+             "the cost per update see the last table). "
              "Beads: axial centroid (of the bead's profile summed over 5 x 5 voxels, +-8 "
              "planes) minus the true centre, and the axial FWHM of the central column.", ""]
     for optics in OPTICS:

@@ -203,15 +203,11 @@ class Request:
         Raises
         ------
         ValueError
-            ``iterations="auto"`` or a list of devices with ``psf_depths``.
+            A list of devices with ``psf_depths``.
         """
         from rlcore.deconvolver import check_depths
 
         check_depths(self.psf_depths)
-        if is_auto(self.iterations):
-            raise ValueError("iterations: 'auto' is not available with psf_depths yet (its "
-                             "held-out loss is built on one OTF); pass an int, e.g. the "
-                             "count 'auto' chose with the PSF of the middle depth")
         if isinstance(self.device, (list, tuple)):
             raise ValueError("psf_depths: several devices are not available with a "
                              "depth-variant PSF yet; blocks on one device are (block_shape, "

@@ -136,7 +136,9 @@ def deconvolve(
         boundary, acceleration and ``tv``; the matched back projector only; blocks in this
         process and on Dask (``block_shape``, ``max_memory``, ``out``, Dask arrays; each
         block's plan holds only the strata that weigh on its planes; not
-        ``"periodic"``); not with ``iterations="auto"`` or a list of devices yet. Frames
+        ``"periodic"``); ``iterations="auto"`` (the held-out loss of the strata forward
+        model, matched with momentum: :mod:`rlcore.autostop_strata`); not with a list of
+        devices yet. Frames
         and ``channel_axis`` share the one stack. Padding planes weigh as the image's edge
         plane nearest to them around the grid. One update
         costs ``2 K + 2`` FFTs instead of 4; see docs/depth-variant.md.
@@ -170,7 +172,7 @@ def deconvolve(
         the PSF count); ``tol`` or an ``init`` other than "image" with blocks;
         ``max_memory`` too small for any block; "auto" with blocks, ``out`` or Dask;
         ``psf_depths`` not K >= 2 finite increasing depths, the PSFs not one per depth of
-        one shape, or with "auto", a list of devices, periodic blocks or an
+        one shape, or with a list of devices, periodic blocks or an
         unmatched back projector; one of ``psf_voxel_size`` and ``voxel_size`` without
         the other, or not one positive number per PSF axis.
     rlcore.errors.DeviceOutOfMemoryError

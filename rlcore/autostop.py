@@ -62,6 +62,9 @@ starts from the estimate itself; an accelerated phase, whose forward projection 
 extrapolated point, and padded grids, whose loss is on the image region, transform the
 estimate once more. On the device a run holds two half spectra and two buffers of the
 grid more (the band filter, the test spectrum and the best estimate).
+
+A depth-variant PSF (``psf_depths``) has no one OTF: its loss is that of the strata
+forward model, :mod:`rlcore.autostop_strata`.
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ from rlcore._system import usable_cpus
 from rlcore.protocol import GridPlacement, spectrum_shape
 
 __all__ = ["AutoStop", "HeldOut", "fit_noise", "noise_model", "split", "phases",
-           "AUTO_PHASES", "AUTO_PADDED_PHASES", "DEFAULT_FRACTION", "CV_ALPHA",
-           "PADDED_OUT_OF_BAND"]
+           "AUTO_PHASES", "AUTO_PADDED_PHASES", "AUTO_STRATA_PHASES", "DEFAULT_FRACTION",
+           "CV_ALPHA", "PADDED_OUT_OF_BAND"]
 
 logger = logging.getLogger(__name__)
 
@@ -571,10 +574,14 @@ def pad_mask(image: np.ndarray) -> np.ndarray | None:
 
 
 def _otf_power(psf: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``|OTF|^2`` of a PSF (centre voxel ``n // 2``) on a periodic grid, half spectrum."""
+    """``|OTF|^2`` of a PSF (centre voxel ``n // 2``) on a periodic grid, half spectrum; of
+    a depth-variant PSF's ``(K, *psf_shape)`` stack the largest of its strata's at each
+    frequency, so that beyond the band means beyond every stratum's band."""
     from rlcore.boundary import place_psf
 
     p = np.asarray(psf, np.float32)
+    if p.ndim == len(shape) + 1:
+        return np.max([_otf_power(one, shape) for one in p], axis=0)
     p = p[tuple(slice(max(n // 2 - s // 2, 0), max(n // 2 - s // 2, 0) + min(n, s))
                 for n, s in zip(p.shape, shape))]
     otf = scipy.fft.rfftn(place_psf(p / p.sum(), shape), workers=usable_cpus())
@@ -590,6 +597,8 @@ def noise_correlation(image: np.ndarray, psf: np.ndarray, offset: float = 0.0,
     Wiener-Khinchin transform), ``rho_a = c_a / (2 c0)`` (the image less its mean,
     Hann-windowed on each axis, pad voxels zero and tapered into; a central crop of
     large images). An interpolated, deskewed, binned or filtered image reads rho > 0.
+    ``psf``: one PSF, or a depth-variant PSF's ``(K, *psf_shape)`` stack (beyond the band
+    of every stratum).
 
     Returns
     -------
@@ -604,7 +613,7 @@ def noise_correlation(image: np.ndarray, psf: np.ndarray, offset: float = 0.0,
         return None, 0.0
     if y.size > _CORRELATION_VOXELS:
         side = max(int(round(_CORRELATION_VOXELS ** (1 / y.ndim))), 8)
-        side = [max(side, min(n, s)) for n, s in zip(y.shape, np.shape(psf))]
+        side = [max(side, min(n, s)) for n, s in zip(y.shape, np.shape(psf)[-y.ndim:])]
         crop = tuple(slice(max(n // 2 - k // 2, 0), max(n // 2 - k // 2, 0) + k)
                      for n, k in zip(y.shape, side))
         y = y[crop]
@@ -983,15 +992,22 @@ AUTO_PHASES = ((False, backprojector.check("wiener-butterworth", alpha=0.05)),
                ("momentum", backprojector.check("matched")))
 #: the phase of ``iterations="auto"`` on padded grids (every boundary but periodic)
 AUTO_PADDED_PHASES = (("momentum", backprojector.check("matched")),)
+#: the phase of ``iterations="auto"`` with a depth-variant PSF (``psf_depths``), on every
+#: boundary: the Wiener-Butterworth back projector of :data:`AUTO_PHASES` is built from
+#: one OTF, and the strata model has none (:mod:`rlcore.autostop_strata`)
+AUTO_STRATA_PHASES = AUTO_PADDED_PHASES
 
 
-def phases(accelerate: Any, back_projector: Any,
-           boundary: str = "periodic") -> tuple[tuple[Any, Any], ...]:
-    """The phases of ``iterations="auto"``: :data:`AUTO_PHASES` (periodic) or
-    :data:`AUTO_PADDED_PHASES` (padded grids) when both are "auto"; else one phase with
-    what was given (a matched back projector defaults to momentum, an unmatched one to
-    no acceleration; acceleration alone to the matched one)."""
+def phases(accelerate: Any, back_projector: Any, boundary: str = "periodic",
+           strata: bool = False) -> tuple[tuple[Any, Any], ...]:
+    """The phases of ``iterations="auto"``: :data:`AUTO_PHASES` (periodic),
+    :data:`AUTO_PADDED_PHASES` (padded grids) or, with ``strata`` (a depth-variant PSF),
+    :data:`AUTO_STRATA_PHASES` when both are "auto"; else one phase with what was given
+    (a matched back projector defaults to momentum, an unmatched one to no acceleration;
+    acceleration alone to the matched one)."""
     if (_is_auto(accelerate) or accelerate is None) and _is_auto(back_projector):
+        if strata:
+            return AUTO_STRATA_PHASES
         return AUTO_PHASES if boundary == "periodic" else AUTO_PADDED_PHASES
     bp = backprojector.check("matched" if _is_auto(back_projector) else back_projector)
     if _is_auto(accelerate) or accelerate is None:

@@ -208,7 +208,7 @@ def _data_options() -> dict[str, tuple[tuple[str, ...], dict]]:
             type=float, nargs="+", default=None, metavar="D",
             help="a depth-variant PSF: the PSF files are its strata, measured or computed "
                  "at these depths, planes of the image's z axis (0: its first plane), one "
-                 "per file, increasing (rlcore.deconvolve's psf_depths; not with -n auto)")),
+                 "per file, increasing (rlcore.deconvolve's psf_depths; -n auto too)")),
         "psf_depths_um": (("--psf-depths-um",), dict(
             type=float, nargs="+", default=None, metavar="D",
             help="as --psf-depths, in microns below the image's first plane (converted "

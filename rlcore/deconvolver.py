@@ -246,7 +246,9 @@ class RunInfo:
         Frames deconvolved with one plan (1 unless the image has more axes than the PSF).
     stop_rule : str or None
         ``iterations="auto"``: the rule that chose the count and how the data were split
-        (e.g. ``"held-out band loss, binomial split"``).
+        (e.g. ``"held-out band loss, binomial split; ..."``; with ``psf_depths``
+        ``"held-out band loss of the strata forward model (K = 4), ..."``), then the
+        updates of each phase.
     stop_value : float or None
         The rule's value (held-out loss) at the chosen iteration.
     offset : float

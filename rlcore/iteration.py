@@ -210,16 +210,31 @@ class StrataConvolution:
     def forward(self, x: Array, out: Array | None = None) -> Array:
         """``H x = sum_k h_k * (w_k x)``, the sum taken in the spectrum (one inverse
         transform); ``x`` is left unchanged."""
+        return self.backend.irfftn(self.model_spectrum(x)[0], self.shape, out=out)
+
+    def model_spectrum(self, x: Array, plain: Array | None = None
+                       ) -> tuple[Array, Array | None]:
+        """``rfftn(H x) = sum_k OTF_k rfftn(w_k x)``: the forward projection's half
+        spectrum, before its inverse transform (K forward transforms), in the operator's
+        spectrum buffer (valid until the operator's next call); ``x`` is left unchanged.
+
+        ``plain``: a half-spectrum buffer for ``sum_k rfftn(w_k x)``, made on the way (no
+        transform more), which is ``rfftn(x)`` because the weights of every plane sum to
+        1 (:func:`strata_weights`; a stratum left out of a plan weighs 0 on every plane).
+        Returns both (the second None without ``plain``; a backend whose ``copy_into``
+        makes a new array returns that, not the buffer). The held-out loss of
+        ``iterations="auto"`` reads both (:mod:`rlcore.autostop_strata`)."""
         b = self.backend
         total = None
         for otf, w in zip(self.otfs, self.weights):
             term = b.multiply(b.copy_into(x, self._term), w)
-            if total is None:
-                total = b.multiply_spectrum(b.rfftn(term, out=self._total), otf)
-            else:
-                spectrum = b.multiply_spectrum(b.rfftn(term, out=self._spectrum), otf)
-                total = _add(b, total, spectrum)
-        return b.irfftn(total, self.shape, out=out)
+            spectrum = b.rfftn(term, out=self._total if total is None else self._spectrum)
+            if plain is not None:
+                plain = (b.copy_into(spectrum, plain) if total is None
+                         else _add(b, plain, spectrum))
+            spectrum = b.multiply_spectrum(spectrum, otf)
+            total = spectrum if total is None else _add(b, total, spectrum)
+        return total, plain
 
     def forward_observed(self, x: Array, observe: Callable[[Array], bool],
                          out: Array | None = None) -> tuple[Array | None, bool]:

@@ -71,6 +71,11 @@ def test_auto_phases_follow_what_is_given():
     # padded grids: momentum with the matched back projector (the held-out loss also
     # weighs the estimate beyond the image there)
     assert phases("auto", "auto", "non-circulant-half") == rlcore.autostop.AUTO_PADDED_PHASES
+    # a depth-variant PSF: matched with momentum on every boundary (no one OTF for the
+    # Wiener-Butterworth back projector)
+    for boundary in ("periodic", "non-circulant-half"):
+        assert phases("auto", "auto", boundary, strata=True) == \
+            rlcore.autostop.AUTO_STRATA_PHASES == rlcore.autostop.AUTO_PADDED_PHASES
     (acc, bp), = phases("auto", "matched")
     assert acc == "momentum" and bp.matched
     (acc, bp), = phases("auto", "otf-masked")

@@ -12,7 +12,7 @@ from conftest import face_deconvolve, gaussian_psf
 
 import rlcore
 from rlcore.cli import main
-from rlcore.io import VoxelSize, read_image, write_image
+from rlcore.io import VoxelSize, read_image, read_provenance, write_image
 
 
 @pytest.mark.parametrize("name", ["a.tif", "a.ome.tif"])
@@ -430,7 +430,6 @@ def test_outputs_carry_their_provenance(tmp_path, rng, suffix):
     import tifffile
 
     from rlcore.cli import main
-    from rlcore.io import read_provenance
 
     tifffile.imwrite(tmp_path / "im.tif", (rng.random((10, 24, 24)) * 50 + 10)
                      .astype(np.float32))
@@ -472,14 +471,20 @@ def test_cli_depth_variant_psf_files_with_their_depths(tmp_path, rng, capsys):
     capsys.readouterr()
     cases = [(["--psf-depths", "0", "14"], "2 depths for 3 PSF files"),
              (["--psf-depths", "0", "14", "29", "--psf-depths-um", "0", "1", "2"],
-              "give one of them"),
-             (["--psf-depths", "0", "14", "29", "-n", "auto"], "'auto' is not available")]
+              "give one of them")]
     for extra, message in cases:
         assert main(["deconvolve", str(img), *files, "-o", str(tmp_path / "bad.tif"),
                      "--backend", "numpy", *extra]) == 2
         err = [e for e in capsys.readouterr().err.strip().splitlines()
                if "error" in e]  # (the PSF files' unknown voxel size is said too)
         assert len(err) == 1 and message in err[0], err
+    out = tmp_path / "auto.tif"  # -n auto: the count chosen, the strata model's rule said
+    assert main(["deconvolve", str(img), *files, "-o", str(out), "-n", "auto", "--backend",
+                 "numpy", "--psf-depths", "0", "14", "29"]) == 0
+    made = read_provenance(out)
+    assert made["iterations_rule"].startswith("held-out band loss of the strata forward "
+                                              "model (K = 3)")
+    assert f"iterations auto: {made['iterations']} updates" in capsys.readouterr().err
     nz = tmp_path / "nz.tif"
     tifffile.imwrite(nz, image)  # no voxel size: microns cannot be converted
     assert main(["deconvolve", str(nz), *files, "-o", str(tmp_path / "bad.tif"),

@@ -7,6 +7,7 @@ Why these phases and their parameters: bench/results/iterations.md.
 from __future__ import annotations
 
 import logging
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,12 +31,12 @@ def _phase_name(accelerate: Any, bp: Any) -> str:
 
 
 class _Phases:
-    """The state carried from phase to phase: the PSF, the test part and the update
-    budget, then the counts, the best estimate so far (the caller's kind and the grid's),
-    its loss, and the last run's info."""
+    """The state carried from phase to phase: the PSF (a depth-variant PSF's stack and
+    its depths), the test part and the update budget, then the counts, the best estimate
+    so far (the caller's kind and the grid's), its loss, and the last run's info."""
 
-    def __init__(self, psf: Any, max_iterations: int) -> None:
-        self.psf, self.max_iterations = psf, max_iterations
+    def __init__(self, psf: Any, max_iterations: int, depths: Any = None) -> None:
+        self.psf, self.max_iterations, self.depths = psf, max_iterations, depths
         self.test: Any = None
         self.counts: list[int] = []
         self.result: Any = None
@@ -45,6 +46,27 @@ class _Phases:
         self.held: Any = None
         self.beaten: Any = None  # (the chain's counts, the margin) when the rival won
         self.note = ""  # what the split left out (a small pad), for the stop rule
+        self.model = ""  # the forward model the loss is of, for the stop rule
+
+    def held_out(self, deconvolver: Deconvolver, train: Any = None) -> Any:
+        """The test part's band (:class:`rlcore.autostop.HeldOut`, or with psf_depths
+        :class:`rlcore.autostop_strata.StrataHeldOut`); ``train`` corrects it for the
+        periodic model's mismatch at the faces (None: not corrected)."""
+        from rlcore import autostop, autostop_strata
+
+        if self.depths is None:
+            return autostop.HeldOut.of(deconvolver, self.test, train=train)
+        held = autostop_strata.StrataHeldOut.of(deconvolver, self.test, train=train)
+        self.model = f" of the strata forward model (K = {held.strata})"
+        return held
+
+    def stop(self, deconvolver: Deconvolver, out_of_band: float, first: int) -> Any:
+        """The monitor of one phase: the held-out loss, patience 1."""
+        from rlcore import autostop, autostop_strata
+
+        kind = autostop.AutoStop if self.depths is None else autostop_strata.StrataStop
+        return kind.build(deconvolver, self.held, out_of_band=out_of_band, patience=1,
+                          first=first)
 
 
 def run(request: Request, image: Any, psf: Any) -> Any:
@@ -61,24 +83,24 @@ def run(request: Request, image: Any, psf: Any) -> Any:
         as_image(image)
     y, _, _ = as_image(to_numpy(image, "image"), clip_negative=False)
     y = np.asarray(y)
-    phases = autostop.phases(request.accelerate, request.back_projector, request.boundary)
+    state = _strata(psf, request.psf_depths, y.shape, max_iterations)
+    phases = autostop.phases(request.accelerate, request.back_projector, request.boundary,
+                             strata=state.depths is not None)
     variants = [Variant.checked(y.ndim, accelerate=a, back_projector=b, tv=request.tv)
                 for a, b in phases]
     be = request.select_backend(image)
-    state = _Phases(psf, max_iterations)
     pad = autostop.pad_mask(y)  # constant padding: no noise to split there
     with be.activate():
         # the noise model (host) while the first phase is planned (on a GPU, the device's
         # work)
         with ThreadPoolExecutor(1, thread_name_prefix="rlcore-noise") as pool:
             fitting = pool.submit(autostop.fit_noise, y, gain, offset, pad)
-            deconvolver = Deconvolver(psf, y.shape, max_iterations, backend=be,
-                                      boundary=request.boundary, variant=variants[0])
+            deconvolver = _plan(request, state, y.shape, variants[0], be)
             fit = fitting.result()
         checked = autostop.check(y, deconvolver.psf, offset, pad)
         if checked.fallback:  # the split's assumption fails: a fixed count of plain RL
             return _fallback(request, (image, y, offset), be, checked.fallback, state)
-        state.note = checked.note()
+        state.note = "; ".join(n for n in (state.note, checked.note()) if n)
         # on the device where the backend draws random numbers (then CuPy arrays)
         train, state.test, method = autostop.split(y, gain=gain, offset=offset, backend=be,
                                                    fit=fit, pad=pad)
@@ -87,7 +109,7 @@ def run(request: Request, image: Any, psf: Any) -> Any:
         # periodic grid) corrected for that model's mismatch at the faces, as the
         # periodic rival's (autostop.boundary_mismatch)
         corrected = train if deconvolver.grid.padded else None
-        state.held = autostop.HeldOut.of(deconvolver, state.test, train=corrected)
+        state.held = state.held_out(deconvolver, train=corrected)
         rival = len(phases) > 1  # the chain's rival: its last phase from the image
         with progress(request.progress, max_iterations, "Richardson-Lucy (auto)",
                       request.callback) as step:
@@ -99,11 +121,45 @@ def run(request: Request, image: Any, psf: Any) -> Any:
     return _answer(request, (image, y, offset), be, state, phases, method)
 
 
+def _plan(request: Request, state: _Phases, shape: tuple[int, ...], variant: Variant,
+          be: Any) -> Deconvolver:
+    """The first phase's plan. A stratum run as one PSF (:func:`_strata`) is not warned of
+    for its centring, as no PSF of ``psf_depths`` is (off-centre light, a deep PSF's focal
+    shift, is part of the model: :func:`rlcore.deconvolver.as_strata`)."""
+    with warnings.catch_warnings():
+        if request.psf_depths is not None:
+            warnings.filterwarnings("ignore", message=r"psf: its centroid is")
+        return Deconvolver(state.psf, shape, state.max_iterations, backend=be,
+                           boundary=request.boundary, variant=variant,
+                           psf_depths=state.depths)
+
+
+def _strata(psf: Any, psf_depths: Any, shape: tuple[int, ...], max_iterations: int
+            ) -> _Phases:
+    """The phases' state with the PSF they run: one PSF as given; a depth-variant PSF's
+    checked stack and depths; or, where only one of its strata weighs on the image's
+    planes (the others' depths beyond the first or last stratum's side of the image),
+    that stratum alone, run as one PSF (what the plan's operator is then), so the result
+    is exactly that of ``iterations="auto"`` with it, Wiener-Butterworth phase included."""
+    if psf_depths is None:
+        return _Phases(psf, max_iterations)
+    from rlcore.autostop_strata import image_strata
+    from rlcore.deconvolver import as_strata
+
+    stack, depths = as_strata(psf, psf_depths, shape)  # checked (and refused) here
+    used, _ = image_strata(depths, shape[0])
+    if len(used) > 1:
+        return _Phases(stack, max_iterations, depths)
+    k = int(used[0])  # as given (checked as one PSF by the plan, as without psf_depths)
+    state = _Phases(psf[k] if isinstance(psf, (list, tuple)) else to_numpy(psf, "psf")[k],
+                    max_iterations)
+    state.note = f"psf_depths: psf[{k}] alone weighs on the image's planes"
+    return state
+
+
 def _fallback(request: Request, data: tuple, be: Any, reason: str, state: _Phases) -> Any:
     """A fixed count of plain RL (:data:`rlcore.autostop.FALLBACK_ITERATIONS`) where the
     held-out split cannot be trusted, with the reason in the stop rule."""
-    import warnings
-
     from rlcore import autostop
     from rlcore._run.common import subtract_offset
 
@@ -111,7 +167,8 @@ def _fallback(request: Request, data: tuple, be: Any, reason: str, state: _Phase
     n = min(autostop.FALLBACK_ITERATIONS, state.max_iterations)
     with warnings.catch_warnings():  # the PSF was checked (and warned of) above
         warnings.simplefilter("ignore", UserWarning)
-        deconvolver = Deconvolver(state.psf, y.shape, n, backend=be, boundary=request.boundary)
+        deconvolver = Deconvolver(state.psf, y.shape, n, backend=be, boundary=request.boundary,
+                                  psf_depths=state.depths)
     plain = like(subtract_offset(y, offset), image)
     with progress(request.progress, n, "Richardson-Lucy (auto: fallback)",
                   request.callback) as step:
@@ -174,11 +231,9 @@ def _run_phases(request: Request, deconvolver: Deconvolver, phases: list, start:
                            if bp.matched and boundary == "periodic" else
                            Deconvolver(state.psf, deconvolver.shape, left,
                                        backend=deconvolver.backend, boundary=boundary,
-                                       variant=variant))
+                                       variant=variant, psf_depths=state.depths))
         weight = 1.0 if boundary == "periodic" else autostop.PADDED_OUT_OF_BAND
-        stop = autostop.AutoStop.build(deconvolver, state.held,
-                                       out_of_band=weight * bp.matched, patience=1,
-                                       first=0 if state.best is None else 1)
+        stop = state.stop(deconvolver, weight * bp.matched, 0 if state.best is None else 1)
         done = sum(state.counts)
         estimate, state.info = deconvolver.execute(start, RunSettings(
             init=request.init, grid_estimate=state.best, monitor=stop, return_info=True,
@@ -218,7 +273,7 @@ def _answer(request: Request, data: tuple, be: Any, state: _Phases, phases: tupl
         names += (f" from the image (its boundary-corrected held-out loss nearer than {was} "
                   f"by {beaten[1]:.2f} of their distance)")
     info = state.info
-    rule = f"held-out band loss, {method} split; {names or 'no update'}"
+    rule = f"held-out band loss{state.model}, {method} split; {names or 'no update'}"
     info = request.info(iterations=total, converged=total < max_iterations,
                         backend=info.backend, device=info.device, grid_shape=info.grid_shape,
                         stop_rule=rule + (f"; {state.note}" if state.note else ""),
