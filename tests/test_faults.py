@@ -297,3 +297,32 @@ def test_killed_cli_runs_leave_the_old_output_or_the_complete_new_one(tmp_path, 
         delay = float(rng.uniform(0.6, 2.5))  # after Python itself has started
         outcomes.append(_kill_once(tmp_path, fmt, sig, delay, existing=i % 2 == 0))
     assert set(outcomes) <= {"old", "new", "none"}
+
+
+def test_ctrl_c_inside_the_import_machinery_is_delivered_again_not_lost(monkeypatch):
+    """The CLI's SIGINT handler: inside importlib's frames (where a KeyboardInterrupt
+    would be printed as 'Exception ignored' and lost) it re-sends the signal a moment
+    later; anywhere else it raises KeyboardInterrupt; an application's own handler is
+    kept."""
+    import types
+
+    from rlcore import _interrupt
+
+    sent = []
+    monkeypatch.setattr(_interrupt.os, "kill", lambda pid, sig: sent.append(sig))
+    code = compile("frame = sys._getframe()", "<frozen importlib._bootstrap>", "exec")
+    scope = {"sys": sys}
+    exec(code, scope)
+    _interrupt._handler(signal.SIGINT, scope["frame"])  # no exception
+    time.sleep(10 * _interrupt.RETRY)
+    assert sent == [signal.SIGINT]
+    with pytest.raises(KeyboardInterrupt):
+        _interrupt._handler(signal.SIGINT, sys._getframe())
+    own = types.SimpleNamespace()
+    previous = signal.signal(signal.SIGINT, lambda s, f: own)
+    try:
+        custom = signal.getsignal(signal.SIGINT)
+        _interrupt.install()
+        assert signal.getsignal(signal.SIGINT) is custom
+    finally:
+        signal.signal(signal.SIGINT, previous)
