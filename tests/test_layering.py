@@ -24,6 +24,8 @@ PRIVATE_ALLOWED = {
         "the staging lanes against a fake DMA (no device in CI)",
     ("tests/test_transfers.py", "rlcore.backends._results"):
         "the recycled page-locked results with a fake allocator (no device in CI)",
+    ("tests/test_faults.py", "rlcore._interrupt"):
+        "white-box test of the CLI's SIGINT handler (a frame inside importlib)",
     ("tests/test_opencl.py", "opencl._listing"):
         "simulates a machine without OpenCL devices",
     ("tests/test_opencl.py", "be._plans"):
