@@ -21,7 +21,9 @@ best count; also each third's own best); and each with ``iterations="auto"`` (fo
 the held-out loss of the strata model, matched with momentum: rlcore.autostop_strata).
 Beads: the axial centroid error and the axial FWHM, microns, per depth, at the best count.
 
-``cost``: seconds per RL update, numpy, (64, 256, 256) and a 31 x 63 x 63 Gaussian PSF
+``cost [--backend cupy] [--shape 64x256x256]``: seconds per RL update (after a warm-up run
+of the same plan; CuPy: a device-resident image, synchronised, and the memory pool's peak
+instead of resident memory), numpy, (64, 256, 256) and a 31 x 63 x 63 Gaussian PSF
 stack (widths growing with depth), periodic and non-circulant-half, plain RL against K = 2,
 4, 8 strata (interleaved rounds, median), and the peak resident memory of each run against
 the memory model (:attr:`rlcore.Deconvolver.bytes_per_voxel` x grid voxels, plus the
@@ -296,8 +298,43 @@ def _strata_of(stack: np.ndarray, k: int, nz: int) -> tuple[np.ndarray, tuple | 
     return stack[np.round(np.linspace(0, 7, k)).astype(int)], tuple(np.linspace(0, nz - 1, k))
 
 
-def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3) -> list[dict]:
+def _device_peak(backend: str, fn) -> tuple[float, int]:
+    """(seconds, peak bytes) of ``fn()``: resident memory on the host (numpy), the CuPy
+    memory pool's bytes after the run, its cached blocks freed first (cupy)."""
+    if backend != "cupy":
+        return _peak(fn)
+    import cupy as cp
+
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    base = pool.total_bytes()
+    t = time.perf_counter()
+    fn()
+    cp.cuda.Device().synchronize()
+    return time.perf_counter() - t, pool.total_bytes() - base
+
+
+def _on(backend: str, image: np.ndarray):
+    """The image where the backend computes (CuPy: device-resident, so the cost is the
+    updates', not the transfers')."""
+    if backend == "cupy":
+        import cupy as cp
+
+        return cp.asarray(image)
+    return image
+
+
+def _sync(backend: str) -> None:
+    if backend == "cupy":
+        import cupy as cp
+
+        cp.cuda.Device().synchronize()
+
+
+def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3,
+         backend: str = "numpy") -> list[dict]:
     image, stack = _cost_case(shape, (31, 63, 63))
+    image = _on(backend, image)
     cases = [(b, k) for b in ("periodic", "non-circulant-half") for k in (1, 2, 4, 8)]
     times: dict = {c: [] for c in cases}
     peaks: dict = {}
@@ -307,14 +344,17 @@ def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3) -> list[dic
             made = {}
 
             def plan_and_run(psf=psf, depths=depths, boundary=boundary, made=made):
-                rl = rlcore.Deconvolver(psf, shape, iterations, backend="numpy",
+                rl = rlcore.Deconvolver(psf, shape, iterations, backend=backend,
                                         boundary=boundary, psf_depths=depths)
+                rl.run(image)  # warm (plans, kernels)
+                _sync(backend)
                 t = time.perf_counter()
                 rl.run(image, release=True)
+                _sync(backend)
                 made.update(seconds=time.perf_counter() - t, grid=rl.grid.shape,
                             per_voxel=rl.bytes_per_voxel)
 
-            _, peak = _peak(plan_and_run)
+            _, peak = _device_peak(backend, plan_and_run)
             model = made["per_voxel"] * float(np.prod(made["grid"])) + image.nbytes
             times[(boundary, k)].append(made["seconds"] / iterations)
             peaks[(boundary, k)] = (max(peak, peaks.get((boundary, k), (0,))[0]), model,
@@ -324,15 +364,16 @@ def cost(shape=(64, 256, 256), rounds: int = 3, iterations: int = 3) -> list[dic
         per = statistics.median(times[(boundary, k)])
         plain = statistics.median(times[(boundary, 1)])
         peak, model, grid = peaks[(boundary, k)]
-        rows.append({"boundary": boundary, "strata": k, "grid": list(grid),
-                     "s_per_update": round(per, 3), "vs_plain": round(per / plain, 2),
-                     "peak_run_MiB": round(peak / 2**20), "model_MiB": round(model / 2**20)})
+        rows.append({"backend": backend, "boundary": boundary, "strata": k,
+                     "grid": list(grid), "s_per_update": round(per, 5),
+                     "vs_plain": round(per / plain, 2), "peak_run_MiB": round(peak / 2**20),
+                     "model_MiB": round(model / 2**20)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
 def blocked_cost(shape=(512, 96, 96), block_z: int = 32, rounds: int = 3,
-                 iterations: int = 3) -> list[dict]:
+                 iterations: int = 3, backend: str = "numpy") -> list[dict]:
     """Thin blocks in z (``block_shape=(block_z, Y, X)``) with one PSF and with K strata
     spread over the depth, against the same runs unblocked: seconds per update (all
     blocks), and the strata a block's plan holds (those that weigh on its planes)."""
@@ -347,11 +388,12 @@ def blocked_cost(shape=(512, 96, 96), block_z: int = 32, rounds: int = 3,
     for _ in range(rounds):
         for k, blocked in cases:
             psf, depths = _strata_of(stack, k, shape[0])
-            kw = dict(backend="numpy", psf_depths=depths)
+            kw = dict(backend=backend, psf_depths=depths)
             if blocked:
                 kw["block_shape"] = (block_z,) + shape[1:]
             t = time.perf_counter()
             rlcore.deconvolve(image, psf, iterations, **kw)
+            _sync(backend)
             times[(k, blocked)].append((time.perf_counter() - t) / iterations)
             if blocked and k not in held:
                 _, p = block_plan(image, psf, iterations, **kw)
@@ -363,7 +405,7 @@ def blocked_cost(shape=(512, 96, 96), block_z: int = 32, rounds: int = 3,
     for k, blocked in cases:
         per = statistics.median(times[(k, blocked)])
         plain = statistics.median(times[(1, blocked)])
-        row = {"strata": k, "blocked": blocked, "s_per_update": round(per, 3),
+        row = {"backend": backend, "strata": k, "blocked": blocked, "s_per_update": round(per, 3),
                "vs_one_psf": round(per / plain, 2)}
         if blocked:
             n, mean, top, block = held[k]
@@ -516,18 +558,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--strata", type=int, nargs="+", default=[2, 4, 8, 16])
     ap.add_argument("--out", type=Path, default=Path("bench/results/depth-variant"))
+    ap.add_argument("--backend", default="numpy", help="cost and blocks: numpy or cupy")
+    ap.add_argument("--shape", default=None, help="cost: the image, e.g. 64x256x256")
     args = ap.parse_args(argv)
     if args.what == "study":
         study(args.optics, args.photons, args.iterations, args.out, tuple(args.strata))
     elif args.what == "report":
         args.out.with_suffix(".md").write_text(report(args.out.parent, args.out.name))
     elif args.what == "blocks":
-        rows = blocked_cost()
-        args.out.with_name(f"{args.out.name}-blocks.json").write_text(json.dumps(rows,
+        rows = blocked_cost(backend=args.backend)
+        suffix = "" if args.backend == "numpy" else f"-{args.backend}"
+        args.out.with_name(f"{args.out.name}-blocks{suffix}.json").write_text(json.dumps(rows,
                                                                                  indent=1))
     else:
-        rows = cost()
-        args.out.with_name(f"{args.out.name}-cost.json").write_text(json.dumps(rows, indent=1))
+        shape = tuple(int(n) for n in args.shape.split("x")) if args.shape else (64, 256, 256)
+        rows = cost(shape, backend=args.backend)
+        suffix = "" if args.backend == "numpy" else f"-{args.backend}"
+        path = args.out.with_name(f"{args.out.name}-cost{suffix}.json")
+        path.write_text(json.dumps(rows, indent=1))
     return 0
 
 

@@ -198,20 +198,17 @@ class Request:
         return "blocked" if self.blocking.asked else "whole"
 
     def check_depth_variant(self, image: Any) -> None:
-        """Refuse what a depth-variant PSF (``psf_depths``) cannot run with yet.
+        """Refuse what a depth-variant PSF (``psf_depths``) cannot run with.
 
         Raises
         ------
         ValueError
-            A list of devices with ``psf_depths``.
+            ``psf_depths`` not K >= 2 finite increasing depths
+            (:func:`rlcore.deconvolver.check_depths`).
         """
         from rlcore.deconvolver import check_depths
 
         check_depths(self.psf_depths)
-        if isinstance(self.device, (list, tuple)):
-            raise ValueError("psf_depths: several devices are not available with a "
-                             "depth-variant PSF yet; blocks on one device are (block_shape, "
-                             "max_memory, out, Dask arrays)")
 
     # -- what the runners share -----------------------------------------------------------
     def checked_iterations(self) -> int:

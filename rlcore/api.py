@@ -137,8 +137,8 @@ def deconvolve(
         process and on Dask (``block_shape``, ``max_memory``, ``out``, Dask arrays; each
         block's plan holds only the strata that weigh on its planes; not
         ``"periodic"``); ``iterations="auto"`` (the held-out loss of the strata forward
-        model, matched with momentum: :mod:`rlcore.autostop_strata`); not with a list of
-        devices yet. Frames
+        model, matched with momentum: :mod:`rlcore.autostop_strata`); a list of devices
+        (the blocks spread over them, each block's plan at its planes' depths). Frames
         and ``channel_axis`` share the one stack. Padding planes weigh as the image's edge
         plane nearest to them around the grid. One update
         costs ``2 K + 2`` FFTs instead of 4; see docs/depth-variant.md.
@@ -172,7 +172,7 @@ def deconvolve(
         the PSF count); ``tol`` or an ``init`` other than "image" with blocks;
         ``max_memory`` too small for any block; "auto" with blocks, ``out`` or Dask;
         ``psf_depths`` not K >= 2 finite increasing depths, the PSFs not one per depth of
-        one shape, or with a list of devices, periodic blocks or an
+        one shape, or with periodic blocks or an
         unmatched back projector; one of ``psf_voxel_size`` and ``voxel_size`` without
         the other, or not one positive number per PSF axis.
     rlcore.errors.DeviceOutOfMemoryError

@@ -264,7 +264,6 @@ def test_frames_and_channels_share_the_stack(rng):
     (dict(psf_depths=(1.0, 2.0)), ValueError, "3 PSFs for 2 psf_depths"),
     (dict(psf_depths=DEPTHS, back_projector="wiener-butterworth"), ValueError,
      "back_projector"),
-    (dict(psf_depths=DEPTHS, device=[1, 1]), ValueError, "several devices are not"),
 ])
 def test_bad_input_names_the_argument(rng, kwargs, error, words):
     psfs = _stack(rng)
@@ -399,6 +398,23 @@ def test_blocks_in_z_match_the_whole_volume(rng, boundary):
     with pytest.raises(ValueError, match="'periodic' blocks wrap z"):
         rlcore.deconvolve(y, psfs, 5, psf_depths=BLOCK_DEPTHS, backend="numpy",
                           block_shape=(8, 20, 20), boundary="periodic")
+
+
+def test_a_list_of_devices_gives_one_devices_blocks(rng):
+    """device=[...] with psf_depths: the blocks spread over one thread per device, each
+    block's plan at its planes' depths, so the result is one device's blocks, exactly;
+    every update of every block is counted once."""
+    y, psfs = _block_case(rng)
+    kw = dict(psf_depths=BLOCK_DEPTHS, backend="numpy", block_shape=(8, 20, 20))
+    one = rlcore.deconvolve(y, psfs, 4, **kw)
+    seen = []
+    two, info = rlcore.deconvolve(y, psfs, 4, device=[1, 1], return_info=True,
+                                  callback=lambda k, total: seen.append((k, total)), **kw)
+    np.testing.assert_array_equal(two, one)
+    n = info.blocks.n_blocks
+    assert n == 9 and sorted(seen) == [(k, 4 * n) for k in range(1, 4 * n + 1)]
+    three = rlcore.deconvolve(y, psfs, 4, device=[1, 1, 1], **kw)
+    np.testing.assert_array_equal(three, one)
 
 
 def test_a_block_holds_only_the_strata_of_its_depths(rng, monkeypatch):

@@ -122,13 +122,25 @@ def test_bad_input_gives_a_notification_not_a_frozen_viewer(viewer_and_widget, q
     widget.psf.value = viewer.layers["LLS image"]  # the image as its own PSF
     assert widget.run() is False and widget.worker is None
     assert shown and "PSF: the PSF layer is the image layer" in shown[-1]
-    # an error inside the worker: a PSF with another number of axes
+    # a stack of PSFs without their depths: said before anything runs
     viewer.add_image(np.ones((2, 5, 5, 5), np.float32), name="flat PSF")  # 4 axes
     widget.psf.value = viewer.layers["flat PSF"]
+    assert widget.run() is False and widget.worker is None
+    assert "PSF depths: the PSF layer 'flat PSF' holds 2 PSFs" in shown[-1]
+    # an error inside the worker: two PSFs for three depths
+    widget.psf_depths.value = "0, 10, 20"
     widget.run()
     _wait(qtbot, widget)
-    assert "psf:" in shown[-1] and "\n" not in shown[-1]
+    assert "psf" in shown[-1] and "\n" not in shown[-1]
     assert widget.status.value.startswith("error:")
+    widget.psf.value = viewer.layers["LLS PSF"]  # one PSF with depths: refused
+    assert widget.run() is False and "PSF depths: given, but" in shown[-1]
+    widget.psf.value = viewer.layers["flat PSF"]
+    viewer.layers["LLS image"].scale = (1, 1, 1)  # microns with napari's default scale
+    widget.psf_depths.value = "0, 10 um"
+    assert widget.run() is False and "napari's default" in shown[-1]
+    widget.psf_depths.value = "0, ten"
+    assert widget.run() is False and "is not a list of numbers" in shown[-1]
 
 
 def test_generated_psf_and_backend_choices(viewer_and_widget, qtbot):
@@ -226,3 +238,30 @@ def test_psf_resampled_to_the_image_layers_scale(viewer_and_widget, qtbot):
     _wait(qtbot, widget)
     expected = face_deconvolve(image.data, fine, 2, backend="numpy")
     np.testing.assert_allclose(widget.result_layer.data, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_depth_variant_psf_stack_from_a_layer(viewer_and_widget, qtbot):
+    """A PSF layer of K PSFs (K, Z, Y, X) with its depths (typed, in planes or microns by
+    the image layer's z scale, or from the layer's metadata): the API's result with
+    psf_depths and each PSF prepared as the faces prepare one (centred)."""
+    viewer, widget = viewer_and_widget
+    image = viewer.layers["LLS image"]
+    stack = np.stack([rlcore.psf.gaussian((15, 15, 15), (1.5 + s, 1.2, 1.2))
+                      for s in (0.0, 1.0, 2.0)])
+    depths = (0.0, 30.0, 63.0)
+    layer = viewer.add_image(stack, name="PSFs at depths",
+                             metadata={"psf_depths": list(depths)})
+    widget.psf.value = layer
+    widget.iterations.value = 2
+    assert widget.run() is True
+    _wait(qtbot, widget)
+    prepared = np.stack([rlcore.psf.centered(p)[0] for p in stack])
+    expected = face_deconvolve(image.data, prepared, 2, psf_depths=depths, backend="numpy")
+    np.testing.assert_array_equal(widget.result_layer.data, expected)
+    one = face_deconvolve(image.data, prepared[1], 2, backend="numpy")
+    assert np.abs(widget.result_layer.data - one).max() > 1e-3 * one.max()  # not one PSF
+    image.scale = (0.3, 0.1, 0.1)  # typed in microns: 0, 9, 18.9 um = planes 0, 30, 63
+    widget.psf_depths.value = "0, 9, 18.9 um"
+    assert widget.run() is True
+    _wait(qtbot, widget)
+    np.testing.assert_allclose(widget.result_layer.data, expected, rtol=1e-5, atol=1e-4)

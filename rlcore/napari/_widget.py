@@ -5,7 +5,9 @@ napari's ``thread_worker`` and adds the result as a new layer with the source la
 scale and translate. Progress comes from the ``callback`` (one step per iteration and
 block) through a Qt signal, so the bar updates on the GUI thread; Cancel sets a flag that
 the callback checks, which stops the run between iterations. Errors become a napari
-notification with the one-line message.
+notification with the one-line message. A PSF layer of K PSFs ``(K, Z, Y, X)`` with its
+depths ("PSF depths", or the layer's ``metadata["psf_depths"]``) runs the depth-variant
+model (``psf_depths``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from magicgui.widgets import (
     Container,
     FloatSpinBox,
     Label,
+    LineEdit,
     ProgressBar,
     PushButton,
     SpinBox,
@@ -57,6 +60,39 @@ def at_image_scale(psf: np.ndarray, psf_scale: Any, image_scale: Any) -> np.ndar
     return out
 
 
+def parse_depths(text: str, image_scale: Any) -> tuple[float, ...] | None:
+    """The "PSF depths" box: numbers separated by commas or spaces, in planes of the image's
+    z axis, or in microns with a trailing ``um`` / ``µm`` (converted by the image layer's z
+    scale, which must be known: not napari's default of all 1). None when empty.
+
+    Raises
+    ------
+    ValueError
+        Not a list of numbers, or microns with the image layer's scale unknown.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    microns = text.lower().endswith(("um", "µm"))
+    body = text[:-2] if microns else text
+    try:
+        depths = tuple(float(v) for v in body.replace(",", " ").split())
+    except ValueError:
+        raise ValueError(f"PSF depths: {text!r} is not a list of numbers; give the depths "
+                         "in planes of the image's z axis (e.g. 0, 20, 40) or in microns "
+                         "(e.g. 0, 6, 12 um)") from None
+    if not depths:
+        raise ValueError("PSF depths: no number given; e.g. 0, 20, 40 (planes)")
+    if microns:
+        scale = tuple(float(v) for v in image_scale)
+        if all(v == 1 for v in scale):
+            raise ValueError("PSF depths: given in microns, but the image layer's scale is "
+                             "napari's default (all 1, unknown); set the layer's scale or "
+                             "give the depths in planes")
+        depths = tuple(d / scale[-3] for d in depths)
+    return depths
+
+
 class Cancelled(Exception):
     """Raised by the progress callback after Cancel: stops the run between iterations."""
 
@@ -90,6 +126,11 @@ class DeconvolveWidget(Container):
                                    label="PSF from")
         self.psf = create_widget(annotation="napari.layers.Image", label="PSF layer")
         self.center_psf = CheckBox(value=True, text="centre the PSF on its centroid")
+        self.psf_depths = LineEdit(value="", label="PSF depths")
+        self.psf_depths.tooltip = (
+            "a depth-variant PSF: a PSF layer of K PSFs (K, Z, Y, X) and their K depths, "
+            "planes of the image's z axis (0, 20, 40) or microns (0, 6, 12 um); empty: the "
+            "layer's metadata['psf_depths'] (planes), else one PSF")
         self.sigma = FloatSpinBox(value=2.0, min=0.3, max=50.0, step=0.1,
                                   label="PSF sigma (voxels)", visible=False)
         self.background = FloatSpinBox(value=0.0, min=0.0, max=1e9, step=1.0,
@@ -108,7 +149,8 @@ class DeconvolveWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
         self.status = Label(value="")
-        self.extend([self.image, self.psf_source, self.psf, self.center_psf, self.sigma,
+        self.extend([self.image, self.psf_source, self.psf, self.center_psf,
+                     self.psf_depths, self.sigma,
                      self.background,
                      self.iterations, self.auto, self.accelerate, self.back_projector,
                      self.backend, self.boundary, self.blocks,
@@ -133,7 +175,7 @@ class DeconvolveWidget(Container):
 
     def _psf_source_changed(self, value: str) -> None:
         generated = value == _GENERATED
-        self.psf.visible = self.center_psf.visible = not generated
+        self.psf.visible = self.center_psf.visible = self.psf_depths.visible = not generated
         self.sigma.visible = generated
 
     def settings(self) -> dict:
@@ -150,7 +192,9 @@ class DeconvolveWidget(Container):
             out["offset"] = float(self.background.value)
         return out
 
-    def _inputs(self) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(self) -> tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]:
+        """The image, the PSF (or a stack of K PSFs, ``(K, Z, Y, X)``) as prepared, and the
+        stack's depths (planes of the image; None for one PSF)."""
         layer = self.image.value
         if layer is None:
             raise ValueError("image: choose an image layer")
@@ -166,23 +210,51 @@ class DeconvolveWidget(Container):
 
             sigma = float(self.sigma.value)
             size = tuple(min(n, 2 * int(np.ceil(4 * sigma)) + 1) for n in image.shape)
-            return image, psf_tools.gaussian(size, sigma)
+            return image, psf_tools.gaussian(size, sigma), None
         psf_layer = self.psf.value
         if psf_layer is None:
             raise ValueError("PSF: choose a PSF layer, or a generated Gaussian PSF")
         if psf_layer is layer:
             raise ValueError("PSF: the PSF layer is the image layer; choose the PSF")
         psf = np.asarray(psf_layer.data)
-        if self.center_psf.value:  # the faces' policy: rlcore.psf.centered
-            from rlcore.psf import centered
+        depths = self._depths(psf, psf_layer, layer)
+        psfs = list(psf) if depths is not None else [psf]
+        scale = tuple(psf_layer.scale)[-psfs[0].ndim:]
+        psfs = [at_image_scale(self._centred(p), scale, layer.scale) for p in psfs]
+        return image, (np.stack(psfs) if depths is not None else psfs[0]), depths
 
-            psf, moved = centered(psf)
-            if any(moved):
-                from napari.utils.notifications import show_info
+    def _depths(self, psf: np.ndarray, psf_layer: Any, layer: Any) -> tuple | None:
+        """The depths of a stack of PSFs: the "PSF depths" box, else the PSF layer's
+        ``metadata["psf_depths"]`` (planes); None for one PSF."""
+        depths = parse_depths(self.psf_depths.value, layer.scale)
+        if depths is None and psf.ndim == 4:
+            meta = psf_layer.metadata.get("psf_depths")
+            depths = None if meta is None else tuple(float(d) for d in meta)
+            if depths is None:
+                raise ValueError(f"PSF depths: the PSF layer {psf_layer.name!r} holds "
+                                 f"{psf.shape[0]} PSFs {psf.shape}; give their "
+                                 f"{psf.shape[0]} depths in 'PSF depths' (planes of the "
+                                 "image's z axis, e.g. 0, 20, 40), or choose a layer of "
+                                 "one PSF")
+        if depths is not None and psf.ndim != 4:
+            raise ValueError(f"PSF depths: given, but the PSF layer {psf_layer.name!r} holds "
+                             f"one PSF {psf.shape}; clear 'PSF depths', or choose a layer "
+                             "of K PSFs (K, Z, Y, X)")
+        return depths
 
-                show_info(f"PSF centred on its centroid: moved by "
-                          f"{tuple(round(m, 2) for m in moved)} voxels")
-        return image, at_image_scale(psf, psf_layer.scale, layer.scale)
+    def _centred(self, psf: np.ndarray) -> np.ndarray:
+        """The faces' policy (:func:`rlcore.psf.centered`) when "centre" is ticked."""
+        if not self.center_psf.value:
+            return psf
+        from rlcore.psf import centered
+
+        psf, moved = centered(psf)
+        if any(moved):
+            from napari.utils.notifications import show_info
+
+            show_info(f"PSF centred on its centroid: moved by "
+                      f"{tuple(round(m, 2) for m in moved)} voxels")
+        return psf
 
     # -- running
     def run(self, *_: Any) -> bool:
@@ -195,7 +267,7 @@ class DeconvolveWidget(Container):
         if self.worker is not None:
             return True
         try:
-            image, psf = self._inputs()
+            image, psf, depths = self._inputs()
         except (ValueError, TypeError) as exc:
             show_error(f"rlcore: {exc}")
             self.status.value = f"error: {exc}"
@@ -203,6 +275,8 @@ class DeconvolveWidget(Container):
         source = self.image.value
         kwargs = self.settings()
         iterations = kwargs.pop("iterations")
+        if depths is not None:
+            kwargs["psf_depths"] = depths
         self._cancel.clear()
         relay = self._relay
         cancel = self._cancel
