@@ -713,12 +713,16 @@ RIVAL_MARGIN = 0.4
 MISMATCH_UPDATES = 10
 
 
-def boundary_mismatch(deconvolver: Any, train: Any, updates: int = MISMATCH_UPDATES
-                      ) -> np.ndarray:
+def boundary_mismatch(deconvolver: Any, train: Any, updates: int = MISMATCH_UPDATES,
+                      periodic: Any = None) -> Any:
     """``m = crop(H x) - H_image crop(x)``: what a periodic model of the image's grid
     misses of the data, for an object ``x`` that lives beyond the image too, estimated
-    by ``updates`` plain updates of the half extension ("non-circulant-half", Bertero
-    & Boccacci 2005) on the training part (host array, float32, the image's shape).
+    by ``updates`` updates with momentum of the half extension ("non-circulant-half",
+    Bertero & Boccacci 2005) on the training part: float32, the image's shape, on the
+    device where the backend has an array namespace other than NumPy's (CuPy, array
+    API), else on the host. Both convolutions are the plans' own operators on the
+    backend (the half extension's, and ``periodic``: a convolution on the image's grid,
+    default the plan's own operator when its grid is the image's, else a new one).
 
     The held-out loss compares an estimate with the test part deconvolved on the
     image's periodic grid; an object cut by the image's faces makes the test part's
@@ -748,23 +752,17 @@ def boundary_mismatch(deconvolver: Any, train: Any, updates: int = MISMATCH_UPDA
     last = _Last()
     with be.activate():
         half.execute(train, RunSettings(monitor=last))
-        grid = np.asarray(be.to_host(last.best), np.float32)
+        if periodic is None:
+            periodic = (deconvolver.operator if not deconvolver.grid.padded
+                        else Convolution(be, deconvolver.psf, shape))
+        linear = _image_region(be, half.grid, half.operator.forward(last.best))
+        cut = periodic.forward(_image_region(be, half.grid, last.best))
         del last.best
-    # the two convolutions on the host (four transforms, once per call)
-    crop = grid[half.grid.region]
-    workers = usable_cpus()
-    psf = np.asarray(deconvolver.psf, np.float32)
-    from rlcore.boundary import place_psf
-
-    def convolve(x, grid_shape):
-        otf = scipy.fft.rfftn(place_psf(psf, grid_shape), workers=workers)
-        return scipy.fft.irfftn(scipy.fft.rfftn(x, workers=workers) * otf, grid_shape,
-                                workers=workers)
-
-    linear = convolve(grid, grid.shape)[half.grid.region]
-    periodic = convolve(crop, shape)
-    del Convolution
-    return (linear - periodic).astype(np.float32)
+        half.close()
+        if _device_namespace(be) is not None:
+            return linear - cut
+        return (np.asarray(be.to_host(linear), np.float32)
+                - np.asarray(be.to_host(cut), np.float32))
 
 
 @dataclass(frozen=True)
@@ -794,13 +792,16 @@ class HeldOut:
         from rlcore.iteration import Convolution
 
         be, grid = deconvolver.backend, deconvolver.grid
-        if train is not None:
-            m = boundary_mismatch(deconvolver, train)
-            test = (test - m if isinstance(test, np.ndarray)
-                    else test - be.to_device(m).reshape(test.shape))
         operator = None
         if grid.padded:
             operator = Convolution(be, deconvolver.psf, tuple(grid.image_shape))
+        if train is not None:
+            m = boundary_mismatch(deconvolver, train, periodic=operator)
+            if isinstance(test, np.ndarray):
+                test = test - np.asarray(be.to_host(m), np.float32)
+            else:  # drawn on the device (split)
+                test = test - (be.to_device(m) if isinstance(m, np.ndarray) else m
+                               ).reshape(test.shape)
         shape = grid.image_shape if grid.padded else grid.shape
         otf = (operator or deconvolver.operator).otf
         n = float(np.prod(shape))
