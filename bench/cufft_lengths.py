@@ -4,6 +4,7 @@
 grids ``(Z, n, n)`` around issue 19's cases, the R2C and C2R plans' work areas (in
 grid-sized float32 arrays) as CuPy makes them, and the median time of an R2C + C2R pair
 (10 pairs after a warm-up). ``fast_length`` (even 7-smooth) is marked.
+``--shapes 256x256x256 272x272x272 ...``: those shapes instead.
 """
 
 from __future__ import annotations
@@ -48,12 +49,17 @@ def measure(shape: tuple[int, ...]) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None)
+    parser.add_argument("--shapes", nargs="*", default=None, help="e.g. 256x256x256")
     args = parser.parse_args(argv)
     from rlcore.backends.cupy import _even_7_smooth
 
     rows = []
-    for z, lengths in ((128, range(1088, 1161, 8)), (96, range(1080, 1121, 8)),
-                       (288, (288,)), (256, (256,))):
+    for shape in [tuple(int(n) for n in a.split("x")) for a in args.shapes or ()]:
+        rows.append(measure(shape))
+        print(json.dumps(rows[-1]), flush=True)
+    sweep = ((128, range(1088, 1161, 8)), (96, range(1080, 1121, 8)), (288, (288,)),
+             (256, (256,)))
+    for z, lengths in () if args.shapes else sweep:
         for n in lengths:
             shape = (z, n, n) if z not in (288, 256) else (z, z, z)
             row = measure(shape)
