@@ -419,6 +419,35 @@ def test_pad_mask_leaves_quantised_dim_data(rng):
         assert autostop.pad_mask(y) is None
 
 
+def test_pad_mask_on_a_backend_is_the_hosts(rng, backend):
+    """pad_mask_on: computed on the device where the backend's namespace is CuPy's, else on
+    the host; the same mask either way (one pad value, two pad values with a masked
+    block, zeros at a border, quantised data with no pad)."""
+    from rlcore.registry import get_backend
+
+    be = get_backend(backend.name)
+    shape = (24, 40, 96)
+    y = (rng.poisson(2.0, shape) + 100).astype(np.float32)
+    z, _, x = np.indices(shape, sparse=True)
+    wedge = np.broadcast_to((x < 40 - 1.5 * z) | (x > 56 + 1.5 * z), shape)
+    one = np.where(wedge, np.float32(100), y)
+    two = one.copy()
+    two[4:20, 8:30, 40:60] = 300.0
+    zeros = rng.poisson(20.0, shape).astype(np.float32)
+    zeros[:5] = 0
+    quantised = (1 + rng.poisson(0.02, shape)).astype(np.float32)
+    for image in (one, two, zeros, quantised):
+        host = autostop.pad_mask(image)
+        with be.activate():
+            got = autostop.pad_mask_on(be, image)
+        if host is None:
+            assert got is None
+        else:
+            assert isinstance(got, np.ndarray) and got.dtype == bool
+            np.testing.assert_array_equal(got, host)
+    assert autostop.pad_mask(two)[4:20, 8:30, 40:60].all()
+
+
 def test_pad_voxels_are_not_split(rng):
     y = (2.0 * rng.poisson(50, (16, 32, 32)) + rng.normal(0, 4, (16, 32, 32)) + 100
          ).astype(np.float32)

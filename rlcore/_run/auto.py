@@ -89,8 +89,8 @@ def run(request: Request, image: Any, psf: Any) -> Any:
     variants = [Variant.checked(y.ndim, accelerate=a, back_projector=b, tv=request.tv)
                 for a, b in phases]
     be = request.select_backend(image)
-    pad = autostop.pad_mask(y)  # constant padding: no noise to split there
     with be.activate():
+        pad = autostop.pad_mask_on(be, y)  # constant padding: no noise to split there
         # the noise model (host) while the first phase is planned (on a GPU, the device's
         # work)
         with ThreadPoolExecutor(1, thread_name_prefix="rlcore-noise") as pool:
