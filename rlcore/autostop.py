@@ -600,23 +600,29 @@ def _array_module(a: Any) -> Any:
     return np if cp is None or isinstance(a, np.ndarray) else cp.get_array_module(a)
 
 
-def _otf_power(psf: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _otf_power(psf: np.ndarray, shape: tuple[int, ...], xp: Any = np) -> Any:
     """``|OTF|^2`` of a PSF (centre voxel ``n // 2``) on a periodic grid, half spectrum; of
     a depth-variant PSF's ``(K, *psf_shape)`` stack the largest of its strata's at each
-    frequency, so that beyond the band means beyond every stratum's band."""
+    frequency, so that beyond the band means beyond every stratum's band. ``xp``: NumPy
+    (the host's cores) or CuPy (on its device)."""
     from rlcore.boundary import place_psf
 
     p = np.asarray(psf, np.float32)
     if p.ndim == len(shape) + 1:
-        return np.max([_otf_power(one, shape) for one in p], axis=0)
+        return xp.max(xp.stack([_otf_power(one, shape, xp) for one in p]), axis=0)
     p = p[tuple(slice(max(n // 2 - s // 2, 0), max(n // 2 - s // 2, 0) + min(n, s))
                 for n, s in zip(p.shape, shape))]
-    otf = scipy.fft.rfftn(place_psf(p / p.sum(), shape), workers=usable_cpus())
+    p = p / p.sum()
+    if xp is np:
+        otf = scipy.fft.rfftn(place_psf(p, shape), workers=usable_cpus())
+    else:
+        otf = xp.fft.rfftn(place_psf(xp.asarray(p), shape, out=xp.empty(shape, np.float32)))
     return otf.real * otf.real + otf.imag * otf.imag
 
 
 def noise_correlation(image: np.ndarray, psf: np.ndarray, offset: float = 0.0,
-                      pad: np.ndarray | None = None) -> tuple[np.ndarray | None, float]:
+                      pad: np.ndarray | None = None, backend: Any = None
+                      ) -> tuple[np.ndarray | None, float]:
     """The lag-1 correlation of the noise of neighbouring voxels along each axis, read
     from the data's spectrum beyond the OTF's band, where the data hold noise only: the
     power there is fitted as ``c0 + sum_a c_a cos(w_a)`` (the spectrum of noise
@@ -625,7 +631,8 @@ def noise_correlation(image: np.ndarray, psf: np.ndarray, offset: float = 0.0,
     Hann-windowed on each axis, pad voxels zero and tapered into; a central crop of
     large images). An interpolated, deskewed, binned or filtered image reads rho > 0.
     ``psf``: one PSF, or a depth-variant PSF's ``(K, *psf_shape)`` stack (beyond the band
-    of every stratum).
+    of every stratum). ``backend``: computed on its device where its array namespace is
+    CuPy's (the same figures within float32 rounding), else on the host's cores.
 
     Returns
     -------
@@ -645,34 +652,55 @@ def noise_correlation(image: np.ndarray, psf: np.ndarray, offset: float = 0.0,
                      for n, k in zip(y.shape, side))
         y = y[crop]
         pad = pad[crop] if pad is not None else None
+    xp = _cupy_namespace(backend)
+    if xp is not np:
+        y = backend.to_device(np.ascontiguousarray(y)).reshape(y.shape)
+        pad = None if pad is None else xp.asarray(pad)
     y = y - np.float32(offset)
-    if pad is not None and pad.any() and (~pad).any():
+    if pad is not None and bool(pad.any()) and bool((~pad).any()):
         # the pad's edges tapered to zero over a few voxels: a step there would leak
         # power beyond the band at low frequencies across it (read as correlation)
         valid = ~pad
-        y = (y - np.float32(y[valid].mean())) * (ndi.gaussian_filter(
+        y = (y - y[valid].mean()) * (_ndimage(xp).gaussian_filter(
             valid.astype(np.float32), 2.0) * valid)
-    y = y - np.float32(y.mean())
+    y = y - y.mean(dtype=np.float32)
     for axis, n in enumerate(y.shape):
-        window = np.hanning(n + 2)[1:-1].astype(np.float32)
+        window = xp.asarray(np.hanning(n + 2)[1:-1].astype(np.float32))
         y = y * window.reshape([-1 if i == axis else 1 for i in range(y.ndim)])
-    power = _otf_power(psf, y.shape)
+    power = _otf_power(psf, y.shape, xp)
     beyond = power < OUT_OF_BAND_LEVEL * power.max()
     fraction = float(beyond.mean())
-    if fraction < OUT_OF_BAND_MIN_FRACTION or beyond.sum() < 1000:
+    if fraction < OUT_OF_BAND_MIN_FRACTION or int(beyond.sum()) < 1000:
         return None, fraction
-    spectrum = scipy.fft.rfftn(y, workers=usable_cpus())
-    s = np.where(beyond, spectrum.real * spectrum.real + spectrum.imag * spectrum.imag, 0)
+    spectrum = (scipy.fft.rfftn(y, workers=usable_cpus()) if xp is np
+                else xp.fft.rfftn(y))
+    s = xp.where(beyond, spectrum.real * spectrum.real + spectrum.imag * spectrum.imag,
+                 np.float32(0))
     coef = _cosine_fit(beyond, s, y.shape)
     if coef[0] <= 0:
         return None, fraction
     return coef[1:] / (2 * coef[0]), fraction
 
 
-def _cosine_fit(beyond: np.ndarray, s: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _cupy_namespace(backend: Any) -> Any:
+    """CuPy's namespace where ``backend`` computes with it (:func:`_device_namespace` is
+    CuPy), else NumPy: the host's cores."""
+    xp = _device_namespace(backend) if backend is not None else None
+    return xp if xp is not None and hasattr(xp, "get_array_module") else np
+
+
+def _ndimage(xp: Any) -> Any:
+    if xp is np:
+        return ndi
+    import cupyx.scipy.ndimage
+
+    return cupyx.scipy.ndimage
+
+
+def _cosine_fit(beyond: Any, s: Any, shape: tuple[int, ...]) -> np.ndarray:
     """The least-squares ``c`` of ``s ~ c0 + sum_a c_a cos(w_a)`` over the frequencies
     ``beyond`` (the mask of the half spectrum of a real array of ``shape``; ``s`` zero
-    elsewhere), by its normal equations.
+    elsewhere; NumPy or CuPy arrays), by its normal equations.
 
     Each column but the constant depends on one axis only, so the Gram matrix and the
     right-hand side are sums of the mask's and of ``s``'s marginals (over all axes but
@@ -684,20 +712,21 @@ def _cosine_fit(beyond: np.ndarray, s: np.ndarray, shape: tuple[int, ...]) -> np
     for axis, n in enumerate(shape):
         f = np.fft.rfftfreq(n) if axis == ndim - 1 else np.fft.fftfreq(n)
         cos.append(np.cos(2 * np.pi * f))
-    m = beyond
 
-    def marginal(a: np.ndarray, keep: tuple[int, ...]) -> np.ndarray:
-        return a.sum(axis=tuple(i for i in range(ndim) if i not in keep), dtype=np.float64)
+    def marginal(a: Any, keep: tuple[int, ...]) -> np.ndarray:
+        total = a.sum(axis=tuple(i for i in range(ndim) if i not in keep), dtype=np.float64)
+        return total if isinstance(total, np.ndarray) else total.get()
 
     gram = np.empty((ndim + 1, ndim + 1))
     rhs = np.empty(ndim + 1)
-    gram[0, 0], rhs[0] = np.count_nonzero(m), s.sum(dtype=np.float64)
+    gram[0, 0], rhs[0] = int(beyond.sum()), float(s.sum(dtype=np.float64))
     for a in range(ndim):
-        gram[0, a + 1] = gram[a + 1, 0] = cos[a] @ marginal(m, (a,))
+        gram[0, a + 1] = gram[a + 1, 0] = cos[a] @ marginal(beyond, (a,))
         rhs[a + 1] = cos[a] @ marginal(s, (a,))
-        gram[a + 1, a + 1] = (cos[a] ** 2) @ marginal(m, (a,))
+        gram[a + 1, a + 1] = (cos[a] ** 2) @ marginal(beyond, (a,))
         for b in range(a + 1, ndim):
-            gram[a + 1, b + 1] = gram[b + 1, a + 1] = cos[a] @ marginal(m, (a, b)) @ cos[b]
+            gram[a + 1, b + 1] = gram[b + 1, a + 1] = (
+                cos[a] @ marginal(beyond, (a, b)) @ cos[b])
     if np.linalg.cond(gram) < 1e8:
         return np.linalg.solve(gram, rhs)
     return np.linalg.lstsq(gram, rhs, rcond=None)[0]
@@ -726,15 +755,16 @@ _AXES = {1: "x", 2: "yx", 3: "zyx"}
 
 
 def check(image: np.ndarray, psf: np.ndarray, offset: float = 0.0,
-          pad: np.ndarray | None = None) -> Check:
+          pad: np.ndarray | None = None, backend: Any = None) -> Check:
     """Whether the held-out split's assumptions hold: no more constant padding than
     :data:`PAD_FALLBACK_FRACTION` of the voxels (see there), and the noise of
     neighbouring voxels independent (:func:`noise_correlation` below
     :data:`CORRELATION_LIMIT` along every axis). Interpolated data (deskewed, resampled,
     registered), binned or denoised data break the second: the split's two parts then
     share noise, the held-out loss rewards fitting it, and the stop comes late with
-    speckle and stripes (issue 31's LLS stack)."""
-    rho, fraction = noise_correlation(image, psf, offset, pad)
+    speckle and stripes (issue 31's LLS stack). ``backend``: where the correlation is
+    read (:func:`noise_correlation`)."""
+    rho, fraction = noise_correlation(image, psf, offset, pad, backend)
     reasons = []
     if rho is not None and np.max(rho) > CORRELATION_LIMIT:
         axis = int(np.argmax(rho))

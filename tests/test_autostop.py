@@ -469,6 +469,29 @@ def test_noise_correlation_reads_interpolation_along_x(rng):
     assert 0.18 < rho[2] < 0.32 and np.all(np.abs(rho[:2]) < 0.05)  # 1/4 expected
 
 
+def test_noise_correlation_on_a_backend_is_the_hosts(rng, backend):
+    """The correlation read where the backend computes (CuPy: on its device; else the
+    host): the same figures within float32 rounding, for white and interpolated noise, a
+    padded image (the taper) and a depth-variant PSF stack."""
+    from rlcore.registry import get_backend
+
+    be = get_backend(backend.name)
+    psf = gaussian_psf((9, 13, 13), (2.0, 1.6, 1.6))
+    stack = np.stack([psf, gaussian_psf((9, 13, 13), (2.5, 1.9, 1.9))])
+    white = rng.normal(0, 3, (24, 48, 48)).astype(np.float32)
+    padded = _interpolated(rng) + 50
+    pad = np.zeros(padded.shape, bool)
+    pad[:, :, :12] = True
+    padded[pad] = 50
+    for image, kernel, offset, mask in ((white, psf, 0.0, None), (padded, psf, 50.0, pad),
+                                        (white, stack, 0.0, None)):
+        host, f_host = autostop.noise_correlation(image, kernel, offset, mask)
+        with be.activate():
+            got, f_got = autostop.noise_correlation(image, kernel, offset, mask, be)
+        assert f_got == pytest.approx(f_host, abs=1e-3)
+        np.testing.assert_allclose(got, host, atol=2e-3)
+
+
 def test_correlation_is_not_read_when_the_band_fills_the_spectrum(rng):
     psf = gaussian_psf((3, 3, 3), (0.3, 0.3, 0.3))  # a band as wide as the spectrum
     rho, fraction = autostop.noise_correlation(_interpolated(rng), psf)

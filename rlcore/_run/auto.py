@@ -97,7 +97,7 @@ def run(request: Request, image: Any, psf: Any) -> Any:
             fitting = pool.submit(autostop.fit_noise, y, gain, offset, pad)
             deconvolver = _plan(request, state, y.shape, variants[0], be)
             fit = fitting.result()
-        checked = autostop.check(y, deconvolver.psf, offset, pad)
+        checked = autostop.check(y, deconvolver.psf, offset, pad, be)
         if checked.fallback:  # the split's assumption fails: a fixed count of plain RL
             return _fallback(request, (image, y, offset), be, checked.fallback, state)
         state.note = "; ".join(n for n in (state.note, checked.note()) if n)
