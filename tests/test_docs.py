@@ -31,7 +31,8 @@ README = REPO / "README.md"
 #: the public modules: the API reference has a page for each and for every name they export
 PUBLIC_MODULES = (
     "rlcore", "rlcore.psf", "rlcore.blocks", "rlcore.io", "rlcore.formats",
-    "rlcore.backprojector", "rlcore.autostop", "rlcore.autostop_strata", "rlcore.series",
+    "rlcore.backprojector", "rlcore.autostop", "rlcore.autostop_checks",
+    "rlcore.autostop_strata", "rlcore.series",
     "rlcore.boundary", "rlcore.background", "rlcore.errors",
     "rlcore.compat.skimage", "rlcore.compat.redlionfish", "rlcore.data",
 )

@@ -158,7 +158,7 @@ def _strata(psf: Any, psf_depths: Any, shape: tuple[int, ...], max_iterations: i
 
 
 def _fallback(request: Request, data: tuple, be: Any, reason: str, state: _Phases) -> Any:
-    """A fixed count of plain RL (:data:`rlcore.autostop.FALLBACK_ITERATIONS`) where the
+    """A fixed count of plain RL (:data:`rlcore.autostop_checks.FALLBACK_ITERATIONS`) where the
     held-out split cannot be trusted, with the reason in the stop rule."""
     from rlcore import autostop
     from rlcore._run.common import subtract_offset
