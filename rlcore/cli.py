@@ -304,7 +304,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="versions, backends and devices")
     _psf_parser(sub)
 
-    b = sub.add_parser("batch", help="deconvolve many files with one plan per shape")
+    b = sub.add_parser("batch", help="deconvolve many files with one plan per shape (the "
+                       "next file read while one computes)")
     b.add_argument("inputs", nargs="+",
                    help="image files or glob patterns (quoted: 'data/*.ome.tif'); TIFF, "
                         "OME-TIFF, OME-Zarr, or CZI, ND2, LIF, ... through bioio; series "
@@ -482,21 +483,30 @@ def _deconvolve_kwargs(args: argparse.Namespace, background: float, auto: bool) 
                 back_projector=args.back_projector, tv=args.tv, **blocks, **extra)
 
 
+def _read_input(path: Path, output: Path) -> tuple:
+    """``(image, axes, voxel)`` of one input: OME-Zarr stays lazy (dask); a vendor file
+    (bioio) too when written to OME-Zarr (a TIFF output holds the whole result anyway,
+    and --uint16 needs its maximum)."""
+    from rlcore import formats
+    from rlcore.io import read_series
+
+    return read_series(path, lazy=not formats.is_vendor(path) or _is_zarr_path(output))
+
+
 def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PSFs,
-              cache: dict | None = None) -> int:
+              cache: dict | None = None, read: Any = None) -> int:
     """One input through the options of ``args`` into ``output`` (``deconvolve`` and each
     file of ``batch``); ``cache``: Deconvolvers kept across files (``batch``) for plain
-    runs."""
+    runs; ``read``: a callable that returns the input as :func:`_read_input` does (read
+    ahead by ``batch``), default: read it now."""
     import numpy as np
 
     import rlcore
     from rlcore import formats
-    from rlcore.io import read_series, write_series
+    from rlcore.io import write_series
 
-    # OME-Zarr stays lazy (dask); a vendor file (bioio) too when written to OME-Zarr (a
-    # TIFF output holds the whole result anyway, and --uint16 needs its maximum)
     vendor = formats.is_vendor(path)
-    image, axes, voxel = read_series(path, lazy=not vendor or _is_zarr_path(output))
+    image, axes, voxel = read() if read is not None else _read_input(path, output)
     psfs, resampled = psf_files.for_image(voxel, path)
     image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
     psf, channel_axis, strata = _psf_argument(args, psfs, image, axes, voxel)
@@ -681,8 +691,8 @@ def _target(folder: Path, path: Path, fmt: str) -> Path:
 
 def _batch(args: argparse.Namespace) -> int:
     """Every input with the options of ``deconvolve`` (one option table); plain runs share
-    one :class:`rlcore.Deconvolver` per (frame shape, channel PSF); each warning and error
-    names its file."""
+    one :class:`rlcore.Deconvolver` per (frame shape, channel PSF); the next input is read
+    on a thread while one computes; each warning and error names its file."""
     files = _inputs(args.inputs)
     args.output.mkdir(parents=True, exist_ok=True)
     targets = [_target(args.output, f, args.format) for f in files]
@@ -695,22 +705,33 @@ def _batch(args: argparse.Namespace) -> int:
                          "would hold one of them")
     psf_files = _PSFs(args)
     cache: dict = {}
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(files), unit="file", disable=not args.progress)
-    for path, target in zip(files, targets):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                _run_file(args, path, target, psf_files, cache)
-            except (*_EXPECTED,) as exc:
-                said = str(exc)  # named once: most errors of a read name the file
-                raise type(exc)(said if said.startswith(f"{path}:") else f"{path}: {said}") \
-                    from exc
-            finally:
-                for w in caught:
-                    print(f"rlcore: warning: {path}: {w.message}", file=sys.stderr)
-        bar.update(1)
+    named = tuple(f"{f}:" for f in files)
+    # the next input is read on a thread while this one computes (two inputs in memory)
+    with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader:
+        ahead = None
+        for i, (path, target) in enumerate(zip(files, targets)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    current = ahead or reader.submit(_read_input, path, target)
+                    ahead = (reader.submit(_read_input, files[i + 1], targets[i + 1])
+                             if i + 1 < len(files) and not args.dry_run else None)
+                    _run_file(args, path, target, psf_files, cache, read=current.result)
+                except (*_EXPECTED,) as exc:
+                    said = str(exc)  # named once: most errors of a read name the file
+                    raise type(exc)(said if said.startswith(f"{path}:")
+                                    else f"{path}: {said}") from exc
+                finally:
+                    for w in caught:  # a read's warnings name their file (read ahead)
+                        text = str(w.message)
+                        text = text if text.startswith(named) else f"{path}: {text}"
+                        print(f"rlcore: warning: {text}", file=sys.stderr)
+            bar.update(1)
     bar.close()
     if not args.dry_run:
         print(f"wrote {len(files)} files to {args.output} ({len(cache)} plan(s))")

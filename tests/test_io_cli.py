@@ -421,6 +421,62 @@ def test_batch_equals_deconvolve_per_file_and_names_the_file(tmp_path, rng, caps
             assert "iterations auto:" in err
 
 
+def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatch, capsys):
+    """batch reads input i + 1 on its reader thread while input i computes; the outputs
+    are deconvolve's; an unreadable later input stops the batch naming that file, with the
+    earlier outputs written."""
+    import threading
+    import time
+
+    import tifffile
+
+    from rlcore import cli
+
+    tifffile.imwrite(tmp_path / "psf.tif", np.ones((3, 5, 5), np.float32))
+    for i in range(3):
+        tifffile.imwrite(tmp_path / f"im{i}.tif", rng.poisson(20, (8, 24, 24))
+                         .astype(np.float32))
+    events = []
+    read, run = cli._read_input, cli._run_file
+
+    def reading(path, output):
+        events.append(("read", path.name, threading.current_thread().name, time.monotonic()))
+        return read(path, output)
+
+    def running(args, path, *rest, **kw):
+        start = time.monotonic()
+        out = run(args, path, *rest, **kw)
+        time.sleep(0.2)  # a longer computation: the next read must fall inside it
+        events.append(("run", path.name, start, time.monotonic()))
+        return out
+
+    monkeypatch.setattr(cli, "_read_input", reading)
+    monkeypatch.setattr(cli, "_run_file", running)
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(tmp_path / "im*.tif"), "--psf", str(tmp_path / "psf.tif"),
+                     "-o", str(out), "-n", "2", "--backend", "numpy"]) == 0
+    reads = {e[1]: e for e in events if e[0] == "read"}
+    runs = {e[1]: e for e in events if e[0] == "run"}
+    assert sorted(reads) == ["im0.tif", "im1.tif", "im2.tif"]
+    assert all(e[2].startswith("rlcore-read") for e in reads.values())
+    for this, following in (("im0.tif", "im1.tif"), ("im1.tif", "im2.tif")):
+        assert runs[this][2] <= reads[following][3] < runs[this][3]  # during the run
+    monkeypatch.setattr(cli, "_run_file", run)
+    for i in range(3):
+        single = tmp_path / f"single{i}.tif"
+        assert cli.main(["deconvolve", str(tmp_path / f"im{i}.tif"),
+                         str(tmp_path / "psf.tif"), "-o", str(single), "-n", "2",
+                         "--backend", "numpy"]) == 0
+        np.testing.assert_array_equal(tifffile.imread(out / f"im{i}.tif"),
+                                      tifffile.imread(single))
+    (tmp_path / "im1.tif").write_bytes(b"not a tiff")
+    again = tmp_path / "again"
+    assert cli.main(["batch", str(tmp_path / "im*.tif"), "--psf", str(tmp_path / "psf.tif"),
+                     "-o", str(again), "-n", "2", "--backend", "numpy"]) == 2
+    assert f"{tmp_path / 'im1.tif'}" in capsys.readouterr().err
+    assert (again / "im0.tif").exists() and not (again / "im1.tif").exists()
+
+
 @pytest.mark.parametrize("suffix", [".tif", ".ome.tif", ".ome.zarr"])
 def test_outputs_carry_their_provenance(tmp_path, rng, suffix):
     """Every output says how it was made: rlcore's version, the iterations and the rule,
