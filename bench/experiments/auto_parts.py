@@ -5,10 +5,7 @@ plans, monitor, runs), next to plain RL's per-update cost.
 word of a set's name in bench/iterations.py; the widefield PSF saved for machines without
 psfmodels).
 """
-import collections
-import functools
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ import rlcore.autostop as A  # noqa: E402
 import rlcore.deconvolver as D  # noqa: E402
 import rlcore.psf  # noqa: E402
 from bench import iterations as it  # noqa: E402
+from bench.experiments.step_timers import Timers  # noqa: E402
 
 be, only = sys.argv[1], sys.argv[2]
 shape = tuple(int(v) for v in sys.argv[3:6])
@@ -28,50 +26,22 @@ if len(sys.argv) > 7:
     rlcore.psf.widefield = lambda *a, **k: saved
 
 
-def sync():
-    if be == "cupy":
-        import cupy
 
-        cupy.cuda.Device().synchronize()
+timers = Timers(be)
 
 
-acc, cnt = collections.defaultdict(float), collections.Counter()
-
-
-def wrap(owner, name, label=None):
-    f = getattr(owner, name)
-
-    @functools.wraps(f)
-    def timed(*a, **k):
-        sync()
-        t = time.perf_counter()
-        try:
-            return f(*a, **k)
-        finally:
-            sync()
-            acc[label or name] += time.perf_counter() - t
-            cnt[label or name] += 1
-
-    setattr(owner, name, timed)
 
 
 def dec(n):
     return rlcore.deconvolve(image, psf, n, backend=be, offset=offset, return_info=True)
 
 
-def per_call(f, n=5):
-    sync()
-    t = time.perf_counter()
-    for _ in range(n):
-        f()
-    sync()
-    return (time.perf_counter() - t) / n
 
 
 name, image, psf, truth, offset, kind = it.sets(data, shape, only=[only])[0]
 for _ in range(2):
     dec("auto"), dec(10)
-p1, p10, p30 = (per_call(lambda n=n: dec(n)) for n in (1, 10, 30))
+p1, p10, p30 = (timers.per_call(lambda n=n: dec(n)) for n in (1, 10, 30))
 for owner, fn, label in ((A, "split", None), (A, "_noise_fit", None),
                          (A, "_integer_valued", None), (A, "_draw_in_chunks", None),
                          (A.HeldOut, "of", "HeldOut.of"), (A.AutoStop, "build", "AutoStop.build"),
@@ -79,12 +49,12 @@ for owner, fn, label in ((A, "split", None), (A, "_noise_fit", None),
                          (D.Deconvolver, "__init__", "Deconvolver()"),
                          (D.Deconvolver, "run", "run"), (D, "richardson_lucy", None),
                          (D, "finish", None)):
-    wrap(owner, fn, label)
+    timers.wrap(owner, fn, label)
 N = 5
-total = per_call(lambda: dec("auto"), N)
+total = timers.per_call(lambda: dec("auto"), N)
 info = dec("auto")[1]
 print(name, image.shape, be, info.stop_rule)
 print(f"auto {total * 1e3:.1f} ms; plain 1/10/30 updates {p1 * 1e3:.1f} / {p10 * 1e3:.1f} / "
       f"{p30 * 1e3:.1f} ms, one update {(p30 - p10) / 20 * 1e3:.2f} ms")
-for k, v in acc.items():
-    print(f"  {k:20s} {v / (N + 1) * 1e3:7.2f} ms  x{cnt[k] / (N + 1):g}")
+for k, v in timers.total.items():
+    print(f"  {k:20s} {v / (N + 1) * 1e3:7.2f} ms  x{timers.count[k] / (N + 1):g}")

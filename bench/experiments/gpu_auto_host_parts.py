@@ -4,10 +4,7 @@ LLS PSF (no data folder needed).
 
 ``python3 bench/experiments/gpu_auto_host_parts.py BACKEND [Z Y X] [PEAK]``
 """
-import collections
-import functools
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +15,13 @@ import rlcore._run.auto as R  # noqa: E402
 import rlcore.autostop as A  # noqa: E402
 import rlcore.deconvolver as D  # noqa: E402
 import rlcore.validate as V  # noqa: E402
+from bench.experiments.step_timers import Timers  # noqa: E402
 from rlcore.data import lls_sample  # noqa: E402
 
 be = sys.argv[1]
 shape = tuple(int(v) for v in sys.argv[2:5]) if len(sys.argv) > 4 else (96, 192, 192)
 peak = float(sys.argv[5]) if len(sys.argv) > 5 else 100.0
 
-
-def sync():
-    if be == "cupy":
-        import cupy
-
-        cupy.cuda.Device().synchronize()
 
 
 rng = np.random.default_rng(0)
@@ -42,44 +34,22 @@ psf = psf[tuple(slice(max(0, n // 2 - 12), n // 2 + 13) for n in psf.shape)]
 blurred = rlcore.convolve(truth, psf, backend="numpy")
 image = rng.poisson(np.clip(blurred, 0, None) * peak / blurred.max() + 5.0).astype(np.float32)
 offset = 5.0
-acc, cnt = collections.defaultdict(float), collections.Counter()
+timers = Timers(be)
 
 
-def wrap(owner, name, label=None):
-    f = getattr(owner, name)
-
-    @functools.wraps(f)
-    def timed(*a, **k):
-        sync()
-        t = time.perf_counter()
-        try:
-            return f(*a, **k)
-        finally:
-            sync()
-            acc[label or name] += time.perf_counter() - t
-            cnt[label or name] += 1
-
-    setattr(owner, name, timed)
 
 
 def dec(n):
     return rlcore.deconvolve(image, psf, n, backend=be, offset=offset, return_info=True)
 
 
-def per_call(f, n=5):
-    sync()
-    t = time.perf_counter()
-    for _ in range(n):
-        f()
-    sync()
-    return (time.perf_counter() - t) / n
 
 
 for _ in range(2):
     dec("auto"), dec(10)
-p10, p30 = (per_call(lambda n=n: dec(n)) for n in (10, 30))
+p10, p30 = (timers.per_call(lambda n=n: dec(n)) for n in (10, 30))
 N = 5
-untimed = per_call(lambda: dec("auto"), N)
+untimed = timers.per_call(lambda: dec("auto"), N)
 for owner, fn, label in ((V, "to_numpy", "to_numpy"), (R, "as_image", "as_image"),
                          (A, "pad_mask", None), (A, "fit_noise", None), (A, "check", None),
                          (A, "split", None), (A.HeldOut, "of", "HeldOut.of"),
@@ -89,12 +59,12 @@ for owner, fn, label in ((V, "to_numpy", "to_numpy"), (R, "as_image", "as_image"
                          (D.Deconvolver, "__init__", "Deconvolver()"),
                          (D.Deconvolver, "run", "Deconvolver.run"),
                          (R, "_answer", "_answer")):
-    wrap(owner, fn, label)
-total = per_call(lambda: dec("auto"), N)
+    timers.wrap(owner, fn, label)
+total = timers.per_call(lambda: dec("auto"), N)
 info = dec("auto")[1]
 print(be, image.shape, "updates", info.iterations, "|", info.stop_rule)
 print(f"auto {untimed * 1e3:.1f} ms (untimed), {total * 1e3:.1f} ms with the timers; plain "
       f"10 / 30 updates {p10 * 1e3:.1f} / {p30 * 1e3:.1f} ms, one update "
       f"{(p30 - p10) / 20 * 1e3:.2f} ms")
-for k, v in sorted(acc.items(), key=lambda kv: -kv[1]):
-    print(f"  {k:20s} {v / (N + 1) * 1e3:8.2f} ms  x{cnt[k] / (N + 1):g}")
+for k, v in sorted(timers.total.items(), key=lambda kv: -kv[1]):
+    print(f"  {k:20s} {v / (N + 1) * 1e3:8.2f} ms  x{timers.count[k] / (N + 1):g}")
