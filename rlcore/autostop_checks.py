@@ -28,7 +28,7 @@ __all__ = ["Check", "check", "noise_correlation", "pad_mask", "pad_mask_on",
 #: pycudadecon's / cudaDecon's reference result of the LLS stack
 FALLBACK_ITERATIONS = 10
 #: the lag-1 correlation of neighbouring voxels' noise, along any axis, above which the
-#: split is not trusted (white noise reads |rho| <= 0.07 on the nine phantom sets of
+#: split is not trusted (white noise reads ``|rho| <= 0.07`` on the nine phantom sets of
 #: bench/iterations.py; linear interpolation by a random fraction gives 0.25, the LLS
 #: stack's deskew 0.27 along x; bench/results/realdata.md)
 CORRELATION_LIMIT = 0.15
