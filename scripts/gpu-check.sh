@@ -19,3 +19,13 @@ grep -E "FAILED|ERROR" "$OUT/pytest-gpu.log" | head
 for s in "96 192 192" "128 384 384"; do
   timeout 70 python3 bench/experiments/gpu_auto_host_parts.py cupy $s 100 2>&1 | tail -16
 done
+# an earlier install's wheel in .whl/base: A/B of the two on CuPy
+if [ -d .whl/base ]; then
+  python3 -m pip install -q --no-deps --target /tmp/base-site .whl/base/*.whl
+  for shape in 256x256x256 64x1024x1024; do
+    timeout 150 python3 -m bench.ab --base /tmp/base-site --backend cupy --shape $shape \
+        --rounds 5 > "$OUT/ab-cupy-$shape.json" 2>&1
+    tail -2 "$OUT/ab-cupy-$shape.json"
+  done
+fi
+timeout 200 python3 -m bench.series --backend cupy --out "$OUT/series-gpu" | tail -28
