@@ -208,7 +208,8 @@ def _data_options() -> dict[str, tuple[tuple[str, ...], dict]]:
             type=float, nargs="+", default=None, metavar="D",
             help="a depth-variant PSF: the PSF files are its strata, measured or computed "
                  "at these depths, planes of the image's z axis (0: its first plane), one "
-                 "per file, increasing (rlcore.deconvolve's psf_depths; -n auto too)")),
+                 "per file, increasing; or one file holding the K strata, (K, Z, Y, X) "
+                 "(rlcore.deconvolve's psf_depths; -n auto too)")),
         "psf_depths_um": (("--psf-depths-um",), dict(
             type=float, nargs="+", default=None, metavar="D",
             help="as --psf-depths, in microns below the image's first plane (converted "
@@ -361,18 +362,28 @@ class _PSFs:
         self.args, self._raw, self._prepared = args, None, None
         self._resampled: dict = {}
         self._said: set = set()
+        #: each PSF's name in messages: its file, or ``file[k]`` for the k-th of a stack
+        self.names: list = list(args.psf)
 
     @property
     def raw(self) -> list:
         if self._raw is None:
-            self._raw = _read_psfs(self.args.psf)
+            a = self.args
+            strata = a.psf_depths is not None or getattr(a, "psf_depths_um", None) is not None
+            if strata and len(a.psf) == 1:  # one file may hold the K strata
+                self._raw = _read_psf_stack(Path(a.psf[0]))
+                if len(self._raw) > 1:
+                    self.names = [f"{a.psf[0]}[{k}]" for k in range(len(self._raw))]
+            else:
+                self._raw = _read_psfs(a.psf)
         return self._raw
 
     @property
     def prepared(self) -> list:
         if self._prepared is None:
             a = self.args
-            self._prepared = _centred([p for p, _ in self.raw], a.psf, a.no_center_psf,
+            raw = self.raw
+            self._prepared = _centred([p for p, _ in raw], self.names, a.no_center_psf,
                                       a.psf_background)
         return self._prepared
 
@@ -382,7 +393,7 @@ class _PSFs:
         resampling (None when not resampled). With --no-resample-psf, a warning for
         each PSF whose voxel size differs from the image's."""
         out, notes = [], []
-        for psf, psf_path, (_, psf_voxel) in zip(self.prepared, self.args.psf, self.raw):
+        for psf, psf_path, (_, psf_voxel) in zip(self.prepared, self.names, self.raw):
             a, b, unknown = _voxel_sizes(psf_voxel, voxel, psf.ndim)
             key = (str(psf_path), b)
             if a == b or self.args.no_resample_psf:
@@ -446,6 +457,35 @@ def _read_psfs(paths: Sequence[Path]) -> list:
     return [_read_psf(Path(path)) for path in paths]
 
 
+def _read_psf_stack(path: Path) -> list:
+    """The strata of a depth-variant PSF from one file: a (K, Z, Y, X) stack (its first axis
+    the strata; OME-TIFF or ImageJ axes T or C, or none), each with the file's voxel size;
+    a file of one PSF as :func:`_read_psf` reads it."""
+    import numpy as np
+    import tifffile
+
+    from rlcore.io import VoxelSize, read_series
+
+    if not path.exists():
+        raise FileNotFoundError(f"psf file not found: {path}")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            ndim = len(tif.series[0].shape)
+    except Exception:  # noqa: BLE001 - not a TIFF: the readers' own messages stand
+        ndim = 0
+    if ndim != 4:
+        return [_read_psf(path)]
+    try:
+        data, _, voxel = read_series(path, lazy=False)
+    except ValueError:  # no axes metadata: the first axis is the strata, sizes unknown
+        data, voxel = tifffile.imread(path), VoxelSize()
+    data = np.asarray(data)
+    if data.ndim != 4:
+        raise ValueError(f"psf: {path} has shape {tuple(data.shape)}; a stack of PSFs for "
+                         "--psf-depths is (K, Z, Y, X), one PSF per depth")
+    return [(data[k], voxel) for k in range(data.shape[0])]
+
+
 def _read_psf(path: Path):
     """One PSF file: a (Z, Y, X) or (Y, X) stack; a missing file or one of more axes named
     as a PSF's problem, with the fix."""
@@ -466,8 +506,9 @@ def _read_psf(path: Path):
         if len(shape) > 3:
             raise ValueError(f"psf: {path} has shape {shape}; a PSF file holds one (Z, Y, X) "
                              "stack: pass one file per channel (rlcore deconvolve IMAGE "
-                             "psf_c0.tif psf_c1.tif), or a depth-variant stack through the "
-                             "Python API (rlcore.deconvolve's psf_depths)") from None
+                             "psf_c0.tif psf_c1.tif), or, for a depth-variant PSF of K "
+                             "strata (K, Z, Y, X), their K depths with --psf-depths"
+                             ) from None
         raise
 
 
@@ -605,8 +646,9 @@ def _strata_depths(args: argparse.Namespace, count: int, voxel: Any
         planes = [d / voxel.z for d in microns]
     flag = "--psf-depths" if microns is None else "--psf-depths-um"
     if len(planes) != count:
-        raise ValueError(f"{flag}: {len(planes)} depths for {count} PSF files; give one "
-                         "depth per PSF file, in the files' order")
+        raise ValueError(f"{flag}: {len(planes)} depths for {count} PSF(s); give one "
+                         "depth per PSF file, in the files' order, or one file of the "
+                         "strata (K, Z, Y, X) and its K depths")
     return tuple(float(d) for d in planes)
 
 

@@ -504,6 +504,47 @@ def test_outputs_carry_their_provenance(tmp_path, rng, suffix):
     assert read_provenance(tmp_path / "im.tif") is None
 
 
+def test_cli_depth_variant_psf_stack_in_one_file(tmp_path, rng, capsys):
+    """One PSF file of K strata, (K, Z, Y, X), with its K depths: the result of one file
+    per stratum (each centred as the faces centre one PSF); an ImageJ hyperstack's
+    strata (its T axis) keep the file's voxel size, so they are resampled to the
+    image's; a count that does not match, or a stack without depths, is one line."""
+    psfs = [rlcore.psf.gaussian((7, 9, 9), (1.0 + 0.5 * k, 1.0 + 0.2 * k, 1.0))
+            for k in range(3)]
+    image = rng.poisson(rlcore.convolve(rng.random((30, 24, 24)) ** 8 * 400, psfs[1]) + 2)
+    img = tmp_path / "img.ome.tif"
+    write_image(img, image.astype(np.float32), VoxelSize(0.5, 0.1, 0.1))
+    files = []
+    for k, p in enumerate(psfs):
+        files.append(str(tmp_path / f"psf{k}.tif"))
+        tifffile.imwrite(files[-1], p)
+    stack = tmp_path / "strata.tif"
+    tifffile.imwrite(stack, np.stack(psfs))  # no axes metadata: the first axis is K
+    depths = ["--psf-depths", "0", "14", "29"]
+    outs = {}
+    for name, psf_args in (("files", files), ("stack", [str(stack)])):
+        outs[name] = tmp_path / f"{name}.tif"
+        assert main(["deconvolve", str(img), *psf_args, "-o", str(outs[name]), "-n", "3",
+                     "--backend", "numpy", *depths]) == 0
+    np.testing.assert_array_equal(read_image(outs["stack"])[0], read_image(outs["files"])[0])
+    hyper = tmp_path / "hyper.tif"  # ImageJ TZYX, z 0.25 um, xy 0.05 um
+    tifffile.imwrite(hyper, np.stack(psfs)[:, :, None], imagej=True,
+                     resolution=(20.0, 20.0), metadata={"spacing": 0.25, "unit": "um",
+                                                        "axes": "TZCYX"})
+    capsys.readouterr()
+    assert main(["deconvolve", str(img), str(hyper), "-o", str(tmp_path / "h.tif"), "-n",
+                 "3", "--backend", "numpy", *depths]) == 0
+    assert f"PSF {hyper}[0] resampled from voxel size (0.25, 0.05, 0.05)" in \
+        capsys.readouterr().err
+    assert main(["deconvolve", str(img), str(stack), "-o", str(tmp_path / "bad.tif"),
+                 "--backend", "numpy", "--psf-depths", "0", "29"]) == 2
+    assert "2 depths for 3 PSF(s)" in capsys.readouterr().err
+    assert main(["deconvolve", str(img), str(stack), "-o", str(tmp_path / "bad.tif"),
+                 "--backend", "numpy"]) == 2
+    assert "their K depths with --psf-depths" in capsys.readouterr().err
+    assert not (tmp_path / "bad.tif").exists()
+
+
 def test_cli_depth_variant_psf_files_with_their_depths(tmp_path, rng, capsys):
     """PSF files as a depth-variant PSF's strata (--psf-depths, or microns with
     --psf-depths-um): the API's result; the mistakes each one line."""
@@ -525,7 +566,7 @@ def test_cli_depth_variant_psf_files_with_their_depths(tmp_path, rng, capsys):
                      "--backend", "numpy", "--no-center-psf", "--overwrite", *depths]) == 0
         np.testing.assert_allclose(read_image(out)[0], expected, rtol=1e-5, atol=1e-5)
     capsys.readouterr()
-    cases = [(["--psf-depths", "0", "14"], "2 depths for 3 PSF files"),
+    cases = [(["--psf-depths", "0", "14"], "2 depths for 3 PSF(s)"),
              (["--psf-depths", "0", "14", "29", "--psf-depths-um", "0", "1", "2"],
               "give one of them")]
     for extra, message in cases:
