@@ -524,6 +524,23 @@ def _deconvolve_kwargs(args: argparse.Namespace, background: float, auto: bool) 
                 back_projector=args.back_projector, tv=args.tv, **blocks, **extra)
 
 
+def _prefetch(path: Path) -> None:
+    """Read the bytes of ``path`` (a file) once and drop them, so that its reading by the
+    next run comes from the page cache: ``batch``'s read-ahead, on a thread. Only bytes:
+    no reader, no warnings filters or loggers (those are the process's state, not the
+    thread's, and a reader's quieting of them would swallow the computing run's
+    warnings); a file that cannot be read is left to the run to report."""
+    if not path.is_file():
+        return
+    buffer = bytearray(16 << 20)
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+    except OSError:
+        return
+
+
 def _read_input(path: Path, output: Path) -> tuple:
     """``(image, axes, voxel)`` of one input: OME-Zarr stays lazy (dask); a vendor file
     (bioio) too when written to OME-Zarr (a TIFF output holds the whole result anyway,
@@ -535,11 +552,10 @@ def _read_input(path: Path, output: Path) -> tuple:
 
 
 def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PSFs,
-              cache: dict | None = None, read: Any = None) -> int:
+              cache: dict | None = None) -> int:
     """One input through the options of ``args`` into ``output`` (``deconvolve`` and each
     file of ``batch``); ``cache``: Deconvolvers kept across files (``batch``) for plain
-    runs; ``read``: a callable that returns the input as :func:`_read_input` does (read
-    ahead by ``batch``), default: read it now."""
+    runs."""
     import numpy as np
 
     import rlcore
@@ -547,7 +563,7 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
     from rlcore.io import write_series
 
     vendor = formats.is_vendor(path)
-    image, axes, voxel = read() if read is not None else _read_input(path, output)
+    image, axes, voxel = _read_input(path, output)
     psfs, resampled = psf_files.for_image(voxel, path)
     image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
     psf, channel_axis, strata = _psf_argument(args, psfs, image, axes, voxel)
@@ -733,8 +749,9 @@ def _target(folder: Path, path: Path, fmt: str) -> Path:
 
 def _batch(args: argparse.Namespace) -> int:
     """Every input with the options of ``deconvolve`` (one option table); plain runs share
-    one :class:`rlcore.Deconvolver` per (frame shape, channel PSF); the next input is read
-    on a thread while one computes; each warning and error names its file."""
+    one :class:`rlcore.Deconvolver` per (frame shape, channel PSF); the next input's bytes
+    are read on a thread while one computes (:func:`_prefetch`); each warning and error
+    names its file."""
     files = _inputs(args.inputs)
     args.output.mkdir(parents=True, exist_ok=True)
     targets = [_target(args.output, f, args.format) for f in files]
@@ -752,27 +769,22 @@ def _batch(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(files), unit="file", disable=not args.progress)
-    named = tuple(f"{f}:" for f in files)
-    # the next input is read on a thread while this one computes (two inputs in memory)
+    # the next input's bytes are read on a thread while this one computes (_prefetch)
     with ThreadPoolExecutor(1, thread_name_prefix="rlcore-read") as reader:
-        ahead = None
         for i, (path, target) in enumerate(zip(files, targets)):
+            if i + 1 < len(files) and not args.dry_run:
+                reader.submit(_prefetch, files[i + 1])
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    current = ahead or reader.submit(_read_input, path, target)
-                    ahead = (reader.submit(_read_input, files[i + 1], targets[i + 1])
-                             if i + 1 < len(files) and not args.dry_run else None)
-                    _run_file(args, path, target, psf_files, cache, read=current.result)
+                    _run_file(args, path, target, psf_files, cache)
                 except (*_EXPECTED,) as exc:
                     said = str(exc)  # named once: most errors of a read name the file
                     raise type(exc)(said if said.startswith(f"{path}:")
                                     else f"{path}: {said}") from exc
                 finally:
-                    for w in caught:  # a read's warnings name their file (read ahead)
-                        text = str(w.message)
-                        text = text if text.startswith(named) else f"{path}: {text}"
-                        print(f"rlcore: warning: {text}", file=sys.stderr)
+                    for w in caught:
+                        print(f"rlcore: warning: {path}: {w.message}", file=sys.stderr)
             bar.update(1)
     bar.close()
     if not args.dry_run:

@@ -422,9 +422,9 @@ def test_batch_equals_deconvolve_per_file_and_names_the_file(tmp_path, rng, caps
 
 
 def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatch, capsys):
-    """batch reads input i + 1 on its reader thread while input i computes; the outputs
-    are deconvolve's; an unreadable later input stops the batch naming that file, with the
-    earlier outputs written."""
+    """batch reads the bytes of input i + 1 on its reader thread while input i computes;
+    the outputs are deconvolve's and each file's warnings keep their name; an unreadable
+    later input stops the batch naming that file, with the earlier outputs written."""
     import threading
     import time
 
@@ -434,14 +434,15 @@ def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatc
 
     tifffile.imwrite(tmp_path / "psf.tif", np.ones((3, 5, 5), np.float32))
     for i in range(3):
-        tifffile.imwrite(tmp_path / f"im{i}.tif", rng.poisson(20, (8, 24, 24))
-                         .astype(np.float32))
+        image = rng.poisson(20, (8, 24, 24)).astype(np.float32)
+        image[0, 0, 0] = -1  # a warning per file, from the computing thread
+        tifffile.imwrite(tmp_path / f"im{i}.tif", image)
     events = []
-    read, run = cli._read_input, cli._run_file
+    prefetch, run = cli._prefetch, cli._run_file
 
-    def reading(path, output):
+    def reading(path):
         events.append(("read", path.name, threading.current_thread().name, time.monotonic()))
-        return read(path, output)
+        return prefetch(path)
 
     def running(args, path, *rest, **kw):
         start = time.monotonic()
@@ -450,17 +451,21 @@ def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatc
         events.append(("run", path.name, start, time.monotonic()))
         return out
 
-    monkeypatch.setattr(cli, "_read_input", reading)
+    monkeypatch.setattr(cli, "_prefetch", reading)
     monkeypatch.setattr(cli, "_run_file", running)
     out = tmp_path / "out"
     assert cli.main(["batch", str(tmp_path / "im*.tif"), "--psf", str(tmp_path / "psf.tif"),
                      "-o", str(out), "-n", "2", "--backend", "numpy"]) == 0
+    err = capsys.readouterr().err
+    for i in range(3):
+        assert f"warning: {tmp_path / f'im{i}.tif'}: image: 1 negative" in err
     reads = {e[1]: e for e in events if e[0] == "read"}
     runs = {e[1]: e for e in events if e[0] == "run"}
-    assert sorted(reads) == ["im0.tif", "im1.tif", "im2.tif"]
+    assert sorted(reads) == ["im1.tif", "im2.tif"]  # the first is read by its own run
     assert all(e[2].startswith("rlcore-read") for e in reads.values())
-    for this, following in (("im0.tif", "im1.tif"), ("im1.tif", "im2.tif")):
-        assert runs[this][2] <= reads[following][3] < runs[this][3]  # during the run
+    # input i + 1's read starts once input i - 1 is done and before input i is: beside it
+    assert reads["im1.tif"][3] < runs["im0.tif"][3]
+    assert runs["im0.tif"][3] <= reads["im2.tif"][3] < runs["im1.tif"][3]
     monkeypatch.setattr(cli, "_run_file", run)
     for i in range(3):
         single = tmp_path / f"single{i}.tif"
@@ -471,6 +476,7 @@ def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatc
                                       tifffile.imread(single))
     (tmp_path / "im1.tif").write_bytes(b"not a tiff")
     again = tmp_path / "again"
+    capsys.readouterr()
     assert cli.main(["batch", str(tmp_path / "im*.tif"), "--psf", str(tmp_path / "psf.tif"),
                      "-o", str(again), "-n", "2", "--backend", "numpy"]) == 2
     assert f"{tmp_path / 'im1.tif'}" in capsys.readouterr().err
