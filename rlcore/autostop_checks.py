@@ -190,12 +190,18 @@ def pad_mask(image: np.ndarray) -> np.ndarray | None:
 def pad_mask_on(backend: Any, image: np.ndarray) -> np.ndarray | None:
     """:func:`pad_mask` of a host image, computed on the backend's device where its array
     namespace is CuPy's (boolean passes over the image: on an H200 host 143 ms at
-    (128, 384, 384) on the host's cores), else on the host; the mask on the host."""
+    (128, 384, 384) on the host's cores), else on the host; the mask on the host. Where
+    the device has no room for the passes (about 8 bytes a voxel), on the host."""
+    from rlcore.errors import DeviceOutOfMemoryError
+
     xp = device_namespace(backend)
     y = np.asarray(image)
     if xp is None or not hasattr(xp, "get_array_module") or y.dtype != np.float32:
         return pad_mask(y)
-    mask = pad_mask(backend.to_device(y).reshape(y.shape))
+    try:
+        mask = pad_mask(backend.to_device(y).reshape(y.shape))
+    except (MemoryError, DeviceOutOfMemoryError):  # CuPy's OutOfMemoryError is one
+        return pad_mask(y)
     return None if mask is None else xp.asnumpy(mask)
 
 
@@ -386,8 +392,9 @@ def check(image: np.ndarray, psf: np.ndarray, offset: float = 0.0,
 
 
 def device_namespace(backend: Any) -> Any:
-    """The array namespace :class:`HeldOut` and :class:`AutoStop` are built in on the
-    device (CuPy's, an array-API one), or None: on the host (NumPy, whose results stay
-    those of bench/results/iterations.md; OpenCL, whose arrays have none)."""
+    """The array namespace the auto route computes in on the backend's device (CuPy's, an
+    array-API one: :class:`rlcore.autostop.HeldOut`, :class:`rlcore.autostop.AutoStop`,
+    and here the checks where it is CuPy's), or None: on the host (NumPy, whose results
+    stay those of bench/results/iterations.md; OpenCL, whose arrays have none)."""
     xp = getattr(backend, "xp", None)
     return None if xp is None or xp is np else xp

@@ -448,6 +448,21 @@ def test_pad_mask_on_a_backend_is_the_hosts(rng, backend):
     assert autostop.pad_mask(two)[4:20, 8:30, 40:60].all()
 
 
+def test_pad_mask_on_a_full_device_falls_back_to_the_host(rng):
+    """A device without room for the pad detector's passes: the host's mask, no error."""
+    import types
+
+    class Full:
+        xp = types.SimpleNamespace(get_array_module=None, asnumpy=None)
+
+        def to_device(self, host):
+            raise MemoryError("out of memory allocating 8 bytes a voxel (a fake device)")
+
+    y = rng.normal(200, 3, (12, 20, 64)).round().astype(np.float32)
+    y[:, :, :20] = 98
+    np.testing.assert_array_equal(autostop.pad_mask_on(Full(), y), autostop.pad_mask(y))
+
+
 def test_pad_voxels_are_not_split(rng):
     y = (2.0 * rng.poisson(50, (16, 32, 32)) + rng.normal(0, 4, (16, 32, 32)) + 100
          ).astype(np.float32)
