@@ -468,7 +468,9 @@ def boundary_mismatch(deconvolver: Any, train: Any, updates: int = MISMATCH_UPDA
     carries the periodic inversion's own edge artefacts and prefers estimates that have
     them: on objects that fill the volume (a cell, nuclei) the held-out loss then falls
     for 20-40 updates where the error rises after 5-8 (bench/results/realdata.md).
-    Subtracting ``m`` from the test part removes that bias."""
+    Subtracting ``m`` from the test part removes that bias. A depth-variant plan
+    (``psf_depths``) runs the half extension with the same strata (its periodic form
+    on the image's grid given as ``periodic``: :mod:`rlcore.autostop_strata`)."""
     from rlcore.deconvolver import Deconvolver, RunSettings
     from rlcore.iteration import Convolution
 
@@ -477,17 +479,9 @@ def boundary_mismatch(deconvolver: Any, train: Any, updates: int = MISMATCH_UPDA
     with warnings.catch_warnings():  # the PSF was checked (and warned of) by the plan
         warnings.simplefilter("ignore", UserWarning)
         half = Deconvolver(deconvolver.psf, shape, updates, backend=be,
-                           boundary="non-circulant-half", accelerate="momentum")
-
-    class _Last:  # keeps the last grid estimate
-        best = None
-
-        def __call__(self, k, point, spectrum=None):
-            self.best = be.copy_into(point, be.empty(half.grid.shape) if self.best is None
-                                     else self.best)
-            return False
-
-    last = _Last()
+                           boundary="non-circulant-half", accelerate="momentum",
+                           psf_depths=getattr(deconvolver, "psf_depths", None))
+    last = _Last(be, half.grid.shape)
     with be.activate():
         half.execute(train, RunSettings(monitor=last))
         if periodic is None:
@@ -501,6 +495,19 @@ def boundary_mismatch(deconvolver: Any, train: Any, updates: int = MISMATCH_UPDA
             return linear - cut
         return (np.asarray(be.to_host(linear), np.float32)
                 - np.asarray(be.to_host(cut), np.float32))
+
+
+class _Last:
+    """A monitor that keeps the last grid estimate."""
+
+    def __init__(self, backend: Any, shape: tuple[int, ...]) -> None:
+        self.backend, self.shape, self.best = backend, shape, None
+
+    def __call__(self, k: int, point: Any, spectrum: Any = None) -> bool:
+        be = self.backend
+        self.best = be.copy_into(point, be.empty(self.shape) if self.best is None
+                                 else self.best)
+        return False
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,6 @@ Measured in bench/results/depth-variant.md (``iterations="auto"`` beside each be
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,38 +108,12 @@ def boundary_mismatch(deconvolver: Any, train: Any, operator: StrataConvolution,
     the image's grid (``operator``) misses of the data, for an object ``x`` that lives
     beyond the image too, estimated by ``updates`` updates with momentum of the half
     extension with the same strata on the training part; host, float32, the image's
-    shape. :func:`rlcore.autostop.boundary_mismatch` says why the test part is corrected
-    by it; the two convolutions here are the plans' own operators (on the backend)."""
-    from rlcore.deconvolver import Deconvolver, RunSettings
+    shape. :func:`rlcore.autostop.boundary_mismatch` computes it (and says why the test
+    part is corrected by it) with the plans' own operators on the backend."""
+    from rlcore import autostop
 
-    be = deconvolver.backend
-    with warnings.catch_warnings():  # the PSFs were checked (and warned of) by the plan
-        warnings.simplefilter("ignore", UserWarning)
-        half = Deconvolver(deconvolver.psf, deconvolver.shape, updates, backend=be,
-                           boundary="non-circulant-half", accelerate="momentum",
-                           psf_depths=deconvolver.psf_depths)
-    last = _Last(be, half.grid.shape)
-    with be.activate():
-        half.execute(train, RunSettings(monitor=last))
-        linear = _image_region(be, half.grid, half.operator.forward(last.best))
-        periodic = operator.forward(_image_region(be, half.grid, last.best))
-        m = (np.asarray(be.to_host(linear), np.float32)
-             - np.asarray(be.to_host(periodic), np.float32))
-        half.close()
-    return m
-
-
-class _Last:
-    """A monitor that keeps the last grid estimate."""
-
-    def __init__(self, backend: Any, shape: tuple[int, ...]) -> None:
-        self.backend, self.shape, self.best = backend, shape, None
-
-    def __call__(self, k: int, point: Any, spectrum: Any = None) -> bool:
-        be = self.backend
-        self.best = be.copy_into(point, be.empty(self.shape) if self.best is None
-                                 else self.best)
-        return False
+    m = autostop.boundary_mismatch(deconvolver, train, updates, periodic=operator)
+    return np.asarray(deconvolver.backend.to_host(m), np.float32)
 
 
 @dataclass(frozen=True)
