@@ -369,7 +369,7 @@ class _PSFs:
     def raw(self) -> list:
         if self._raw is None:
             a = self.args
-            strata = a.psf_depths is not None or getattr(a, "psf_depths_um", None) is not None
+            strata = a.psf_depths is not None or a.psf_depths_um is not None
             if strata and len(a.psf) == 1:  # one file may hold the K strata
                 self._raw = _read_psf_stack(Path(a.psf[0]))
                 if len(self._raw) > 1:
@@ -382,7 +382,7 @@ class _PSFs:
     def prepared(self) -> list:
         if self._prepared is None:
             a = self.args
-            raw = self.raw
+            raw = self.raw  # first: reading a stack names its strata (self.names)
             self._prepared = _centred([p for p, _ in raw], self.names, a.no_center_psf,
                                       a.psf_background)
         return self._prepared
@@ -541,16 +541,6 @@ def _prefetch(path: Path) -> None:
         return
 
 
-def _read_input(path: Path, output: Path) -> tuple:
-    """``(image, axes, voxel)`` of one input: OME-Zarr stays lazy (dask); a vendor file
-    (bioio) too when written to OME-Zarr (a TIFF output holds the whole result anyway,
-    and --uint16 needs its maximum)."""
-    from rlcore import formats
-    from rlcore.io import read_series
-
-    return read_series(path, lazy=not formats.is_vendor(path) or _is_zarr_path(output))
-
-
 def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PSFs,
               cache: dict | None = None) -> int:
     """One input through the options of ``args`` into ``output`` (``deconvolve`` and each
@@ -560,10 +550,12 @@ def _run_file(args: argparse.Namespace, path: Path, output: Path, psf_files: _PS
 
     import rlcore
     from rlcore import formats
-    from rlcore.io import write_series
+    from rlcore.io import read_series, write_series
 
+    # OME-Zarr stays lazy (dask); a vendor file (bioio) too when written to OME-Zarr (a
+    # TIFF output holds the whole result anyway, and --uint16 needs its maximum)
     vendor = formats.is_vendor(path)
-    image, axes, voxel = _read_input(path, output)
+    image, axes, voxel = read_series(path, lazy=not vendor or _is_zarr_path(output))
     psfs, resampled = psf_files.for_image(voxel, path)
     image, axes = _with_psf_axes(image, axes, psfs[0].ndim)
     psf, channel_axis, strata = _psf_argument(args, psfs, image, axes, voxel)
