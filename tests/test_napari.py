@@ -265,3 +265,18 @@ def test_depth_variant_psf_stack_from_a_layer(viewer_and_widget, qtbot):
     assert widget.run() is True
     _wait(qtbot, widget)
     np.testing.assert_allclose(widget.result_layer.data, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_psf_depths_box_parsing():
+    """The "PSF depths" box: planes as typed, microns by the image layer's z scale; microns
+    without a z axis or with napari's default scale are refused naming the box."""
+    from rlcore.napari._widget import parse_depths
+
+    assert parse_depths("  ", (0.3, 0.1, 0.1)) is None
+    assert parse_depths("0, 20 40", (1, 1, 1)) == (0.0, 20.0, 40.0)
+    assert parse_depths("0, 9 um", (0.3, 0.1, 0.1)) == pytest.approx((0.0, 30.0))
+    for text, scale, words in (("0 1 um", (0.1, 0.1), "no z axis"),
+                               ("0 1 um", (1, 1, 1), "napari's default"),
+                               ("a b", (1, 1, 1), "not a list of numbers")):
+        with pytest.raises(ValueError, match=words):
+            parse_depths(text, scale)

@@ -85,6 +85,9 @@ def parse_depths(text: str, image_scale: Any) -> tuple[float, ...] | None:
         raise ValueError("PSF depths: no number given; e.g. 0, 20, 40 (planes)")
     if microns:
         scale = tuple(float(v) for v in image_scale)
+        if len(scale) < 3:
+            raise ValueError("PSF depths: the image layer has no z axis; a depth-variant "
+                             "PSF is for (Z, Y, X) images")
         if all(v == 1 for v in scale):
             raise ValueError("PSF depths: given in microns, but the image layer's scale is "
                              "napari's default (all 1, unknown); set the layer's scale or "
