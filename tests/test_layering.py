@@ -46,6 +46,8 @@ PRIVATE_ALLOWED = {
         "reads cuFFT's work-area sizes of the backend's plans",
     ("bench/experiments/inplace_cost.py", "be._plan"):
         "reads cuFFT's work-area sizes of the backend's plans",
+    ("tests/test_napari.py", "rlcore.napari._widget"):
+        "the PSF-depths box's parser, a pure function, tested without driving the widget",
     ("bench/experiments/gpu_auto_host_parts.py", "rlcore._run"):
         "times the auto route's own steps (its image check and its answer)",
 }
