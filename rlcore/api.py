@@ -65,7 +65,8 @@ def deconvolve(
         zero-padded to the image, or centre-cropped with a warning.
     iterations : int or "auto", default 10
         RL updates (0 returns the first estimate), or "auto": the count is chosen from the
-        data by a held-out split (:mod:`rlcore.autostop`); not with blocks, ``out`` or
+        data by a held-out split (:mod:`rlcore.autostop`), then run on the whole image
+        (``callback`` and the progress bar count both runs); not with blocks, ``out`` or
         Dask.
     backend : str or backend object, default "auto"
         "auto" picks the fastest that works for this array (:func:`available_backends

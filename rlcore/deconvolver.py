@@ -710,6 +710,24 @@ class Deconvolver:
 
     __call__ = run
 
+    def recounted(self, iterations: int) -> Deconvolver:
+        """This plan with another count: the same PSF, grid, variant, OTF and work buffers,
+        so nothing is transformed or allocated (``iterations="auto"``'s run of the chosen
+        count on the whole image).
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``iterations`` not an int >= 0.
+        RuntimeError
+            The plan is closed.
+        """
+        if self.operator is None:
+            raise RuntimeError("this Deconvolver is closed; recount it before it is closed")
+        other = copy.copy(self)
+        other.iterations = check_iterations(iterations)
+        return other
+
     def rematched(self, variant: Variant, iterations: int) -> Deconvolver:
         """This plan with the matched back projector and ``variant`` (its acceleration):
         the same PSF, grid, OTF and work buffers, so nothing is transformed or allocated
