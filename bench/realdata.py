@@ -314,9 +314,13 @@ def semi_rows(data: Path, cache: Path, only=None, boundary: str = "periodic"):
 
 # ---------------------------------------------------------------- (c) the phantom sets
 
-#: today's auto on bench/iterations.py's nine sets (before issue 31), per boundary
-PHANTOM_BEFORE = {"periodic": "bench/results/iterations-s9-speed.json",
-                  "non-circulant-half": "bench/results/iterations-noncirculant-half-s8-speed.json"}
+#: auto before issue 31 (the code at 5c2d4e3) on bench/iterations.py's nine sets as they
+#: are built now, per boundary (bench/experiments/auto_baseline.py: the measured-PSF sets'
+#: PSF preparation changed under issue 31, so the results stored then,
+#: iterations-s9-speed.json and iterations-noncirculant-half-s8-speed.json, are of other
+#: images)
+PHANTOM_BEFORE = {"periodic": "bench/results/iterations-auto-base-periodic.json",
+                  "non-circulant-half": "bench/results/iterations-auto-base-half.json"}
 
 
 def phantom_rows(data: Path, boundary: str) -> list[dict]:
@@ -384,7 +388,7 @@ def semi_figure(results: dict, rows: list[dict], path: Path) -> None:
         s, x = results[r["set"]]
         y = np.clip(s["image"] - s["offset"], 0, None)
         _projections(axes[2 * i], axes[2 * i + 1], [s["truth"], y, x],
-                     [f"{r['set']}\ntruth", "image - offset",
+                     [f"{r['set']}\ntruth", f"image - offset ({r['boundary']})",
                       f"auto: {r['auto_iterations']} it, NRMSE {r['auto_error']:.3f}\n"
                       f"(oracle {r['oracle_error']:.3f} @ {r['oracle_iterations']})"], 2.0)
     fig.tight_layout()
@@ -459,7 +463,7 @@ def main(argv=None) -> int:
         for boundary in args.boundaries:
             rows, semi_results = semi_rows(args.data, args.cache, args.only, boundary)
             semi += rows
-            if not args.no_figure and boundary == "periodic":
+            if not args.no_figure and boundary == rlcore.boundary.DEFAULT_BOUNDARY:
                 semi_figure(semi_results, rows, args.docs / "realdata-semi.png")
     phantoms = [r for b in args.phantoms for r in phantom_rows(args.data, b)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
