@@ -431,6 +431,7 @@ def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatc
     import tifffile
 
     from rlcore import cli
+    from rlcore.cli import _files
 
     tifffile.imwrite(tmp_path / "psf.tif", np.ones((3, 5, 5), np.float32))
     for i in range(3):
@@ -438,7 +439,7 @@ def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatc
         image[0, 0, 0] = -1  # a warning per file, from the computing thread
         tifffile.imwrite(tmp_path / f"im{i}.tif", image)
     events = []
-    prefetch, run = cli._prefetch, cli._run_file
+    prefetch, run = _files._prefetch, _files._run_file
 
     def reading(path):
         events.append(("read", path.name, threading.current_thread().name, time.monotonic()))
@@ -451,8 +452,8 @@ def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatc
         events.append(("run", path.name, start, time.monotonic()))
         return out
 
-    monkeypatch.setattr(cli, "_prefetch", reading)
-    monkeypatch.setattr(cli, "_run_file", running)
+    monkeypatch.setattr(_files, "_prefetch", reading)
+    monkeypatch.setattr(_files, "_run_file", running)
     out = tmp_path / "out"
     assert cli.main(["batch", str(tmp_path / "im*.tif"), "--psf", str(tmp_path / "psf.tif"),
                      "-o", str(out), "-n", "2", "--backend", "numpy"]) == 0
@@ -466,7 +467,7 @@ def test_batch_reads_the_next_input_while_one_computes(tmp_path, rng, monkeypatc
     # input i + 1's read starts once input i - 1 is done and before input i is: beside it
     assert reads["im1.tif"][3] < runs["im0.tif"][3]
     assert runs["im0.tif"][3] <= reads["im2.tif"][3] < runs["im1.tif"][3]
-    monkeypatch.setattr(cli, "_run_file", run)
+    monkeypatch.setattr(_files, "_run_file", run)
     for i in range(3):
         single = tmp_path / f"single{i}.tif"
         assert cli.main(["deconvolve", str(tmp_path / f"im{i}.tif"),
