@@ -51,6 +51,8 @@ PRIVATE_ALLOWED = {
         "times the batch's read-ahead by wrapping its reader and its runner",
     ("tests/test_napari.py", "rlcore.napari._widget"):
         "the PSF-depths box's parser, a pure function, tested without driving the widget",
+    ("bench/experiments/auto_parts.py", "rlcore._run"):
+        "times the auto route's own steps (its whole-image refit)",
     ("bench/experiments/gpu_auto_host_parts.py", "rlcore._run"):
         "times the auto route's own steps (its image check and its answer)",
 }

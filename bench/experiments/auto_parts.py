@@ -12,6 +12,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import rlcore  # noqa: E402
+import rlcore._run.auto as R  # noqa: E402
 import rlcore.autostop as A  # noqa: E402
 import rlcore.deconvolver as D  # noqa: E402
 import rlcore.psf  # noqa: E402
@@ -47,8 +48,9 @@ for owner, fn, label in ((A, "split", None), (A, "_noise_fit", None),
                          (A.HeldOut, "of", "HeldOut.of"), (A.AutoStop, "build", "AutoStop.build"),
                          (A.AutoStop, "__call__", "monitor"),
                          (D.Deconvolver, "__init__", "Deconvolver()"),
-                         (D.Deconvolver, "run", "run"), (D, "richardson_lucy", None),
-                         (D, "finish", None)):
+                         (D.Deconvolver, "execute", "execute"),
+                         (D, "richardson_lucy", None), (A, "check", "checks"),
+                         (A, "boundary_mismatch", None), (R, "_refit", "refit")):
     timers.wrap(owner, fn, label)
 N = 5
 total = timers.per_call(lambda: dec("auto"), N)
