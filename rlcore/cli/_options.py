@@ -24,19 +24,8 @@ def _version() -> str:
     return __version__
 
 
-def _psf_background(text: str) -> float | None:
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
-    if not (value >= 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {text!r}")
-    return value
-
-
-def _background_value(text: str) -> float | str:
+def _level(text: str, meaning: str = "") -> float | str:
+    """A non-negative finite number, or "auto"."""
     if text == "auto":
         return text
     try:
@@ -44,9 +33,17 @@ def _background_value(text: str) -> float | str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
     if not (value >= 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be >= 0 and finite (the camera offset, in "
-                                         f"the image's units), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be >= 0 and finite{meaning}, got {text!r}")
     return value
+
+
+def _psf_background(text: str) -> float | None:
+    value = _level(text)
+    return None if value == "auto" else value
+
+
+def _background_value(text: str) -> float | str:
+    return _level(text, " (the camera offset, in the image's units)")
 
 
 def _run_options() -> dict[str, tuple[tuple[str, ...], dict]]:
