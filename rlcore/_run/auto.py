@@ -115,11 +115,11 @@ def run(request: Request, image: Any, psf: Any) -> Any:
         with progress(request.progress, max_iterations, "Richardson-Lucy (auto)",
                       request.callback) as step:
             last = _run_phases(request, deconvolver, list(zip(phases, variants)), start,
-                               state, step, keep=rival)
+                               state, step)
             if rival and state.counts and state.counts[0] > 0:
                 _run_rival(request, last, (phases[-1], variants[-1]), (start, train), state,
                            step)
-        del train, start
+        del train, start, corrected
         # the split's parts and the training estimates, before the refit's buffers
         state.test = state.held = state.best = state.result = None
         _refit(request, (image, y, offset), state)
@@ -221,10 +221,11 @@ def _run_rival(request: Request, deconvolver: Deconvolver, phase: tuple, parts: 
 
 
 def _run_phases(request: Request, deconvolver: Deconvolver, phases: list, start: Any,
-                state: _Phases, step: Any, keep: bool = False) -> Deconvolver:
+                state: _Phases, step: Any) -> Deconvolver:
     """Each phase from the last one's best estimate, stopped at its first update that does
     not improve the held-out loss (patience 1); a later phase keeps its first update.
-    Returns the last phase's deconvolver (``keep``: not released, for the rival)."""
+    Returns the last phase's deconvolver (for the rival); every phase's plan is kept in
+    ``state.plans`` (not released: the refit runs them again)."""
     from rlcore import autostop
 
     boundary, max_iterations = request.boundary, state.max_iterations
