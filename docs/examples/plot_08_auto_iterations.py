@@ -5,9 +5,9 @@ How many iterations? ``iterations="auto"``
 The best count of plain RL depends on the object, the PSF and the photons.
 ``iterations="auto"`` lets the data choose: it splits the image into a training part
 (90% of the signal) and an independent test part (binomial thinning for photon counts,
-Gaussian fission for camera data), deconvolves the training part and keeps the estimate
-where the error against the held-out part, inside the band the OTF carries, is smallest
-(:mod:`rlcore.autostop`).
+Gaussian fission for camera data), deconvolves the training part and takes the count
+where the error against the held-out part, inside the band the OTF carries, is smallest,
+then runs that count on the whole image (:mod:`rlcore.autostop`).
 
 On one phantom at three photon levels this example draws plain RL's error against the
 truth for every count and marks where auto stopped. The truth is only used to draw the
