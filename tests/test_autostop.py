@@ -335,6 +335,19 @@ def test_the_chosen_count_runs_on_the_whole_image(phantom, boundary):
         assert _nrmse(result, truth) < _nrmse(trained, truth)
 
 
+def test_auto_callback_counts_the_training_run_then_the_whole_images(phantom):
+    """``callback(k, total)``: the training run's updates against ``max_iterations``, then
+    the whole image's run of the chosen count, from 1 to that count."""
+    image, psf, _ = phantom
+    calls = []
+    _, info = rlcore.deconvolve(image, psf, "auto", offset=2.0, max_iterations=60,
+                                return_info=True, callback=lambda k, n: calls.append((k, n)))
+    n = info.iterations
+    assert calls[-n:] == [(k, n) for k in range(1, n + 1)]
+    training = calls[:-n]
+    assert len(training) > n and all(total == 60 for _, total in training)
+
+
 def test_recounted_plan_shares_the_otf_and_runs_its_own_count(phantom):
     from rlcore.deconvolver import Deconvolver
 
