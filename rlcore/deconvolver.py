@@ -746,9 +746,8 @@ class Deconvolver:
                              "periodic grid; make a new Deconvolver otherwise")
         if self.operator is None:
             raise RuntimeError("this Deconvolver is closed; rematch it before it is closed")
-        other = copy.copy(self)
-        other.variant, other.iterations = variant, check_iterations(iterations)
-        other.back_kernel = None
+        other = self.recounted(iterations)
+        other.variant, other.back_kernel = variant, None
         other.operator = copy.copy(self.operator)
         other.operator.back = None
         return other
