@@ -7,31 +7,49 @@ the run goes on. A CLI run imports lazily (backends, codecs), so that window is 
 much of a short run (tests/test_faults.py's killed runs met it about once in 20
 interrupts). The handler here defers an interrupt that lands in the import machinery by
 10 ms (the signal delivered again), and raises KeyboardInterrupt everywhere else.
+
+The same holds for starting a thread: an interrupt inside ``Thread.start`` (which waits
+for the new thread) or inside ``ThreadPoolExecutor._adjust_thread_count`` (which
+registers it) leaves a worker the executor's exit hook never stops, and the interpreter
+then waits for it forever at exit (a zarr output through dask's pool met it about once in
+100 interrupts). Those frames defer the interrupt too; and :func:`exit_soon` bounds the
+exit of an interrupted run in case a library left such a thread anyway.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+from concurrent.futures import thread as _futures_thread
 from types import FrameType
 
-__all__ = ["install"]
+__all__ = ["install", "exit_soon"]
 
 #: seconds an interrupt inside the import machinery waits before it is delivered again
 RETRY = 0.01
 
 
-def _in_import(frame: FrameType | None) -> bool:
+#: code objects whose interruption leaves a thread no one stops (see the module's text)
+_THREAD_START = frozenset({
+    threading.Thread.start.__code__,
+    _futures_thread.ThreadPoolExecutor._adjust_thread_count.__code__,
+})
+
+
+def _deferred(frame: FrameType | None) -> bool:
+    """Whether ``frame`` (or a caller) is in the import machinery or starts a thread."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib") or code in _THREAD_START:
             return True
         frame = frame.f_back
     return False
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    if _in_import(frame):
+    if _deferred(frame):
         threading.Timer(RETRY, os.kill, (os.getpid(), signum)).start()
         return
     raise KeyboardInterrupt
@@ -42,3 +60,21 @@ def install() -> None:
     default handler, so an embedding application's own handler is kept)."""
     if os.name == "posix" and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _handler)
+
+
+def exit_soon(status: int, grace: float = 10.0) -> None:
+    """After an interrupted run: if the interpreter's exit has not finished ``grace``
+    seconds from now (a non-daemon thread a library left behind, which the interpreter
+    waits for), end the process with ``status`` (streams flushed first)."""
+
+    def force() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+
+    timer = threading.Timer(grace, force)
+    timer.daemon = True
+    timer.start()
