@@ -139,7 +139,7 @@ class Request:
             return self, psf
         from rlcore import series
         from rlcore._resample import check_voxel_size, resample
-        from rlcore.deconvolver import strata_ndim
+        from rlcore.strata import strata_ndim
         from rlcore.validate import to_numpy
 
         stack = self.psf_depths is not None
@@ -169,7 +169,7 @@ class Request:
             (:meth:`check_depth_variant`) or a PSF stack not of 3-D PSFs.
         """
         from rlcore import series
-        from rlcore.deconvolver import strata_ndim
+        from rlcore.strata import strata_ndim
 
         if self.psf_depths is not None:
             self.check_depth_variant(image)
@@ -204,9 +204,9 @@ class Request:
         ------
         ValueError
             ``psf_depths`` not K >= 2 finite increasing depths
-            (:func:`rlcore.deconvolver.check_depths`).
+            (:func:`rlcore.strata.check_depths`).
         """
-        from rlcore.deconvolver import check_depths
+        from rlcore.strata import check_depths
 
         check_depths(self.psf_depths)
 
@@ -225,7 +225,7 @@ class Request:
         """What every block, frame and Dask task of a fixed-count run shares."""
         depths = None
         if self.psf_depths is not None:
-            from rlcore.deconvolver import check_depths
+            from rlcore.strata import check_depths
 
             depths = check_depths(self.psf_depths)
         return Recipe(psf, self.checked_iterations(), self.boundary, self.variant(ndim),

@@ -128,7 +128,8 @@ def test_the_layers_below_never_reach_up():
         assert not graph[m] & ({"rlcore.api"} | cli), m
     for m in ("rlcore.scheduler", "rlcore.deconvolver", "rlcore.placement", "rlcore.iteration",
               "rlcore.blocks", "rlcore.series", "rlcore.pipeline", "rlcore.autostop",
-              "rlcore.boundary", "rlcore.protocol", "rlcore.validate", "rlcore.backprojector"):
+              "rlcore.boundary", "rlcore.protocol", "rlcore.validate", "rlcore.backprojector",
+              "rlcore.strata"):
         assert not graph[m] & (upper | runners), (m, graph[m] & (upper | runners))
     for m in graph:
         if m.startswith("rlcore.backends."):

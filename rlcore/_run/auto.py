@@ -130,7 +130,7 @@ def _plan(request: Request, state: _Phases, shape: tuple[int, ...], variant: Var
           be: Any) -> Deconvolver:
     """The first phase's plan. A stratum run as one PSF (:func:`_strata`) is not warned of
     for its centring, as no PSF of ``psf_depths`` is (off-centre light, a deep PSF's focal
-    shift, is part of the model: :func:`rlcore.deconvolver.as_strata`)."""
+    shift, is part of the model: :func:`rlcore.strata.as_strata`)."""
     with warnings.catch_warnings():
         if request.psf_depths is not None:
             warnings.filterwarnings("ignore", message=r"psf: its centroid is")
@@ -149,7 +149,7 @@ def _strata(psf: Any, psf_depths: Any, shape: tuple[int, ...], max_iterations: i
     if psf_depths is None:
         return _Phases(psf, max_iterations)
     from rlcore.autostop_strata import image_strata
-    from rlcore.deconvolver import as_strata
+    from rlcore.strata import as_strata
 
     stack, depths = as_strata(psf, psf_depths, shape)  # checked (and refused) here
     used, _ = image_strata(depths, shape[0])

@@ -15,8 +15,9 @@ from rlcore import _arrays
 from rlcore._request import Blocking, Request
 from rlcore._run.common import like, progress
 from rlcore.boundary import is_noncirculant
-from rlcore.deconvolver import GUARD_RELATIVE, Recipe, strata_ndim
+from rlcore.deconvolver import GUARD_RELATIVE, Recipe
 from rlcore.errors import DeviceOutOfMemoryError
+from rlcore.strata import strata_ndim
 
 __all__ = ["run", "run_devices", "retry_in_blocks", "block_plan", "plan_for", "whole_volume",
            "blocked_input"]

@@ -15,7 +15,8 @@ import numpy as np
 from rlcore import _arrays, pipeline, series
 from rlcore._request import Request, is_auto
 from rlcore._run.common import progress, subtract_offset
-from rlcore.deconvolver import Deconvolver, strata_ndim
+from rlcore.deconvolver import Deconvolver
+from rlcore.strata import strata_ndim
 
 __all__ = ["run_channels", "run_frames"]
 
