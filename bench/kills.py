@@ -12,7 +12,12 @@ reading, computing, writing, renaming), and records:
   there was none before); anything else is a failure (``lost`` old output, ``partial``);
 * leftovers beside the output: only marked temporaries (``.NAME.*.tmp`` / ``.old`` /
   ``.new``) are allowed;
-* for SIGINT: whether stderr holds a traceback (it must not) and the exit status.
+* for SIGINT: whether stderr holds a traceback (it must not) and the exit status;
+* the seconds from the signal to the process's exit (``exit_s``): an exit slower than
+  :data:`SLOW_EXIT` s is a failure (a thread left running that the interpreter waits for:
+  CI's killed OME-Zarr run hung so, session 37).
+
+``--formats .ome.zarr --signals SIGINT`` repeats the case that hung.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ SHAPE = (32, 128, 128)
 #: enough updates that most signals land while the run reads, computes or writes
 ITERATIONS = 60
 OLD = np.full((4, 8, 8), 7, np.float32)
+#: seconds from the signal to the exit above which a run counts as held at exit
+SLOW_EXIT = 5.0
+#: seconds after which a run that has not exited is killed (and counted as held)
+HUNG = 60.0
 
 
 def _setup(folder: Path) -> None:
@@ -80,15 +89,23 @@ def one_run(folder: Path, fmt: str, sig: int, existing: bool, overwrite: bool,
     sent = proc.poll() is None
     if sent:
         proc.send_signal(sig)
-    _, err = proc.communicate(timeout=300)
+    t = time.perf_counter()
+    try:
+        _, err = proc.communicate(timeout=HUNG)
+    except subprocess.TimeoutExpired:  # held at exit (or stuck): recorded, then killed
+        proc.kill()
+        _, err = proc.communicate()
+    exit_s = time.perf_counter() - t
     leftovers = sorted(p.name for p in folder.iterdir() if p.name.startswith(".out"))
     return {"format": fmt, "signal": signal.Signals(sig).name, "existing": existing,
             "overwrite": overwrite, "delay_s": round(delay, 3), "signal_sent": sent,
-            "returncode": proc.returncode, "outcome": _classify(out, existing),
+            "exit_s": round(exit_s, 3) if sent else None, "returncode": proc.returncode,
+            "outcome": _classify(out, existing),
             "unmarked_leftovers": [n for n in leftovers
                                    if not n.endswith((".tmp", ".old", ".new"))],
             "marked_leftovers": len(leftovers),
-            "traceback": "Traceback" in err, "stderr_lines": len(err.strip().splitlines())}
+            "traceback": "Traceback" in err, "stderr_lines": len(err.strip().splitlines()),
+            "stderr_tail": err[-800:] if "Traceback" in err else ""}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--formats", nargs="+", default=[".tif", ".ome.tif", ".ome.zarr"])
+    ap.add_argument("--signals", nargs="+", default=["SIGKILL", "SIGINT"],
+                    choices=["SIGKILL", "SIGINT"])
     args = ap.parse_args(argv)
+    formats, signals = args.formats, [signal.Signals[s] for s in args.signals]
     rnd = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="rlcore-kills-"))
     _setup(folder)
@@ -108,16 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(folder / "full.ome.zarr")
     rows = []
     for i in range(args.runs):
-        fmt = (".tif", ".ome.tif", ".ome.zarr")[i % 3]
-        sig = (signal.SIGKILL, signal.SIGINT)[(i // 3) % 2]
+        fmt = formats[i % len(formats)]
+        sig = signals[(i // len(formats)) % len(signals)]
         existing = (i // 6) % 2 == 0
         overwrite = (i // 12) % 5 != 4  # mostly with --overwrite: the dangerous case
         rows.append(one_run(folder, fmt, sig, existing, overwrite,
                             rnd.uniform(0.05, 0.95 * duration)))
         print(rows[-1])
     shutil.rmtree(folder, ignore_errors=True)
+    exits = [r["exit_s"] for r in rows if r["exit_s"] is not None]
     bad = [r for r in rows if r["outcome"] not in ("old", "new", "none")
-           or r["unmarked_leftovers"] or (r["signal"] == "SIGINT" and r["traceback"])]
+           or r["unmarked_leftovers"] or (r["signal"] == "SIGINT" and r["traceback"])
+           or (r["exit_s"] or 0.0) > SLOW_EXIT]
     summary = {"runs": len(rows), "undisturbed_run_s": round(duration, 2),
                "outcomes": dict(Counter(r["outcome"] for r in rows)),
                "by_signal": {s: dict(Counter(r["outcome"] for r in rows if r["signal"] == s))
@@ -125,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                "sigint_tracebacks": sum(r["traceback"] for r in rows
                                         if r["signal"] == "SIGINT"),
                "runs_with_marked_leftovers": sum(r["marked_leftovers"] > 0 for r in rows),
+               "slowest_exit_after_signal_s": max(exits, default=None),
+               "exits_slower_than_limit": sum(e > SLOW_EXIT for e in exits),
                "failures": len(bad)}
     print(summary)
     if args.out is not None:

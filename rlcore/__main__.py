@@ -5,20 +5,22 @@ import sys
 
 def run() -> int:
     """The command line: Ctrl-C handled from the first import on (:mod:`rlcore._interrupt`);
-    returns the exit status. An interrupted run's exit is bounded
-    (:func:`rlcore._interrupt.exit_soon`)."""
+    returns the exit status. Once the run is over, Ctrl-C ends the process at once, and an
+    interrupted run's exit is bounded (:func:`rlcore._interrupt.exiting`)."""
     from rlcore import _interrupt
 
     _interrupt.install()
     try:
-        from rlcore.cli import main
-    except KeyboardInterrupt:  # Ctrl-C while starting: one line, as later
-        print("rlcore: interrupted", file=sys.stderr)
+        try:
+            from rlcore.cli import main
+        except KeyboardInterrupt:  # Ctrl-C while starting: one line, as later
+            print("rlcore: interrupted", file=sys.stderr)
+            status = 130
+        else:
+            status = main()
+    except KeyboardInterrupt:  # between the run's end and the handler's change below
         status = 130
-    else:
-        status = main()
-    if status == 130:
-        _interrupt.exit_soon(status)
+    _interrupt.exiting(status)
     return status
 
 

@@ -13,7 +13,9 @@ for the new thread) or inside ``ThreadPoolExecutor._adjust_thread_count`` (which
 registers it) leaves a worker the executor's exit hook never stops, and the interpreter
 then waits for it forever at exit (a zarr output through dask's pool met it about once in
 100 interrupts). Those frames defer the interrupt too; and :func:`exit_soon` bounds the
-exit of an interrupted run in case a library left such a thread anyway.
+exit of an interrupted run in case a library left such a thread anyway. Once the run is
+over (:func:`exiting`), Ctrl-C ends the process at once instead of interrupting the
+interpreter's exit (which printed a traceback for a signal that came as a run ended).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 from concurrent.futures import thread as _futures_thread
 from types import FrameType
 
-__all__ = ["install", "exit_soon"]
+__all__ = ["install", "exit_soon", "exiting"]
 
 #: seconds an interrupt inside the import machinery waits before it is delivered again
 RETRY = 0.01
@@ -62,19 +64,32 @@ def install() -> None:
         signal.signal(signal.SIGINT, _handler)
 
 
+def _force(status: int) -> None:
+    """End the process now with ``status``, the standard streams flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 def exit_soon(status: int, grace: float = 10.0) -> None:
     """After an interrupted run: if the interpreter's exit has not finished ``grace``
     seconds from now (a non-daemon thread a library left behind, which the interpreter
     waits for), end the process with ``status`` (streams flushed first)."""
-
-    def force() -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(status)
-
-    timer = threading.Timer(grace, force)
+    timer = threading.Timer(grace, _force, (status,))
     timer.daemon = True
     timer.start()
+
+
+def exiting(status: int) -> None:
+    """The run is over (its exit status ``status``): from now on Ctrl-C, which would
+    land in the interpreter's own exit (waiting for threads) and be printed there as an
+    ignored exception with a traceback, ends the process at once with status 130; an
+    interrupted run's exit is bounded (:func:`exit_soon`). Only where :func:`install`'s
+    handler is in place (an embedding application's own is kept)."""
+    if status == 130:
+        exit_soon(status)
+    if signal.getsignal(signal.SIGINT) is _handler:
+        signal.signal(signal.SIGINT, lambda signum, frame: _force(130))

@@ -334,6 +334,28 @@ def test_an_interrupted_run_exits_even_if_a_library_left_a_thread_running():
     assert done.returncode == 130 and done.stdout == "left\n"
 
 
+def test_ctrl_c_while_the_interpreter_exits_ends_it_without_a_traceback():
+    """A run that has ended (here: waiting at exit for a thread) and then gets Ctrl-C
+    exits with 130 at once; Python's own handler printed "Exception ignored in: <module
+    'threading'>" with a traceback (bench/kills.py met it on a run that had just ended
+    with an error)."""
+    code = ("import sys, threading; from rlcore import _interrupt; _interrupt.install(); "
+            "threading.Thread(target=threading.Event().wait).start(); "
+            "_interrupt.exiting(0); print('over', flush=True); sys.exit(0)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, proc.kill)  # a child that never exits fails, not hangs
+    watchdog.start()
+    try:
+        assert proc.stdout.readline() == "over\n"
+    finally:
+        watchdog.cancel()
+    time.sleep(0.2)  # into threading._shutdown
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+
 def test_ctrl_c_inside_the_import_machinery_is_delivered_again_not_lost(monkeypatch):
     """The CLI's SIGINT handler: inside importlib's frames (where a KeyboardInterrupt
     would be printed as 'Exception ignored' and lost) it re-sends the signal a moment
