@@ -11,14 +11,11 @@ def run() -> int:
 
     _interrupt.install()
     try:
-        try:
-            from rlcore.cli import main
-        except KeyboardInterrupt:  # Ctrl-C while starting: one line, as later
-            print("rlcore: interrupted", file=sys.stderr)
-            status = 130
-        else:
-            status = main()
-    except KeyboardInterrupt:  # between the run's end and the handler's change below
+        from rlcore.cli import main
+
+        status = main()
+    except KeyboardInterrupt:  # while starting, or as the run ends: one line, as later
+        print("rlcore: interrupted", file=sys.stderr)
         status = 130
     _interrupt.exiting(status)
     return status
